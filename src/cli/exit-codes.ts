@@ -1,0 +1,43 @@
+import { BkvError, type ErrorCode } from '../client/errors.js';
+
+/** Process exit codes. Documented in README.md ("Exit codes"); scripts may rely on them. */
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  WRONG_KEY: 3,
+  CORRUPT: 4,
+  IO: 5,
+  LOCKED: 6,
+  UNAVAILABLE: 7,
+  VERIFICATION: 8,
+  INTERNAL: 70,
+} as const;
+
+const byCode: Record<ErrorCode, number> = {
+  USAGE: EXIT.USAGE,
+  WRONG_KEY: EXIT.WRONG_KEY,
+  BAD_RECOVERY_KEY: EXIT.WRONG_KEY,
+  WRONG_PASSWORD: EXIT.WRONG_KEY,
+  NOT_A_BACKUP: EXIT.CORRUPT,
+  UNSUPPORTED_VERSION: EXIT.CORRUPT,
+  TRUNCATED: EXIT.CORRUPT,
+  TAMPERED: EXIT.CORRUPT,
+  TRAILING_DATA: EXIT.CORRUPT,
+  MALFORMED: EXIT.CORRUPT,
+  LOCKED: EXIT.LOCKED,
+  NOT_REGISTERED: EXIT.LOCKED,
+  FLEET_KEY_MISMATCH: EXIT.VERIFICATION,
+  VERIFICATION_FAILED: EXIT.VERIFICATION,
+  CONFLICT: EXIT.FAILURE,
+  RATE_LIMITED: EXIT.UNAVAILABLE,
+  UNAUTHORIZED: EXIT.FAILURE,
+  UNAVAILABLE: EXIT.UNAVAILABLE,
+  NETWORK: EXIT.UNAVAILABLE,
+  IO: EXIT.IO,
+  INTERNAL: EXIT.INTERNAL,
+};
+
+export function exitCodeFor(err: unknown): number {
+  return err instanceof BkvError ? byCode[err.code] : EXIT.INTERNAL;
+}

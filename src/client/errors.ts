@@ -1,0 +1,45 @@
+/**
+ * Typed errors shared by every part of the system. Browser-safe: no Node imports.
+ *
+ * Every failure the user can cause or meet (a wrong key, a tampered file, an unreachable vault)
+ * is a `BkvError` with a stable `code`, a one-line message, and optional details for machines.
+ */
+export type ErrorCode =
+  | 'USAGE' // the caller asked for something malformed
+  | 'WRONG_KEY' // a backup key or recovery key that does not open this backup
+  | 'BAD_RECOVERY_KEY' // a recovery key with a typo or the wrong length
+  | 'NOT_A_BACKUP' // input is not a bkv backup at all
+  | 'UNSUPPORTED_VERSION' // a bkv backup of a version this code does not read
+  | 'TRUNCATED' // input ends before its final authenticated piece
+  | 'TAMPERED' // authentication failed: altered, reordered, duplicated or spliced data
+  | 'TRAILING_DATA' // bytes after the authenticated end
+  | 'MALFORMED' // a message or file that does not parse
+  | 'WRONG_PASSWORD' // vault: the password was wrong; attempts may remain
+  | 'LOCKED' // vault: no attempts remain, the record is destroyed
+  | 'NOT_REGISTERED' // vault: no key is escrowed for this account
+  | 'FLEET_KEY_MISMATCH' // vault: the server key met in the protocol is not the validated fleet key
+  | 'VERIFICATION_FAILED' // a signature, digest, proof or attestation check failed
+  | 'CONFLICT' // a request conflicts with recorded state (stale epoch, reused digest, ...)
+  | 'RATE_LIMITED'
+  | 'UNAUTHORIZED'
+  | 'UNAVAILABLE' // a service could not be reached or has no quorum
+  | 'NETWORK'
+  | 'IO' // a local file could not be read or written
+  | 'INTERNAL';
+
+export class BkvError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'BkvError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** True when `e` is a BkvError, optionally of one of the given codes. */
+export function isBkvError(e: unknown, ...codes: ErrorCode[]): e is BkvError {
+  return e instanceof BkvError && (codes.length === 0 || codes.includes(e.code));
+}
