@@ -1,0 +1,4 @@
+export * from './hash.js';
+export * from './proof.js';
+export * from './tree.js';
+export * from './tiles.js';
