@@ -1,0 +1,164 @@
+import * as opaque from '@serenity-kit/opaque';
+import { BkvError } from '../errors.js';
+import { openResponse, sealRequest } from '../../protocol/channel.js';
+import { openForSession, unwrapBackupKey, wrapBackupKey } from '../../protocol/key-wrap.js';
+import {
+  decodeResponse,
+  encodeRequest,
+  fromB64,
+  toB64,
+  type KsfParams,
+  type VaultRequest,
+  type VaultResponse,
+} from '../../protocol/messages.js';
+import { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './errors.js';
+import type { VaultTransport } from './transport.js';
+
+/** The fleet keys a client trusts: pinned in its configuration, or validated from a bundle. */
+export interface TrustedFleetKeys {
+  opaqueServerPublicKey: Uint8Array;
+  encryptionPublicKey: Uint8Array;
+}
+
+export interface VaultClientOptions {
+  /** The account, as the gateway authenticates it (the OPAQUE user identifier). */
+  account: string;
+  fleet: TrustedFleetKeys | (() => Promise<TrustedFleetKeys>);
+  transport: VaultTransport;
+  /** Argon2id parameters for new registrations (docs/vault.md, "Key stretching"). */
+  ksf?: KsfParams;
+  /** Attempts allowed before the key is destroyed (default 10). */
+  attemptLimit?: number;
+}
+
+/** OPAQUE's "memory-constrained" Argon2id profile: 64 MiB, 3 passes, 4 lanes. */
+export const DEFAULT_CLIENT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
+
+const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+const ksfConfig = (k: KsfParams) => ({ 'argon2id-custom': { memory: k.memory, iterations: k.iterations, parallelism: k.parallelism } });
+
+/**
+ * Escrows a backup key K in the vault under a password, and recovers it on any device.
+ * Browser-safe. The password never leaves the device (OPAQUE); the vault sees only K wrapped
+ * under a key derived from OPAQUE's export key.
+ */
+export class VaultClient {
+  constructor(private readonly opts: VaultClientOptions) {}
+
+  private async fleet(): Promise<TrustedFleetKeys> {
+    return typeof this.opts.fleet === 'function' ? this.opts.fleet() : this.opts.fleet;
+  }
+
+  private async call(req: VaultRequest): Promise<Extract<VaultResponse, { ok: true }>> {
+    const fleet = await this.fleet();
+    const { envelope, responseKey } = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    const res = decodeResponse(openResponse(responseKey, await this.opts.transport(envelope)));
+    if (!res.ok) throw new BkvError(res.error.code, `vault: ${res.error.message}`);
+    if (res.op !== req.op) throw new BkvError('MALFORMED', `vault answered ${res.op} to ${req.op}`);
+    return res;
+  }
+
+  private checkServerKey(serverStaticPublicKey: string, fleet: TrustedFleetKeys): void {
+    if (!equalBytes(fromB64(serverStaticPublicKey, 'server public key'), fleet.opaqueServerPublicKey)) {
+      throw new FleetKeyMismatchError('the OPAQUE server key');
+    }
+  }
+
+  /** Escrows K under `password`. Replaces any earlier record for this account. */
+  async registerKey(password: string, k: Uint8Array): Promise<{ attemptsRemaining: number }> {
+    if (k.length !== 32) throw new BkvError('USAGE', 'the backup key must be 32 bytes');
+    await opaque.ready;
+    const account = this.opts.account;
+    const ksf = this.opts.ksf ?? DEFAULT_CLIENT_KSF;
+    const start = opaque.client.startRegistration({ password });
+    const r1 = await this.call({ op: 'register-start', user: account, registrationRequest: start.registrationRequest });
+    if (r1.op !== 'register-start') throw new BkvError('MALFORMED', 'unexpected reply');
+    let fin;
+    try {
+      fin = opaque.client.finishRegistration({
+        clientRegistrationState: start.clientRegistrationState,
+        registrationResponse: r1.registrationResponse,
+        password,
+        keyStretching: ksfConfig(ksf),
+      });
+    } catch {
+      throw new BkvError('MALFORMED', 'the vault sent an invalid registration response');
+    }
+    this.checkServerKey(fin.serverStaticPublicKey, await this.fleet());
+    const wrapped = wrapBackupKey(fromB64(fin.exportKey, 'export key'), account, k, random(12));
+    const r2 = await this.call({
+      op: 'register-finish',
+      user: account,
+      registrationRecord: fin.registrationRecord,
+      wrappedKey: toB64(wrapped),
+      ksf,
+      limit: this.opts.attemptLimit ?? 10,
+    });
+    if (r2.op !== 'register-finish') throw new BkvError('MALFORMED', 'unexpected reply');
+    return { attemptsRemaining: r2.attemptsRemaining };
+  }
+
+  /** Recovers K with `password`, or throws WrongPasswordError / LockedError / NotRegisteredError. */
+  async recoverKey(password: string): Promise<Uint8Array> {
+    const out = await this.login(password, false);
+    return out!;
+  }
+
+  /** Deletes this account's record; needs the password (an untrusted host cannot erase keys). */
+  async deleteKey(password: string): Promise<void> {
+    await this.login(password, true);
+  }
+
+  private async login(password: string, erase: boolean): Promise<Uint8Array | null> {
+    await opaque.ready;
+    const account = this.opts.account;
+    const fleet = await this.fleet();
+    const start = opaque.client.startLogin({ password });
+    const r1 = await this.call({ op: 'recover-start', user: account, startLoginRequest: start.startLoginRequest });
+    if (r1.op !== 'recover-start') throw new BkvError('MALFORMED', 'unexpected reply');
+    if (r1.status === 'unknown') throw new NotRegisteredError();
+    if (r1.status === 'locked') throw new LockedError();
+    if (r1.status === 'duplicate') throw new BkvError('CONFLICT', 'the vault saw this recovery request before (replayed)');
+    let fin;
+    try {
+      fin = opaque.client.finishLogin({
+        clientLoginState: start.clientLoginState,
+        loginResponse: r1.loginResponse,
+        password,
+        keyStretching: ksfConfig(r1.ksf),
+      });
+    } catch {
+      throw new BkvError('MALFORMED', 'the vault sent an invalid credential response');
+    }
+    if (fin) this.checkServerKey(fin.serverStaticPublicKey, fleet);
+    const r2 = await this.call({
+      op: 'recover-finish',
+      user: account,
+      attemptId: r1.attemptId,
+      loginState: r1.loginState,
+      finishLoginRequest: fin ? fin.finishLoginRequest : null,
+      erase,
+    });
+    if (r2.op !== 'recover-finish') throw new BkvError('MALFORMED', 'unexpected reply');
+    switch (r2.status) {
+      case 'wrong-password':
+        throw new WrongPasswordError(r2.attemptsRemaining);
+      case 'destroyed':
+        throw new LockedError();
+      case 'stale':
+        throw new BkvError('CONFLICT', 'the vault no longer accepts this attempt (already finished or replayed)');
+      case 'erased':
+        return null;
+      case 'recovered': {
+        if (!fin) throw new BkvError('INTERNAL', 'vault released a key without a password proof');
+        const wrapped = openForSession(fromB64(fin.sessionKey, 'session key'), fromB64(r2.release, 'release'));
+        return unwrapBackupKey(fromB64(fin.exportKey, 'export key'), account, wrapped);
+      }
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { gcm } from '@noble/ciphers/aes.js';
+import { BkvError } from '../client/errors.js';
+import { Writer } from './codec.js';
+
+/**
+ * AEAD sealing of everything the core hands to its untrusted host for storage. The associated
+ * data names what the bytes are and where they belong (purpose, index, chain link), so the host
+ * can neither read them nor move, swap or splice them unnoticed.
+ */
+export const SEAL_NONCE_BYTES = 12;
+export const SEAL_TAG_BYTES = 16;
+
+export function sealingAad(purpose: string, index: number, link: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return new Writer(64).string(purpose).u64(index).bytes(link).finish();
+}
+
+export function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const ct = gcm(key, nonce, aad).encrypt(plaintext);
+  const out = new Uint8Array(nonce.length + ct.length);
+  out.set(nonce);
+  out.set(ct, nonce.length);
+  return out;
+}
+
+export function unseal(key: Uint8Array, aad: Uint8Array, sealed: Uint8Array, what: string): Uint8Array {
+  if (sealed.length < SEAL_NONCE_BYTES + SEAL_TAG_BYTES) throw new BkvError('TAMPERED', `${what} is too short to be sealed data`);
+  try {
+    return gcm(key, sealed.subarray(0, SEAL_NONCE_BYTES), aad).decrypt(sealed.subarray(SEAL_NONCE_BYTES));
+  } catch {
+    throw new BkvError('TAMPERED', `${what} failed authentication: altered, moved or from another vault`);
+  }
+}
+
+/** The authentication tag of a sealed blob, used to chain log frames together. */
+export function sealTag(sealed: Uint8Array): Uint8Array {
+  return sealed.slice(sealed.length - SEAL_TAG_BYTES);
+}

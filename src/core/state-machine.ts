@@ -1,0 +1,261 @@
+import { BkvError } from '../client/errors.js';
+import { Reader, Writer } from './codec.js';
+import {
+  ATTEMPT_ID_BYTES,
+  decodeEntry,
+  type AttemptResult,
+  type Entry,
+  type FinishResult,
+  type Ksf,
+  type RegisterResult,
+} from './entries.js';
+import type { ReplicatedStateMachine } from './replication.js';
+
+/** An open attempt: a credential response was (or is about to be) released for it. */
+interface OpenAttempt {
+  id: Uint8Array;
+  ts: number;
+}
+
+export interface VaultRecord {
+  opaqueRecord: Uint8Array;
+  wrappedKey: Uint8Array;
+  ksf: Ksf;
+  limit: number;
+  attemptsRemaining: number;
+  version: number;
+  open: OpenAttempt[];
+  /** The most recent attempt ids, to recognise a replayed or duplicated recovery start. */
+  recent: Uint8Array[];
+}
+
+/** How long an unfinished attempt keeps a record at zero attempts from being destroyed. */
+export const ATTEMPT_TTL_MS = 10 * 60 * 1000;
+const RECENT_IDS = 8;
+
+function sameId(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+/**
+ * The vault's replicated state: one record per user, with its guess counter. Deterministic:
+ * time comes only from the `ts` the proposer wrote into each entry.
+ */
+export class VaultStateMachine implements ReplicatedStateMachine {
+  private records = new Map<string, VaultRecord>();
+  /** Users whose record was destroyed after exhausting its attempts (kept to report "locked"). */
+  private destroyed = new Set<string>();
+  private appliedIndex = 0;
+
+  get lastApplied(): number {
+    return this.appliedIndex;
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Read-only view for tests and status pages; never leaves the core. */
+  peek(user: string): Readonly<VaultRecord> | undefined {
+    return this.records.get(user);
+  }
+
+  apply(index: number, entryBytes: Uint8Array): Uint8Array {
+    this.appliedIndex = index;
+    let entry: Entry;
+    try {
+      entry = decodeEntry(entryBytes);
+    } catch {
+      return encodeResult({ kind: 'invalid' });
+    }
+    switch (entry.type) {
+      case 'register':
+        return encodeResult({ kind: 'register', r: this.register(entry) });
+      case 'attempt':
+        return encodeResult({ kind: 'attempt', r: this.attempt(entry) });
+      case 'finish':
+        return encodeResult({ kind: 'finish', r: this.finish(entry) });
+    }
+  }
+
+  private register(e: Extract<Entry, { type: 'register' }>): RegisterResult {
+    const previous = this.records.get(e.user);
+    const version = (previous?.version ?? 0) + 1;
+    this.destroyed.delete(e.user);
+    this.records.set(e.user, {
+      opaqueRecord: e.opaqueRecord,
+      wrappedKey: e.wrappedKey,
+      ksf: e.ksf,
+      limit: e.limit,
+      attemptsRemaining: e.limit,
+      version,
+      open: [],
+      recent: [],
+    });
+    return { status: 'registered', version, attemptsRemaining: e.limit };
+  }
+
+  private attempt(e: Extract<Entry, { type: 'attempt' }>): AttemptResult {
+    const rec = this.records.get(e.user);
+    if (!rec) {
+      return { status: this.destroyed.has(e.user) ? 'locked' : 'unknown', attemptsRemaining: 0, limit: 0 };
+    }
+    if (rec.recent.some((id) => sameId(id, e.attemptId))) {
+      return { status: 'duplicate', attemptsRemaining: rec.attemptsRemaining, limit: rec.limit };
+    }
+    rec.open = rec.open.filter((a) => e.ts - a.ts < ATTEMPT_TTL_MS);
+    if (rec.attemptsRemaining === 0) {
+      if (rec.open.length === 0) this.destroy(e.user);
+      return { status: 'locked', attemptsRemaining: 0, limit: rec.limit };
+    }
+    rec.attemptsRemaining -= 1;
+    rec.version += 1;
+    rec.open.push({ id: e.attemptId, ts: e.ts });
+    rec.recent.push(e.attemptId);
+    if (rec.recent.length > RECENT_IDS) rec.recent.shift();
+    return {
+      status: 'granted',
+      attemptsRemaining: rec.attemptsRemaining,
+      limit: rec.limit,
+      opaqueRecord: rec.opaqueRecord,
+      ksf: rec.ksf,
+    };
+  }
+
+  private finish(e: Extract<Entry, { type: 'finish' }>): FinishResult {
+    const rec = this.records.get(e.user);
+    if (!rec) return this.destroyed.has(e.user) ? { status: 'destroyed' } : { status: 'stale' };
+    const at = rec.open.findIndex((a) => sameId(a.id, e.attemptId));
+    if (at < 0) return { status: 'stale' };
+    rec.open.splice(at, 1);
+    rec.version += 1;
+    if (e.success) {
+      if (e.erase) {
+        this.records.delete(e.user);
+        return { status: 'erased' };
+      }
+      rec.attemptsRemaining = rec.limit;
+      rec.open = [];
+      return { status: 'recovered', wrappedKey: rec.wrappedKey, attemptsRemaining: rec.attemptsRemaining };
+    }
+    if (rec.attemptsRemaining === 0 && rec.open.length === 0) {
+      this.destroy(e.user);
+      return { status: 'destroyed' };
+    }
+    return { status: 'wrong-password', attemptsRemaining: rec.attemptsRemaining };
+  }
+
+  private destroy(user: string): void {
+    this.records.delete(user);
+    this.destroyed.add(user);
+  }
+
+  snapshot(): Uint8Array {
+    const w = new Writer(1024 + this.records.size * 400);
+    w.u64(this.appliedIndex).u32(this.records.size);
+    const users = [...this.records.keys()].sort();
+    for (const user of users) {
+      const r = this.records.get(user)!;
+      w.string(user).bytes(r.opaqueRecord).bytes(r.wrappedKey);
+      w.u32(r.ksf.memory).u32(r.ksf.iterations).u32(r.ksf.parallelism);
+      w.u32(r.limit).u32(r.attemptsRemaining).u64(r.version);
+      w.u32(r.open.length);
+      for (const a of r.open) w.raw(a.id).u64(a.ts);
+      w.u32(r.recent.length);
+      for (const id of r.recent) w.raw(id);
+    }
+    const gone = [...this.destroyed].sort();
+    w.u32(gone.length);
+    for (const user of gone) w.string(user);
+    return w.finish();
+  }
+
+  restore(snapshot: Uint8Array): void {
+    const r = new Reader(snapshot, 'vault snapshot');
+    const appliedIndex = r.u64();
+    const n = r.u32();
+    const records = new Map<string, VaultRecord>();
+    for (let i = 0; i < n; i++) {
+      const user = r.string(256);
+      const opaqueRecord = r.bytes(1024);
+      const wrappedKey = r.bytes(1024);
+      const ksf = { memory: r.u32(), iterations: r.u32(), parallelism: r.u32() };
+      const limit = r.u32();
+      const attemptsRemaining = r.u32();
+      const version = r.u64();
+      const open: OpenAttempt[] = [];
+      for (let k = r.u32(); k > 0; k--) open.push({ id: r.raw(ATTEMPT_ID_BYTES), ts: r.u64() });
+      const recent: Uint8Array[] = [];
+      for (let k = r.u32(); k > 0; k--) recent.push(r.raw(ATTEMPT_ID_BYTES));
+      records.set(user, { opaqueRecord, wrappedKey, ksf, limit, attemptsRemaining, version, open, recent });
+    }
+    const destroyed = new Set<string>();
+    for (let k = r.u32(); k > 0; k--) destroyed.add(r.string(256));
+    r.end();
+    this.records = records;
+    this.destroyed = destroyed;
+    this.appliedIndex = appliedIndex;
+  }
+}
+
+type AnyResult =
+  | { kind: 'invalid' }
+  | { kind: 'register'; r: RegisterResult }
+  | { kind: 'attempt'; r: AttemptResult }
+  | { kind: 'finish'; r: FinishResult };
+
+const ATTEMPT_STATUS = ['granted', 'unknown', 'locked', 'duplicate'] as const;
+const FINISH_STATUS = ['recovered', 'erased', 'wrong-password', 'destroyed', 'stale'] as const;
+
+export function encodeResult(res: AnyResult): Uint8Array {
+  const w = new Writer(64);
+  switch (res.kind) {
+    case 'invalid':
+      return w.u8(0).finish();
+    case 'register':
+      return w.u8(1).u64(res.r.version).u32(res.r.attemptsRemaining).finish();
+    case 'attempt': {
+      const a = res.r;
+      w.u8(2).u8(ATTEMPT_STATUS.indexOf(a.status)).u32(a.attemptsRemaining).u32(a.limit);
+      if (a.status === 'granted') w.bytes(a.opaqueRecord).u32(a.ksf.memory).u32(a.ksf.iterations).u32(a.ksf.parallelism);
+      return w.finish();
+    }
+    case 'finish': {
+      const f = res.r;
+      w.u8(3).u8(FINISH_STATUS.indexOf(f.status));
+      if (f.status === 'recovered') w.bytes(f.wrappedKey).u32(f.attemptsRemaining);
+      if (f.status === 'wrong-password') w.u32(f.attemptsRemaining);
+      return w.finish();
+    }
+  }
+}
+
+export function decodeResult(bytes: Uint8Array): AnyResult {
+  const r = new Reader(bytes, 'entry result');
+  const kind = r.u8();
+  let out: AnyResult;
+  if (kind === 0) out = { kind: 'invalid' };
+  else if (kind === 1) out = { kind: 'register', r: { status: 'registered', version: r.u64(), attemptsRemaining: r.u32() } };
+  else if (kind === 2) {
+    const status = ATTEMPT_STATUS[r.u8()];
+    const attemptsRemaining = r.u32();
+    const limit = r.u32();
+    if (status === 'granted') {
+      const opaqueRecord = r.bytes(1024);
+      const ksf = { memory: r.u32(), iterations: r.u32(), parallelism: r.u32() };
+      out = { kind: 'attempt', r: { status, attemptsRemaining, limit, opaqueRecord, ksf } };
+    } else if (status) out = { kind: 'attempt', r: { status, attemptsRemaining, limit } };
+    else throw new BkvError('MALFORMED', 'bad attempt result');
+  } else if (kind === 3) {
+    const status = FINISH_STATUS[r.u8()];
+    if (status === 'recovered') out = { kind: 'finish', r: { status, wrappedKey: r.bytes(1024), attemptsRemaining: r.u32() } };
+    else if (status === 'wrong-password') out = { kind: 'finish', r: { status, attemptsRemaining: r.u32() } };
+    else if (status) out = { kind: 'finish', r: { status } };
+    else throw new BkvError('MALFORMED', 'bad finish result');
+  } else throw new BkvError('MALFORMED', `bad result kind ${kind}`);
+  r.end();
+  return out;
+}

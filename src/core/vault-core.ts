@@ -1,0 +1,255 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import * as opaque from '@serenity-kit/opaque';
+import { BkvError, isBkvError } from '../client/errors.js';
+import { deriveChannelKeyPair, openRequest, sealResponse, type ChannelKeyPair } from '../protocol/channel.js';
+import { sealForSession } from '../protocol/key-wrap.js';
+import {
+  decodeRequest,
+  encodeResponse,
+  fromB64,
+  toB64,
+  type KsfParams,
+  type VaultRequest,
+  type VaultResponse,
+} from '../protocol/messages.js';
+import { Reader, Writer } from './codec.js';
+import { ATTEMPT_ID_BYTES, encodeEntry } from './entries.js';
+import type { CoreEnv } from './env.js';
+import { opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from './fleet-secrets.js';
+import type { Replicator } from './replication.js';
+import { SEAL_NONCE_BYTES, seal, unseal } from './sealing.js';
+import { ATTEMPT_TTL_MS, decodeResult } from './state-machine.js';
+
+export interface VaultPolicy {
+  /** Attempts a record gets when the client does not ask for fewer. */
+  defaultLimit: number;
+  /** The most attempts a client may ask for. */
+  maxLimit: number;
+  /** The key-stretching parameters shown for accounts without a record (the fake-record path). */
+  defaultKsf: KsfParams;
+}
+
+/** OPAQUE's "memory-constrained" Argon2id profile (RFC 9106 §4, second recommendation). */
+export const DEFAULT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
+export const DEFAULT_POLICY: VaultPolicy = { defaultLimit: 10, maxLimit: 100, defaultKsf: DEFAULT_KSF };
+
+export interface FleetPublicKeys {
+  opaqueServerPublicKey: Uint8Array;
+  encryptionPublicKey: Uint8Array;
+  signingPublicKey: Uint8Array;
+}
+
+/** Counters the core keeps about itself (no secrets): exported as metrics by the host. */
+export interface CoreStats {
+  requests: number;
+  rejected: number;
+  /** Credential responses computed from a real record: bounded by the guess limits. */
+  credentialResponses: number;
+  recoveries: number;
+}
+
+const te = new TextEncoder();
+
+/**
+ * The vault core's request logic: decrypts client requests, runs the server side of OPAQUE,
+ * commits every state change through the replicator before any reply that depends on it, and
+ * encrypts replies. It holds the fleet secrets; the host only sees sealed bytes.
+ */
+export class VaultCore {
+  readonly stats: CoreStats = { requests: 0, rejected: 0, credentialResponses: 0, recoveries: 0 };
+
+  private constructor(
+    private readonly secrets: FleetSecrets,
+    private readonly channel: ChannelKeyPair,
+    private readonly replicator: Replicator,
+    private readonly env: CoreEnv,
+    readonly policy: VaultPolicy,
+  ) {}
+
+  static async create(
+    secrets: FleetSecrets,
+    replicator: Replicator,
+    env: CoreEnv,
+    policy: VaultPolicy = DEFAULT_POLICY,
+  ): Promise<VaultCore> {
+    await opaque.ready;
+    return new VaultCore(secrets, await deriveChannelKeyPair(secrets.channelSeed), replicator, env, policy);
+  }
+
+  publicKeys(): FleetPublicKeys {
+    return {
+      opaqueServerPublicKey: opaqueServerPublicKey(this.secrets),
+      encryptionPublicKey: this.channel.publicKey,
+      signingPublicKey: signingPublicKey(this.secrets),
+    };
+  }
+
+  /** Signs `message` with the fleet signing key (used for counter-signatures of witness statements). */
+  signWithFleetKey(message: Uint8Array): Uint8Array {
+    return ed25519.sign(message, this.secrets.signingSeed);
+  }
+
+  /**
+   * Handles one end-to-end request for `account` (as authenticated by the gateway) and returns
+   * the sealed reply. An envelope that does not decrypt throws (the gateway answers 400); every
+   * error after that is returned inside the sealed reply.
+   */
+  async handle(account: string, envelope: Uint8Array): Promise<Uint8Array> {
+    this.stats.requests++;
+    const { plaintext, responseKey } = await openRequest(this.channel, account, envelope);
+    let response: VaultResponse;
+    try {
+      const req = decodeRequest(plaintext);
+      if (req.user !== account) throw new BkvError('UNAUTHORIZED', 'request names another account than the one authenticated');
+      response = await this.dispatch(req);
+    } catch (err) {
+      this.stats.rejected++;
+      if (!isBkvError(err)) throw err;
+      response = { ok: false, error: { code: err.code, message: err.message } };
+    }
+    return sealResponse(responseKey, encodeResponse(response), this.env.random(12));
+  }
+
+  private dispatch(req: VaultRequest): Promise<VaultResponse> {
+    switch (req.op) {
+      case 'register-start':
+        return Promise.resolve(this.registerStart(req));
+      case 'register-finish':
+        return this.registerFinish(req);
+      case 'recover-start':
+        return this.recoverStart(req);
+      case 'recover-finish':
+        return this.recoverFinish(req);
+    }
+  }
+
+  private registerStart(req: Extract<VaultRequest, { op: 'register-start' }>): VaultResponse {
+    const { registrationResponse } = opaqueCall('registration request', () =>
+      opaque.server.createRegistrationResponse({
+        serverSetup: this.secrets.opaqueServerSetup,
+        userIdentifier: req.user,
+        registrationRequest: req.registrationRequest,
+      }),
+    );
+    return { ok: true, op: 'register-start', registrationResponse };
+  }
+
+  private async registerFinish(req: Extract<VaultRequest, { op: 'register-finish' }>): Promise<VaultResponse> {
+    if (req.limit > this.policy.maxLimit) {
+      throw new BkvError('USAGE', `attempt limit ${req.limit} exceeds this fleet's maximum of ${this.policy.maxLimit}`);
+    }
+    const opaqueRecord = fromB64(req.registrationRecord, 'registration record');
+    if (opaqueRecord.length !== 192) throw new BkvError('MALFORMED', 'registration record has the wrong length');
+    const wrappedKey = fromB64(req.wrappedKey, 'wrapped key');
+    if (wrappedKey.length !== 12 + 32 + 16) throw new BkvError('MALFORMED', 'wrapped key has the wrong length');
+    const entry = encodeEntry({
+      type: 'register',
+      ts: this.env.now(),
+      user: req.user,
+      opaqueRecord,
+      wrappedKey,
+      ksf: req.ksf,
+      limit: req.limit,
+    });
+    const res = decodeResult(await this.replicator.propose(entry));
+    if (res.kind !== 'register') throw new BkvError('INTERNAL', 'unexpected result for a registration');
+    return { ok: true, op: 'register-finish', version: res.r.version, attemptsRemaining: res.r.attemptsRemaining };
+  }
+
+  private async recoverStart(req: Extract<VaultRequest, { op: 'recover-start' }>): Promise<VaultResponse> {
+    const ke1 = fromB64(req.startLoginRequest, 'credential request');
+    const attemptId = sha256(concat(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
+    // The attempt is committed (counter decremented) before any credential response exists.
+    const now = this.env.now();
+    const res = decodeResult(await this.replicator.propose(encodeEntry({ type: 'attempt', ts: now, user: req.user, attemptId })));
+    if (res.kind !== 'attempt') throw new BkvError('INTERNAL', 'unexpected result for an attempt');
+    const a = res.r;
+    const granted = a.status === 'granted';
+    if (granted) this.stats.credentialResponses++;
+    // Unknown, locked and duplicate attempts take OPAQUE's fake-record path: same work, same shape.
+    const { loginResponse, serverLoginState } = opaqueCall('credential request', () =>
+      opaque.server.startLogin({
+        serverSetup: this.secrets.opaqueServerSetup,
+        registrationRecord: a.status === 'granted' ? toB64(a.opaqueRecord) : null,
+        startLoginRequest: req.startLoginRequest,
+        userIdentifier: req.user,
+      }),
+    );
+    const expires = now + ATTEMPT_TTL_MS;
+    const loginState = this.sealLoginState(req.user, attemptId, expires, serverLoginState);
+    return {
+      ok: true,
+      op: 'recover-start',
+      status: a.status,
+      attemptId: toB64(attemptId),
+      loginState: toB64(loginState),
+      loginResponse,
+      ksf: a.status === 'granted' ? a.ksf : this.policy.defaultKsf,
+      attemptsRemaining: a.attemptsRemaining,
+    };
+  }
+
+  private async recoverFinish(req: Extract<VaultRequest, { op: 'recover-finish' }>): Promise<VaultResponse> {
+    const attemptId = fromB64(req.attemptId, 'attempt id');
+    if (attemptId.length !== ATTEMPT_ID_BYTES) throw new BkvError('MALFORMED', 'attempt id has the wrong length');
+    const serverLoginState = this.openLoginState(req.user, attemptId, fromB64(req.loginState, 'login state'));
+    let sessionKey: Uint8Array | null = null;
+    if (req.finishLoginRequest !== null) {
+      try {
+        const r = opaque.server.finishLogin({ serverLoginState, finishLoginRequest: req.finishLoginRequest });
+        sessionKey = fromB64(r.sessionKey, 'session key');
+      } catch {
+        sessionKey = null; // KE3 did not verify: the client does not hold the password.
+      }
+    }
+    const success = sessionKey !== null;
+    const entry = encodeEntry({ type: 'finish', ts: this.env.now(), user: req.user, attemptId, success, erase: success && req.erase });
+    const res = decodeResult(await this.replicator.propose(entry));
+    if (res.kind !== 'finish') throw new BkvError('INTERNAL', 'unexpected result for a finish');
+    const f = res.r;
+    let release = '';
+    if (f.status === 'recovered' && sessionKey) {
+      this.stats.recoveries++;
+      release = toB64(sealForSession(sessionKey, f.wrappedKey, this.env.random(12)));
+    }
+    const attemptsRemaining = f.status === 'recovered' || f.status === 'wrong-password' ? f.attemptsRemaining : 0;
+    return { ok: true, op: 'recover-finish', status: f.status, release, attemptsRemaining };
+  }
+
+  private sealLoginState(user: string, attemptId: Uint8Array, expires: number, state: string): Uint8Array {
+    const body = new Writer(256).u64(expires).string(state).finish();
+    const sealed = seal(this.secrets.loginStateKey, this.env.random(SEAL_NONCE_BYTES), loginStateAad(user, attemptId), body);
+    return sealed;
+  }
+
+  private openLoginState(user: string, attemptId: Uint8Array, sealed: Uint8Array): string {
+    const body = unseal(this.secrets.loginStateKey, loginStateAad(user, attemptId), sealed, 'login state');
+    const r = new Reader(body, 'login state');
+    const expires = r.u64();
+    const state = r.string(1024);
+    r.end();
+    if (this.env.now() > expires) throw new BkvError('CONFLICT', 'this recovery attempt has expired; start again');
+    return state;
+  }
+}
+
+function loginStateAad(user: string, attemptId: Uint8Array): Uint8Array {
+  return new Writer(128).string('bkv login state v1').string(user).raw(attemptId).finish();
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Runs an OPAQUE library call, turning its errors about client input into MALFORMED. */
+function opaqueCall<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch {
+    throw new BkvError('MALFORMED', `the ${what} is not a valid OPAQUE message`);
+  }
+}

@@ -1,0 +1,114 @@
+import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { gcm } from '@noble/ciphers/aes.js';
+import { BkvError } from '../client/errors.js';
+
+/**
+ * The end-to-end channel between a client and the vault core (docs/formats/vault-channel.md).
+ * Requests are HPKE (RFC 9180, base mode, X25519 / HKDF-SHA256 / AES-256-GCM) to the fleet's
+ * encryption key, bound to the account as associated data. The reply key is exported from the
+ * same HPKE context, so only the client that made the request can read the reply. The gateway
+ * relays opaque bytes.
+ */
+const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+const te = new TextEncoder();
+const INFO = te.encode('bkv vault request v1');
+const RESPONSE_LABEL = te.encode('bkv vault response v1');
+export const ENVELOPE_VERSION = 1;
+const ENC_BYTES = 32;
+/** Plaintexts are padded to a multiple of this, so sizes say little about their content. */
+export const PAD_BLOCK = 512;
+
+function accountAad(account: string): Uint8Array {
+  return te.encode(`bkv account\0${account}`);
+}
+
+const ab = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
+
+export interface ChannelKeyPair {
+  publicKey: Uint8Array;
+  privateKey: CryptoKey;
+}
+
+/** Derives the fleet encryption key pair from its 32-byte seed (kept only inside the core). */
+export async function deriveChannelKeyPair(seed: Uint8Array): Promise<ChannelKeyPair> {
+  const kp = await suite.kem.deriveKeyPair(ab(seed));
+  return { publicKey: new Uint8Array(await suite.kem.serializePublicKey(kp.publicKey)), privateKey: kp.privateKey };
+}
+
+export function pad(plaintext: Uint8Array): Uint8Array {
+  const total = Math.ceil((plaintext.length + 4) / PAD_BLOCK) * PAD_BLOCK;
+  const out = new Uint8Array(total);
+  new DataView(out.buffer).setUint32(0, plaintext.length);
+  out.set(plaintext, 4);
+  return out;
+}
+
+export function unpad(padded: Uint8Array): Uint8Array {
+  if (padded.length < 4) throw new BkvError('MALFORMED', 'padded message too short');
+  const n = new DataView(padded.buffer, padded.byteOffset, padded.byteLength).getUint32(0);
+  if (n > padded.length - 4) throw new BkvError('MALFORMED', 'padded message has a bad length');
+  for (let i = 4 + n; i < padded.length; i++) {
+    if (padded[i] !== 0) throw new BkvError('MALFORMED', 'padding is not zero');
+  }
+  return padded.slice(4, 4 + n);
+}
+
+/** Client side: encrypts a request to the fleet key. Returns the envelope and the reply key. */
+export async function sealRequest(
+  fleetPublicKey: Uint8Array,
+  account: string,
+  plaintext: Uint8Array,
+): Promise<{ envelope: Uint8Array; responseKey: Uint8Array }> {
+  const recipientPublicKey = await suite.kem.deserializePublicKey(ab(fleetPublicKey));
+  const ctx = await suite.createSenderContext({ recipientPublicKey, info: ab(INFO) });
+  const ct = new Uint8Array(await ctx.seal(ab(pad(plaintext)), ab(accountAad(account))));
+  const responseKey = new Uint8Array(await ctx.export(ab(RESPONSE_LABEL), 32));
+  const enc = new Uint8Array(ctx.enc);
+  const envelope = new Uint8Array(1 + enc.length + ct.length);
+  envelope[0] = ENVELOPE_VERSION;
+  envelope.set(enc, 1);
+  envelope.set(ct, 1 + enc.length);
+  return { envelope, responseKey };
+}
+
+/** Core side: opens a request envelope. Any failure is `TAMPERED` or `MALFORMED`, never a crash. */
+export async function openRequest(
+  keyPair: ChannelKeyPair,
+  account: string,
+  envelope: Uint8Array,
+): Promise<{ plaintext: Uint8Array; responseKey: Uint8Array }> {
+  if (envelope.length < 1 + ENC_BYTES + 16) throw new BkvError('MALFORMED', 'request envelope too short');
+  if (envelope[0] !== ENVELOPE_VERSION) throw new BkvError('MALFORMED', `unknown request envelope version ${envelope[0]}`);
+  const enc = envelope.slice(1, 1 + ENC_BYTES);
+  const ct = envelope.slice(1 + ENC_BYTES);
+  let ctx;
+  let padded: Uint8Array;
+  try {
+    ctx = await suite.createRecipientContext({ recipientKey: keyPair.privateKey, enc: ab(enc), info: ab(INFO) });
+    padded = new Uint8Array(await ctx.open(ab(ct), ab(accountAad(account))));
+  } catch {
+    throw new BkvError('TAMPERED', 'request did not decrypt: altered in transit, sent to another fleet, or for another account');
+  }
+  const responseKey = new Uint8Array(await ctx.export(ab(RESPONSE_LABEL), 32));
+  return { plaintext: unpad(padded), responseKey };
+}
+
+/** Seals a reply under the exported reply key. `nonce` comes from the caller's RNG (12 bytes). */
+export function sealResponse(responseKey: Uint8Array, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const ct = gcm(responseKey, nonce, te.encode('bkv vault reply v1')).encrypt(pad(plaintext));
+  const out = new Uint8Array(nonce.length + ct.length);
+  out.set(nonce);
+  out.set(ct, nonce.length);
+  return out;
+}
+
+export function openResponse(responseKey: Uint8Array, sealed: Uint8Array): Uint8Array {
+  if (sealed.length < 12 + 16) throw new BkvError('TAMPERED', 'vault reply too short: altered in transit');
+  try {
+    const pt = gcm(responseKey, sealed.subarray(0, 12), te.encode('bkv vault reply v1')).decrypt(sealed.subarray(12));
+    return unpad(pt);
+  } catch (e) {
+    if (e instanceof BkvError) throw e;
+    throw new BkvError('TAMPERED', 'vault reply failed authentication: altered in transit');
+  }
+}
