@@ -1,4 +1,7 @@
 import type { CommandModule } from '../context.js';
+import { backupCommands } from './backup.js';
+import { demoCommand } from './demo.js';
+import { keyCommands } from './key.js';
 
 /** Every `bkv` command group. One module per group; add a line here to add a group. */
-export const commandModules: CommandModule[] = [];
+export const commandModules: CommandModule[] = [backupCommands, keyCommands, demoCommand];

@@ -1,0 +1,129 @@
+import type { Command } from 'commander';
+import { BkvError } from '../../client/errors.js';
+import { generateBackupKey } from '../../client/keys/backup-key.js';
+import { encodeRecoveryKey } from '../../client/keys/recovery-key.js';
+import { isValidChunkSize } from '../../client/backup/header.js';
+import { createBackupFile, inputKind, restoreBackupFile } from '../../node/backup-files.js';
+import { directorySize } from '../../node/dir-size.js';
+import { regularFileSize } from '../../node/file-source.js';
+import { keyFileExists, readKeyFile, writeKeyFile } from '../../node/key-file.js';
+import type { CommandModule } from '../context.js';
+import { readExistingKey } from '../key-input.js';
+import { makeOutput } from '../output.js';
+import { makeProgress } from '../progress.js';
+
+interface CreateOpts {
+  output: string;
+  recoveryKey?: boolean;
+  keyFile?: string;
+  recoveryKeyStdin?: boolean;
+  chunkSize?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+interface RestoreOpts {
+  output: string;
+  keyFile?: string;
+  recoveryKeyStdin?: boolean;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** Parses "4096", "64K", "1M" into a byte count; USAGE unless a valid chunk size. */
+export function parseChunkSize(text: string): number {
+  const m = /^(\d+)\s*([kKmM]?)(i?B)?$/.exec(text.trim());
+  const unit = m?.[2]?.toUpperCase();
+  const n = m ? Number(m[1]) * (unit === 'K' ? 1024 : unit === 'M' ? 1024 * 1024 : 1) : NaN;
+  if (!isValidChunkSize(n)) {
+    throw new BkvError('USAGE', `invalid --chunk-size ${text}: use a power of two from 4K to 16M`);
+  }
+  return n;
+}
+
+/** Picks the key for a new backup and says whether it is new (and so must be shown or saved). */
+async function keyForCreate(o: CreateOpts): Promise<{ key: Uint8Array; fresh: boolean }> {
+  const ways = [o.recoveryKey, o.recoveryKeyStdin, o.keyFile].filter(Boolean).length;
+  if (ways === 0) {
+    throw new BkvError('USAGE', 'choose a key: --recovery-key (new key, printed), --key-file F, or --recovery-key-stdin');
+  }
+  if (o.recoveryKey && o.recoveryKeyStdin) throw new BkvError('USAGE', '--recovery-key makes a new key; it cannot be combined with --recovery-key-stdin');
+  if (o.recoveryKey) return { key: generateBackupKey(), fresh: true };
+  if (o.keyFile && !o.recoveryKeyStdin && !(await keyFileExists(o.keyFile))) return { key: generateBackupKey(), fresh: true };
+  if (o.keyFile && !o.recoveryKeyStdin) return { key: await readKeyFile(o.keyFile), fresh: false };
+  return { key: await readExistingKey({ recoveryKeyStdin: true }), fresh: false };
+}
+
+async function create(input: string, o: CreateOpts): Promise<void> {
+  const out = makeOutput(!!o.json);
+  const chunkSize = o.chunkSize ? parseChunkSize(o.chunkSize) : undefined;
+  const kind = await inputKind(input);
+  const { key, fresh } = await keyForCreate(o);
+  // Save a new key before any backup exists, so a backup never outlives its only key.
+  if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
+  const total = kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
+  const progress = makeProgress('Encrypting', total, out.json);
+  try {
+    await createBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
+  } finally {
+    progress.stop();
+  }
+  const what = kind === 'tar' ? 'directory' : 'file';
+  out.info(`Backed up ${what} ${input} to ${o.output}.`);
+  const data: Record<string, unknown> = { output: o.output, kind };
+  if (fresh && o.keyFile) {
+    out.info(`New recovery key saved in ${o.keyFile}. Keep it safe: it is the only way to restore this backup.`);
+    data.keyFile = o.keyFile;
+  }
+  if (fresh && o.recoveryKey) {
+    const text = encodeRecoveryKey(key);
+    data.recoveryKey = text;
+    out.info('Recovery key (write it down; it is the only way to restore this backup):');
+    out.result(text, data);
+  } else {
+    out.result('', data);
+  }
+}
+
+async function restore(input: string, o: RestoreOpts): Promise<void> {
+  const out = makeOutput(!!o.json);
+  const total = await regularFileSize(input);
+  const key = await readExistingKey(o);
+  const progress = makeProgress('Decrypting', total, out.json);
+  let result;
+  try {
+    result = await restoreBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n) });
+  } finally {
+    progress.stop();
+  }
+  const what = result.kind === 'tar' ? 'directory' : 'file';
+  out.info(`Restored ${what} ${o.output} from ${input}; every chunk authenticated.`);
+  out.result('', { output: o.output, kind: result.kind, bytes: result.bytes });
+}
+
+/** `bkv backup create|restore`: encrypted backups of a file or directory. */
+export const backupCommands: CommandModule = (program: Command) => {
+  const backup = program.command('backup').description('create and restore encrypted backups');
+  backup
+    .command('create')
+    .description('encrypt a file or a directory into a backup file')
+    .argument('<input>', 'file or directory to back up')
+    .requiredOption('-o, --output <file>', 'backup file to write')
+    .option('--recovery-key', 'make a new backup key and print it as a recovery key')
+    .option('--key-file <file>', 'use the recovery key in this file; if it does not exist, make a new key and save it there')
+    .option('--recovery-key-stdin', 'read an existing recovery key from standard input')
+    .option('--chunk-size <size>', 'plaintext bytes per chunk, a power of two from 4K to 16M (default 1M)')
+    .option('--force', 'overwrite an existing output (and key file)')
+    .option('--json', 'print the result as JSON')
+    .action(create);
+  backup
+    .command('restore')
+    .description('decrypt a backup file into a file or directory, verifying every chunk')
+    .argument('<backup>', 'backup file to read')
+    .requiredOption('-o, --output <path>', 'file or directory to create')
+    .option('--key-file <file>', 'read the recovery key from this file')
+    .option('--recovery-key-stdin', 'read the recovery key from standard input')
+    .option('--force', 'overwrite an existing output')
+    .option('--json', 'print the result as JSON')
+    .action(restore);
+};

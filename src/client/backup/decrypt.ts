@@ -1,0 +1,101 @@
+import { BkvError } from '../errors.js';
+import { assertBackupKey, keyFingerprint } from '../keys/backup-key.js';
+import type { ChunkCipher, ChunkCipherFactory } from './cipher.js';
+import { ByteReader } from './byte-reader.js';
+import { HEADER_BYTES, TAG_BYTES, decodeHeader, type BackupHeader } from './header.js';
+import { chunkNonce, derivePayloadKeys } from './subkeys.js';
+import { webCryptoAesGcm } from './webcrypto-cipher.js';
+import { diagnoseChunkFailure } from './diagnose.js';
+
+export interface DecryptOptions {
+  /** The backup key K (32 bytes). */
+  key: Uint8Array;
+  /** AES-256-GCM implementation. Default WebCrypto. */
+  cipher?: ChunkCipherFactory;
+}
+
+export interface OpenedBackup {
+  header: BackupHeader;
+  /** Authenticated plaintext, chunk by chunk; throws a BkvError at the first bad chunk. */
+  plaintext: AsyncGenerator<Uint8Array, void, undefined>;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+/**
+ * Reads and checks the header of a backup, then returns it with a generator of authenticated
+ * plaintext. Only chunks that verified are ever yielded; the generator completes only after the
+ * final chunk verified and nothing follows it. Errors: NOT_A_BACKUP, UNSUPPORTED_VERSION,
+ * WRONG_KEY, TRUNCATED, TRAILING_DATA, TAMPERED (see docs/formats/backup.md).
+ */
+export async function openBackup(source: AsyncIterable<Uint8Array>, options: DecryptOptions): Promise<OpenedBackup> {
+  assertBackupKey(options.key);
+  const reader = new ByteReader(source);
+  try {
+    const headerBytes = (await reader.read(HEADER_BYTES)).slice();
+    const header = decodeHeader(headerBytes);
+    const { payloadKey, noncePrefix } = derivePayloadKeys(options.key, header.salt);
+    const cipher = await (options.cipher ?? webCryptoAesGcm)(payloadKey);
+    const pieceSize = header.chunkSize + TAG_BYTES;
+    const first = await reader.read(pieceSize);
+    const ourFingerprint = keyFingerprint(options.key);
+    if (!equalBytes(ourFingerprint, header.fingerprint)) {
+      // Wrong key, or the fingerprint field was altered: if chunk 0 opens under a header carrying
+      // our fingerprint, the key is right and the header was tampered with.
+      const fixed = headerBytes.slice();
+      fixed.set(ourFingerprint, 16);
+      for (const last of [true, false]) {
+        if (first.length >= TAG_BYTES && (await cipher.open(chunkNonce(noncePrefix, 0, last), first, fixed))) {
+          throw new BkvError('TAMPERED', 'backup header was altered: key fingerprint does not match the data');
+        }
+      }
+      throw new BkvError('WRONG_KEY', 'wrong key: this backup was made with a different backup key');
+    }
+    return { header, plaintext: chunks(reader, cipher, noncePrefix, headerBytes, pieceSize, first) };
+  } catch (err) {
+    await reader.close();
+    throw err;
+  }
+}
+
+async function* chunks(
+  reader: ByteReader,
+  cipher: ChunkCipher,
+  prefix: Uint8Array,
+  aad: Uint8Array,
+  pieceSize: number,
+  first: Uint8Array,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    let piece = first;
+    for (let index = 0; ; index++) {
+      if (piece.length === 0) {
+        throw new BkvError('TRUNCATED', `backup is truncated: it ends before chunk ${index}`, { chunk: index });
+      }
+      const more = !(await reader.atEnd());
+      if (piece.length < TAG_BYTES) {
+        throw new BkvError('TRUNCATED', `backup is truncated inside chunk ${index}`, { chunk: index });
+      }
+      const plain = await cipher.open(chunkNonce(prefix, index, !more), piece, aad);
+      if (!plain) {
+        throw await diagnoseChunkFailure({ cipher, prefix, aad, index, piece, more });
+      }
+      if (!more) {
+        if (plain.length === 0 && index > 0) {
+          throw new BkvError('TAMPERED', `chunk ${index} is an empty final chunk after data`, { chunk: index });
+        }
+        if (plain.length > 0) yield plain;
+        return;
+      }
+      yield plain;
+      piece = await reader.read(pieceSize);
+    }
+  } finally {
+    await reader.close();
+  }
+}

@@ -1,0 +1,89 @@
+import { createWriteStream } from 'node:fs';
+import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BkvError } from '../client/errors.js';
+import { ioError } from './io-errors.js';
+
+/**
+ * Outputs appear only complete: data goes to a temporary name next to the target (same directory,
+ * so the final rename is atomic) and is renamed into place only after it was fully written and,
+ * for restores, fully authenticated. On any failure the temporary file or directory is removed.
+ */
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A temporary path beside `target`, hidden and unique. */
+export function tempPathFor(target: string): string {
+  const rand = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return join(dirname(target), `.${basename(target)}.bkv-tmp-${rand}`);
+}
+
+/** Refuses an existing output unless `force`; checks the parent directory exists. */
+export async function checkOutput(target: string, force: boolean): Promise<void> {
+  if ((await exists(target)) && !force) {
+    throw new BkvError('IO', `output ${target} already exists (use --force to overwrite)`, { path: target });
+  }
+  const parent = dirname(target);
+  let st;
+  try {
+    st = await stat(parent);
+  } catch (err) {
+    throw ioError(err, 'write to directory', parent);
+  }
+  if (!st.isDirectory()) throw new BkvError('IO', `cannot write to ${parent}: not a directory`, { path: parent });
+}
+
+/**
+ * Writes a stream to `target` atomically: temp file (mode 0600), then rename. If the stream throws
+ * (for example a chunk fails authentication), the temp file is deleted and the error rethrown.
+ */
+export async function writeFileAtomic(target: string, source: AsyncIterable<Uint8Array>, force: boolean): Promise<void> {
+  await checkOutput(target, force);
+  const tmp = tempPathFor(target);
+  try {
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 });
+    await pipeline(Readable.from(source, { objectMode: false, highWaterMark: 4 * 1024 * 1024 }), out);
+    await replace(tmp, target, force);
+  } catch (err) {
+    await rm(tmp, { force: true, recursive: true }).catch(() => {});
+    throw ioError(err, 'write', target);
+  }
+}
+
+/** Creates an empty temporary directory beside `target` for an atomic directory output. */
+export async function makeTempDir(target: string, force: boolean): Promise<string> {
+  await checkOutput(target, force);
+  const tmp = tempPathFor(target);
+  try {
+    await mkdir(tmp, { mode: 0o700 });
+  } catch (err) {
+    throw ioError(err, 'write', target);
+  }
+  return tmp;
+}
+
+/** Moves a finished temp file or directory onto `target`, replacing it only when `force`. */
+export async function replace(tmp: string, target: string, force: boolean): Promise<void> {
+  if (await exists(target)) {
+    if (!force) throw new BkvError('IO', `output ${target} already exists (use --force to overwrite)`, { path: target });
+    const st = await lstat(target);
+    if (st.isDirectory()) {
+      // rename() cannot replace a non-empty directory: move the old one aside first.
+      const old = tempPathFor(target);
+      await rename(target, old);
+      await rename(tmp, target);
+      await rm(old, { recursive: true, force: true });
+      return;
+    }
+  }
+  await rename(tmp, target);
+}

@@ -1,0 +1,43 @@
+import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
+import { create, extract } from 'tar';
+import { BkvError } from '../client/errors.js';
+
+/**
+ * Directories travel as tar archives (POSIX ustar/pax via node-tar), streamed both ways.
+ * Entries are stored relative to the directory, with portable headers (no owner names, uids, mtimes
+ * of the packing machine beyond what tar needs).
+ */
+export async function* packDirectory(dir: string): AsyncGenerator<Uint8Array> {
+  const entries = (await readdir(dir)).sort();
+  if (entries.length === 0) return; // an empty directory is an empty archive payload
+  const pack = create({ cwd: dir, portable: true, strict: true }, entries);
+  for await (const chunk of pack as AsyncIterable<Uint8Array>) yield chunk;
+}
+
+/**
+ * Extracts a tar stream into `dir` (which must exist). Paths are confined to `dir` by node-tar
+ * (absolute paths and `..` are refused); file owners are not restored.
+ */
+export async function extractInto(dir: string, source: AsyncIterable<Uint8Array>): Promise<void> {
+  const unpack = extract({ cwd: dir, strict: true, preserveOwner: false });
+  let failure: unknown = null;
+  unpack.on('error', (err: unknown) => {
+    failure = err;
+  });
+  const done = once(unpack, 'finish');
+  done.catch(() => {});
+  for await (const chunk of source) {
+    if (failure) break;
+    if (!unpack.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))) {
+      await Promise.race([once(unpack, 'drain'), done]);
+    }
+  }
+  if (!failure) {
+    unpack.end();
+    await done;
+  }
+  if (failure) {
+    throw new BkvError('MALFORMED', `the directory archive inside the backup is invalid: ${(failure as Error).message ?? failure}`);
+  }
+}
