@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { toB64 } from '../protocol/messages.js';
+import type { VaultPolicy } from '../core/vault-core.js';
+import { DevTokenIssuer, type AccountVerifier } from './gateway/auth.js';
+import { buildGateway } from './gateway/server.js';
+import { openVaultMember, type VaultMember } from './vault-member.js';
+import { writeFileDurable } from './fs-durable.js';
+import type { FastifyInstance } from 'fastify';
+
+export interface VaultServerOptions {
+  dir: string;
+  host?: string;
+  port?: number;
+  policy?: VaultPolicy;
+  /** Account verification; by default a development issuer (tokens from POST /v1/dev/token). */
+  verifier?: AccountVerifier;
+  logger?: Logger | false;
+  rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
+}
+
+export interface RunningVault {
+  url: string;
+  member: VaultMember;
+  gateway: FastifyInstance;
+  fleetKeysPath: string;
+  close(): Promise<void>;
+}
+
+/** The fleet's public keys as clients pin them (docs/formats/fleet-keys.md). */
+export function fleetKeysJson(member: VaultMember): Record<string, string> {
+  const k = member.core.publicKeys();
+  return {
+    format: 'bkv-fleet-keys/v1',
+    opaqueServerPublicKey: toB64(k.opaqueServerPublicKey),
+    encryptionPublicKey: toB64(k.encryptionPublicKey),
+    signingPublicKey: toB64(k.signingPublicKey),
+  };
+}
+
+/** Starts a one-member vault and its gateway on loopback (`bkv vault start`). */
+export async function startVaultServer(opts: VaultServerOptions): Promise<RunningVault> {
+  const member = await openVaultMember(opts.dir, { policy: opts.policy });
+  const fleetKeys = fleetKeysJson(member);
+  const fleetKeysPath = join(opts.dir, 'fleet-keys.json');
+  await writeFileDurable(fleetKeysPath, new TextEncoder().encode(JSON.stringify(fleetKeys, null, 2) + '\n'), 0o644);
+  const devIssuer = opts.verifier ? undefined : await DevTokenIssuer.create();
+  const logger = opts.logger === undefined ? pino({ level: 'info', redact: ['req.headers.authorization'] }) : opts.logger;
+  const gateway = await buildGateway({
+    relay: (account, envelope) => member.core.handle(account, envelope),
+    verifier: opts.verifier ?? (await devIssuer!.verifier()),
+    devIssuer,
+    fleetInfo: () => ({ mode: 'pinned', keys: fleetKeys }),
+    health: () => ({ role: 'single-member', commitIndex: member.log.index, records: member.state.size }),
+    coreStats: () => ({ ...member.core.stats }),
+    logger,
+    rateLimit: opts.rateLimit,
+  });
+  const url = await gateway.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  return {
+    url,
+    member,
+    gateway,
+    fleetKeysPath,
+    async close() {
+      await gateway.close();
+      await member.close();
+    },
+  };
+}
