@@ -1,0 +1,188 @@
+/**
+ * RaftDriver runs a RaftNode for a host loop and adapts it to the `Replicator` seam.
+ * Everything environmental is injected, so the deterministic simulator and a real member
+ * process share this code.
+ */
+import { BkvError } from '../client/errors.js';
+import type { Replicator } from '../core/replication.js';
+import type { RaftNode } from './node.js';
+import type { MemberId, NodeOutput } from './types.js';
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface DriverEnv {
+  /** Local clock in milliseconds (any origin; only differences matter). */
+  now(): number;
+  /** Calls `fn` once after `delayMs` of local time. */
+  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  /** Best-effort delivery of `bytes` to member `to` (the host transport; may drop or reorder). */
+  send(to: MemberId, bytes: Uint8Array): void;
+  /**
+   * Durably and atomically replaces this member's sealed state with `sealed` (write a temporary
+   * file, fsync, rename, fsync the directory), then calls `done()`. Call `done(err)` on failure.
+   */
+  persist(sealed: Uint8Array, done: (err?: unknown) => void): void;
+}
+
+export interface DriverOptions {
+  /** Tick period in ms (default 10). */
+  tickMs?: number;
+  /** A proposal or read that has not finished by then rejects with UNAVAILABLE (default 5000). */
+  requestTimeoutMs?: number;
+  /** Observes every node output (metrics, simulator checks). */
+  onOutput?: (o: NodeOutput) => void;
+}
+
+export interface SubmitResult {
+  index: number;
+  result: Uint8Array;
+}
+
+type Callback<T> = (err: BkvError | null, value?: T) => void;
+
+interface Pending<T> {
+  cb: Callback<T>;
+  timer: TimerHandle;
+}
+
+export class RaftDriver implements Replicator {
+  private readonly tickMs: number;
+  private readonly timeoutMs: number;
+  private nextRequestId = 1;
+  private readonly proposals = new Map<number, Pending<SubmitResult>>();
+  private readonly reads = new Map<number, Pending<number>>();
+  private tickTimer: TimerHandle | null = null;
+  private stopped = false;
+
+  constructor(
+    readonly node: RaftNode,
+    private readonly env: DriverEnv,
+    private readonly opts: DriverOptions = {},
+  ) {
+    this.tickMs = opts.tickMs ?? 10;
+    this.timeoutMs = opts.requestTimeoutMs ?? 5000;
+  }
+
+  /** Starts ticking; call once after construction. */
+  start(): void {
+    this.stopped = false;
+    this.run([{ type: 'tick', now: this.env.now() }]);
+    this.scheduleTick();
+  }
+
+  /** Stops timers and fails every pending request (process shutdown). */
+  stop(): void {
+    this.stopped = true;
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
+    for (const id of [...this.proposals.keys()]) this.finish(this.proposals, id, unavailable('member stopped'));
+    for (const id of [...this.reads.keys()]) this.finish(this.reads, id, unavailable('member stopped'));
+  }
+
+  /** Hands bytes that arrived from the transport to the node. */
+  receive(bytes: Uint8Array): void {
+    if (!this.stopped) this.run([{ type: 'receive', bytes }]);
+  }
+
+  /** Callback form of `propose`, usable from synchronous hosts. */
+  submit(entry: Uint8Array, cb: Callback<SubmitResult>): void {
+    const requestId = this.allocate();
+    this.proposals.set(requestId, { cb, timer: this.timeout(this.proposals, requestId) });
+    this.run([{ type: 'propose', requestId, entry }]);
+  }
+
+  /** Callback form of `readBarrier`: resolves with the read index once it is applied locally. */
+  requestRead(cb: Callback<number>): void {
+    const requestId = this.allocate();
+    this.reads.set(requestId, { cb, timer: this.timeout(this.reads, requestId) });
+    this.run([{ type: 'readIndex', requestId }]);
+  }
+
+  propose(entry: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      this.submit(entry, (err, v) => (err ? reject(err) : resolve((v as SubmitResult).result)));
+    });
+  }
+
+  readBarrier(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.requestRead((err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  private allocate(): number {
+    const id = this.nextRequestId;
+    this.nextRequestId = id >= 0xfffffffe ? 1 : id + 1;
+    return id;
+  }
+
+  private timeout<T>(map: Map<number, Pending<T>>, id: number): TimerHandle {
+    return this.env.setTimer(this.timeoutMs, () => {
+      this.finish(map, id, unavailable('no quorum reached in time; the outcome is unknown', { outcome: 'unknown' }));
+    });
+  }
+
+  private finish<T>(map: Map<number, Pending<T>>, id: number, err: BkvError | null, value?: T): void {
+    const p = map.get(id);
+    if (!p) return;
+    map.delete(id);
+    p.timer.cancel();
+    p.cb(err, value);
+  }
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    this.tickTimer = this.env.setTimer(this.tickMs, () => {
+      this.run([{ type: 'tick', now: this.env.now() }]);
+      this.scheduleTick();
+    });
+  }
+
+  private run(inputs: Parameters<RaftNode['step']>[0]): void {
+    const outputs = this.node.step(inputs);
+    for (const o of outputs) this.handle(o);
+  }
+
+  private handle(o: NodeOutput): void {
+    this.opts.onOutput?.(o);
+    switch (o.type) {
+      case 'send':
+        this.env.send(o.to, o.bytes);
+        return;
+      case 'persist':
+        this.writeState(o.token, o.sealed);
+        return;
+      case 'committed':
+        if (o.requestId !== undefined) this.finish(this.proposals, o.requestId, null, { index: o.index, result: o.result });
+        return;
+      case 'readReady':
+        this.finish(this.reads, o.requestId, null, o.index);
+        return;
+      case 'rejected': {
+        const err = unavailable(`request rejected: ${o.reason}`, { reason: o.reason, leaderHint: o.leaderHint, outcome: 'not-applied' });
+        this.finish(this.proposals, o.requestId, err);
+        this.finish(this.reads, o.requestId, err);
+        return;
+      }
+      case 'restored':
+        return;
+    }
+  }
+
+  private writeState(token: number, sealed: Uint8Array): void {
+    this.env.persist(sealed, (err) => {
+      if (this.stopped) return;
+      if (err !== undefined && err !== null) {
+        this.env.setTimer(this.tickMs, () => this.writeState(token, sealed));
+        return;
+      }
+      this.run([{ type: 'persisted', token }]);
+    });
+  }
+}
+
+function unavailable(message: string, details: Record<string, unknown> = {}): BkvError {
+  return new BkvError('UNAVAILABLE', message, details);
+}

@@ -1,0 +1,753 @@
+/**
+ * RaftNode: a Raft member as a pure, deterministic state machine. The host feeds inputs
+ * (ticks, received bytes, proposals, read requests, persistence confirmations) through `step`
+ * and carries out the returned outputs. Nothing here reads a clock, draws ambient randomness or
+ * performs I/O.
+ *
+ * Durability rule: every message whose meaning depends on persistent state (votes, acks,
+ * term changes, rejoin answers) is withheld inside the node until a `persist` output covering
+ * that state has been confirmed with `persisted(token)`. Confirmation increments the monotonic
+ * counter that the sealed state is bound to, so a host that lies about durability is caught as
+ * a rollback on the next boot.
+ */
+import type { ReplicatedStateMachine } from '../core/replication.js';
+import { AuthError, PeerAuth } from './auth.js';
+import type { Identity } from './auth.js';
+import { ConsensusDecodeError } from './codec.js';
+import type { MonotonicCounter } from './counter.js';
+import { RaftLog } from './log.js';
+import { MsgType, decodeBody, encodeBody } from './messages.js';
+import type {
+  AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
+  VoteMsg, VoteRespMsg,
+} from './messages.js';
+import { SealedStateError, openState, sealState } from './sealed-state.js';
+import type { PersistentState } from './sealed-state.js';
+import { DEFAULT_CONFIG, EntryKind, VOTE_ABSTAIN } from './types.js';
+import type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, Role } from './types.js';
+
+export interface RaftNodeOptions {
+  identity: Identity;
+  /** Public identity keys of every member, including this one. Fixed membership, N odd, 3-9 (1 for tests). */
+  members: ReadonlyMap<MemberId, Uint8Array>;
+  clusterId: Uint8Array;
+  /** 32-byte AES key sealing this member's persistent state. */
+  storageKey: Uint8Array;
+  counter: MonotonicCounter;
+  /** Injected randomness: uniform 32-bit unsigned integers (a CSPRNG inside a real member). */
+  rng: () => number;
+  stateMachine: ReplicatedStateMachine;
+  /** The sealed state the host found on disk, or null if there is none. */
+  sealedState: Uint8Array | null;
+  now: number;
+  config?: Partial<RaftConfig>;
+}
+
+export interface NodeStats {
+  droppedMalformed: number;
+  droppedAuth: number;
+  elections: number;
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+}
+
+interface PendingRead {
+  seq: number;
+  index: number;
+  local?: number;
+  remote?: { to: MemberId; incarnation: number; requestId: number };
+}
+
+export class RaftNode {
+  readonly id: MemberId;
+  readonly members: readonly MemberId[];
+  readonly peers: readonly MemberId[];
+  readonly incarnation: number;
+  readonly stats: NodeStats = { droppedMalformed: 0, droppedAuth: 0, elections: 0, snapshotsSent: 0, snapshotsInstalled: 0 };
+  bootNote = '';
+
+  private readonly cfg: RaftConfig;
+  private readonly majority: number;
+  private readonly commitQuorum: number;
+  private readonly auth: PeerAuth;
+  private readonly counter: MonotonicCounter;
+  private readonly storageKey: Uint8Array;
+  private readonly rng: () => number;
+  private readonly sm: ReplicatedStateMachine;
+
+  // persistent
+  private term = 0;
+  private votedFor: number | null = null;
+  private learner = false;
+  private log = RaftLog.empty();
+
+  // volatile
+  private role: Role = 'follower';
+  private leaderId: MemberId | null = null;
+  private commitIndex = 0;
+  private lastApplied = 0;
+  private now: number;
+  private electionDeadline = 0;
+  private lastLeaderContact = -Infinity;
+  private votes = new Set<MemberId>();
+
+  // leader
+  private nextIndex = new Map<MemberId, number>();
+  private matchIndex = new Map<MemberId, number>();
+  private peerVoter = new Map<MemberId, boolean>();
+  private peerAckAt = new Map<MemberId, number>();
+  private ackedSeq = new Map<MemberId, number>();
+  private readSeq = 0;
+  private pendingReads: PendingRead[] = [];
+  private readsAwaitingTermCommit: PendingRead[] = [];
+  private heartbeatDue = 0;
+  private quorumCheckAt = 0;
+  private forwardHwm = new Map<string, number>();
+  private needsBroadcast = false;
+
+  // follower / any member
+  private forwardBuffer: Array<{ requestId: number; data: Uint8Array }> = [];
+  private remoteReads = new Set<number>();
+  private localReadWaiters: Array<{ requestId: number; index: number }> = [];
+
+  // learner rejoin
+  private probeNonce = 0;
+  private probeReplies = new Map<MemberId, number>();
+  private rejoinTerm: number | null = null;
+  private probeDue = 0;
+
+  // durability
+  private stateVersion = 0;
+  private writtenVersion = 0;
+  private durableVersion = 0;
+  private durableLastIndex = 0;
+  private inflight: { token: number; version: number; stamp: number; lastIndex: number } | null = null;
+  private nextToken = 1;
+  private outbox: Array<{ version: number; to: MemberId; bytes: Uint8Array }> = [];
+
+  private out: NodeOutput[] = [];
+
+  constructor(opts: RaftNodeOptions) {
+    this.cfg = { ...DEFAULT_CONFIG, ...opts.config };
+    this.id = opts.identity.id;
+    this.members = [...opts.members.keys()].sort((a, b) => a - b);
+    if (!this.members.includes(this.id)) throw new RangeError('identity is not a member');
+    if (this.members.length % 2 === 0 || this.members.length > 9) throw new RangeError('membership must be odd and at most 9');
+    this.peers = this.members.filter((m) => m !== this.id);
+    this.majority = Math.floor(this.members.length / 2) + 1;
+    this.commitQuorum = this.cfg.unsafeCommitQuorum ?? this.majority;
+    this.auth = new PeerAuth(opts.identity, opts.members, opts.clusterId);
+    this.counter = opts.counter;
+    this.storageKey = opts.storageKey;
+    this.rng = opts.rng;
+    this.sm = opts.stateMachine;
+    this.now = opts.now;
+    this.incarnation = this.rng() >>> 0;
+    this.boot(opts.sealedState);
+    this.resetElectionTimer();
+  }
+
+  // ---------------------------------------------------------------- boot and rollback defence
+
+  private boot(sealed: Uint8Array | null): void {
+    const c = this.counter.read();
+    if (sealed === null) {
+      if (c === 0) {
+        this.bootNote = 'fresh member';
+        return;
+      }
+      return this.startAsLearner(`state missing while counter is ${c}`);
+    }
+    let opened: { stamp: number; state: PersistentState };
+    try {
+      opened = openState(this.storageKey, this.id, sealed);
+    } catch (e) {
+      if (e instanceof SealedStateError) return this.startAsLearner(e.message);
+      throw e;
+    }
+    if (opened.stamp !== c) return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
+    const s = opened.state;
+    this.term = s.term;
+    this.votedFor = s.votedFor;
+    this.learner = s.learner;
+    this.log = new RaftLog(s.snapshot, s.entries);
+    if (s.snapshot.index > 0) this.sm.restore(s.snapshot.data);
+    this.commitIndex = this.lastApplied = s.snapshot.index;
+    this.stateVersion = this.writtenVersion = this.durableVersion = 1;
+    this.durableLastIndex = this.log.lastIndex;
+    this.bootNote = s.learner ? 'resumed as learner' : 'resumed';
+    if (s.learner) this.startProbe();
+  }
+
+  /** Discards untrusted state: no vote, no log; catch up from the majority before voting again. */
+  private startAsLearner(note: string): void {
+    this.bootNote = note;
+    this.term = 0;
+    this.votedFor = VOTE_ABSTAIN;
+    this.learner = true;
+    this.log = RaftLog.empty();
+    this.dirty();
+    this.startProbe();
+  }
+
+  private startProbe(): void {
+    this.probeNonce = this.rng() * 0x200000 + (this.rng() & 0x1fffff);
+    this.probeReplies.clear();
+    this.rejoinTerm = null;
+    this.probeDue = this.now;
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  status(): NodeStatus {
+    return {
+      id: this.id, role: this.role, term: this.term, learner: this.learner, leaderId: this.leaderId,
+      commitIndex: this.commitIndex, lastApplied: this.lastApplied, lastIndex: this.log.lastIndex,
+      snapshotIndex: this.log.snapshot.index, bootNote: this.bootNote,
+    };
+  }
+
+  step(input: NodeInput | readonly NodeInput[]): NodeOutput[] {
+    this.out = [];
+    const inputs = Array.isArray(input) ? (input as readonly NodeInput[]) : [input as NodeInput];
+    for (const i of inputs) this.handle(i);
+    this.flush();
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  private handle(i: NodeInput): void {
+    switch (i.type) {
+      case 'tick':
+        this.now = Math.max(this.now, i.now);
+        return this.onTick();
+      case 'receive':
+        return this.onReceive(i.bytes);
+      case 'propose':
+        return this.onPropose(i.requestId, i.entry);
+      case 'readIndex':
+        return this.onReadIndex(i.requestId);
+      case 'persisted':
+        return this.onPersisted(i.token);
+    }
+  }
+
+  // ---------------------------------------------------------------- durability and sending
+
+  private dirty(): void {
+    this.stateVersion++;
+  }
+
+  private send(to: MemberId, msg: Message, gated = true): void {
+    const bytes = this.auth.seal(to, encodeBody(msg));
+    if (!gated || this.stateVersion <= this.durableVersion) this.out.push({ type: 'send', to, bytes });
+    else this.outbox.push({ version: this.stateVersion, to, bytes });
+  }
+
+  private flush(): void {
+    if (this.role === 'leader' && this.needsBroadcast) {
+      this.needsBroadcast = false;
+      for (const p of this.peers) this.sendAppend(p);
+    }
+    if (this.forwardBuffer.length > 0 && this.leaderId !== null && this.leaderId !== this.id) {
+      const items = this.forwardBuffer.splice(0, this.forwardBuffer.length);
+      this.send(this.leaderId, { t: MsgType.Forward, term: this.term, incarnation: this.incarnation, items }, false);
+    }
+    if (this.inflight === null && this.stateVersion > this.writtenVersion) {
+      const stamp = this.counter.read() + 1;
+      const nonce = new Uint8Array(12);
+      const v = new DataView(nonce.buffer);
+      for (let k = 0; k < 3; k++) v.setUint32(k * 4, this.rng() >>> 0);
+      const sealed = sealState(this.storageKey, this.id, stamp, nonce, {
+        term: this.term, votedFor: this.votedFor, learner: this.learner,
+        snapshot: this.log.snapshot, entries: this.log.entries.slice(),
+      });
+      const token = this.nextToken++;
+      this.inflight = { token, version: this.stateVersion, stamp, lastIndex: this.log.lastIndex };
+      this.writtenVersion = this.stateVersion;
+      this.out.push({ type: 'persist', token, sealed });
+    }
+  }
+
+  private onPersisted(token: number): void {
+    const w = this.inflight;
+    if (w === null || w.token !== token) return;
+    const value = this.counter.increment();
+    if (value !== w.stamp) throw new Error('monotonic counter moved outside this member');
+    this.inflight = null;
+    this.durableVersion = w.version;
+    this.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);
+    const keep: typeof this.outbox = [];
+    for (const m of this.outbox) {
+      if (m.version <= this.durableVersion) this.out.push({ type: 'send', to: m.to, bytes: m.bytes });
+      else keep.push(m);
+    }
+    this.outbox = keep;
+    if (this.role === 'leader') this.advanceCommit();
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private randomTimeout(): number {
+    const span = Math.max(1, this.cfg.electionTimeoutMax - this.cfg.electionTimeoutMin);
+    return this.cfg.electionTimeoutMin + ((this.rng() >>> 0) % span);
+  }
+
+  private resetElectionTimer(): void {
+    this.electionDeadline = this.now + this.randomTimeout();
+  }
+
+  private onTick(): void {
+    if (this.learner && this.rejoinTerm === null && this.now >= this.probeDue) {
+      this.probeDue = this.now + this.cfg.electionTimeoutMin;
+      for (const p of this.peers) this.send(p, { t: MsgType.RejoinProbe, nonce: this.probeNonce }, false);
+    }
+    if (this.role === 'leader') {
+      if (this.now >= this.quorumCheckAt) {
+        // check-quorum: step down if a majority has not answered within an election timeout.
+        const since = this.quorumCheckAt - this.cfg.electionTimeoutMax;
+        let alive = 1;
+        for (const p of this.peers) if ((this.peerAckAt.get(p) ?? -Infinity) >= since && this.peerVoter.get(p)) alive++;
+        if (alive < this.majority) return this.becomeFollower(this.term, null);
+        this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
+      }
+      if (this.now >= this.heartbeatDue) this.heartbeat();
+      return;
+    }
+    if (!this.learner && this.now >= this.electionDeadline) this.startPreVote();
+  }
+
+  private heartbeat(): void {
+    this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
+    for (const p of this.peers) {
+      const match = this.matchIndex.get(p) ?? 0;
+      if (match < this.log.lastIndex) this.nextIndex.set(p, match + 1);
+      this.sendAppend(p);
+    }
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private startPreVote(): void {
+    this.resetElectionTimer();
+    this.role = 'precandidate';
+    this.leaderId = null;
+    this.votes = new Set([this.id]);
+    if (this.votes.size >= this.majority) return this.startElection();
+    for (const p of this.peers) {
+      this.send(p, { t: MsgType.Vote, term: this.term + 1, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: true }, false);
+    }
+  }
+
+  private startElection(): void {
+    this.stats.elections++;
+    this.term += 1;
+    this.votedFor = this.id;
+    this.role = 'candidate';
+    this.leaderId = null;
+    this.votes = new Set([this.id]);
+    this.dirty();
+    this.resetElectionTimer();
+    if (this.votes.size >= this.majority) return this.becomeLeader();
+    for (const p of this.peers) {
+      this.send(p, { t: MsgType.Vote, term: this.term, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: false });
+    }
+  }
+
+  private inLease(): boolean {
+    if (this.role === 'leader') return true;
+    return this.leaderId !== null && this.now - this.lastLeaderContact < this.cfg.electionTimeoutMin;
+  }
+
+  private onVote(from: MemberId, m: VoteMsg): void {
+    if (m.pre) {
+      const granted = !this.learner && m.term > this.term && !this.inLease() && this.log.isUpToDate(m.lastTerm, m.lastIndex);
+      this.send(from, { t: MsgType.VoteResp, term: granted ? m.term : this.term, granted, pre: true }, false);
+      return;
+    }
+    if (m.term < this.term) {
+      this.send(from, { t: MsgType.VoteResp, term: this.term, granted: false, pre: false });
+      return;
+    }
+    if (m.term > this.term) {
+      if (this.inLease()) return; // a live leader exists: ignore disruptive candidates
+      this.becomeFollower(m.term, null);
+    }
+    const granted = !this.learner && (this.votedFor === null || this.votedFor === from) && this.log.isUpToDate(m.lastTerm, m.lastIndex);
+    if (granted && this.votedFor !== from) {
+      this.votedFor = from;
+      this.dirty();
+    }
+    if (granted) this.resetElectionTimer();
+    this.send(from, { t: MsgType.VoteResp, term: this.term, granted, pre: false });
+  }
+
+  private onVoteResp(from: MemberId, m: VoteRespMsg): void {
+    if (m.pre) {
+      if (this.role !== 'precandidate') return;
+      if (!m.granted) {
+        if (m.term > this.term) this.becomeFollower(m.term, null);
+        return;
+      }
+      if (m.term !== this.term + 1) return;
+      this.votes.add(from);
+      if (this.votes.size >= this.majority) this.startElection();
+      return;
+    }
+    if (m.term > this.term) return this.becomeFollower(m.term, null);
+    if (this.role !== 'candidate' || m.term !== this.term || !m.granted) return;
+    this.votes.add(from);
+    if (this.votes.size >= this.majority) this.becomeLeader();
+  }
+
+  private becomeFollower(term: number, leader: MemberId | null): void {
+    if (term > this.term) {
+      this.term = term;
+      this.votedFor = this.learner ? VOTE_ABSTAIN : null;
+      this.dirty();
+    }
+    if (this.role === 'leader') this.failPendingReads('deposed');
+    if (this.role !== 'follower') this.resetElectionTimer();
+    this.role = 'follower';
+    this.leaderId = leader;
+  }
+
+  private becomeLeader(): void {
+    this.role = 'leader';
+    this.leaderId = this.id;
+    this.nextIndex.clear();
+    this.matchIndex.clear();
+    this.peerVoter.clear();
+    this.ackedSeq.clear();
+    this.forwardHwm.clear();
+    for (const p of this.peers) {
+      this.nextIndex.set(p, this.log.lastIndex + 1);
+      this.peerAckAt.set(p, this.now);
+      this.peerVoter.set(p, true);
+    }
+    this.readSeq = 0;
+    this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
+    this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
+    this.appendLocal({ term: this.term, kind: EntryKind.Noop, origin: this.id, incarnation: this.incarnation, requestId: 0, data: new Uint8Array(0) });
+    const buffered = this.forwardBuffer.splice(0, this.forwardBuffer.length);
+    for (const b of buffered) this.appendLocal(this.dataEntry(this.id, this.incarnation, b.requestId, b.data));
+    this.advanceCommit();
+  }
+
+  // ---------------------------------------------------------------- replication (leader side)
+
+  private dataEntry(origin: MemberId, incarnation: number, requestId: number, data: Uint8Array): LogEntry {
+    return { term: this.term, kind: EntryKind.Data, origin, incarnation, requestId, data };
+  }
+
+  private appendLocal(e: LogEntry): void {
+    this.log.append(e);
+    this.dirty();
+    this.needsBroadcast = true;
+  }
+
+  private sendAppend(p: MemberId): void {
+    const next = this.nextIndex.get(p) ?? this.log.lastIndex + 1;
+    if (next <= this.log.snapshot.index) {
+      const s = this.log.snapshot;
+      this.stats.snapshotsSent++;
+      this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.readSeq, data: s.data }, false);
+      this.nextIndex.set(p, s.index + 1);
+      return;
+    }
+    const prevIndex = next - 1;
+    const entries = this.log.slice(next, this.cfg.maxBatch);
+    const msg: AppendMsg = {
+      t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
+      commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries,
+    };
+    this.send(p, msg, false); // the leader may send before its own write; it counts itself only once durable
+    this.nextIndex.set(p, next + entries.length);
+  }
+
+  private onAppendResp(from: MemberId, m: AppendRespMsg): void {
+    if (m.term > this.term) return this.becomeFollower(m.term, null);
+    if (this.role !== 'leader' || m.term !== this.term) return;
+    this.peerAckAt.set(from, this.now);
+    this.peerVoter.set(from, m.voter);
+    if (m.voter) this.ackedSeq.set(from, Math.max(this.ackedSeq.get(from) ?? 0, m.readSeq));
+    const match = this.matchIndex.get(from) ?? 0;
+    const next = this.nextIndex.get(from) ?? this.log.lastIndex + 1;
+    if (m.success) {
+      const newMatch = Math.min(Math.max(match, m.match), this.log.lastIndex);
+      this.matchIndex.set(from, newMatch);
+      if (next <= newMatch) this.nextIndex.set(from, newMatch + 1);
+      this.advanceCommit();
+      if ((this.nextIndex.get(from) ?? 0) <= this.log.lastIndex) this.sendAppend(from);
+    } else {
+      this.nextIndex.set(from, Math.max(match + 1, Math.min(next - 1, m.match + 1)));
+      this.sendAppend(from);
+    }
+    this.confirmReads();
+  }
+
+  private advanceCommit(): void {
+    if (this.role !== 'leader') return;
+    const matches = [Math.min(this.durableLastIndex, this.log.lastIndex)];
+    for (const p of this.peers) if (this.peerVoter.get(p)) matches.push(this.matchIndex.get(p) ?? 0);
+    matches.sort((a, b) => b - a);
+    const n = matches[this.commitQuorum - 1] ?? 0;
+    // Raft §5.4.2: only entries of the current term are committed by counting replicas.
+    if (n > this.commitIndex && this.log.termAt(n) === this.term) {
+      this.commitIndex = n;
+      this.applyCommitted();
+      this.needsBroadcast = true;
+      if (this.readsAwaitingTermCommit.length > 0) {
+        const waiting = this.readsAwaitingTermCommit.splice(0);
+        for (const r of waiting) this.startRead(r);
+      }
+    }
+  }
+
+  private onForward(from: MemberId, m: ForwardMsg): void {
+    if (this.role !== 'leader' || m.term !== this.term) return;
+    const key = `${from}:${m.incarnation}`;
+    let hwm = this.forwardHwm.get(key) ?? 0;
+    for (const it of m.items) {
+      if (it.requestId <= hwm) continue; // duplicate or replay within this term
+      hwm = it.requestId;
+      this.appendLocal(this.dataEntry(from, m.incarnation, it.requestId, it.data));
+    }
+    this.forwardHwm.set(key, hwm);
+  }
+
+  // ---------------------------------------------------------------- replication (follower side)
+
+  private acceptLeader(from: MemberId, term: number): boolean {
+    if (term < this.term) return false;
+    this.becomeFollower(term, from);
+    this.lastLeaderContact = this.now;
+    this.resetElectionTimer();
+    return true;
+  }
+
+  private onAppend(from: MemberId, m: AppendMsg): void {
+    if (!this.acceptLeader(from, m.term)) {
+      this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: 0, readSeq: m.readSeq, voter: !this.learner }, false);
+      return;
+    }
+    const snapIdx = this.log.snapshot.index;
+    if (m.prevIndex >= snapIdx && this.log.termAt(m.prevIndex) !== m.prevTerm) {
+      const hint = Math.min(m.prevIndex - 1, this.log.lastIndex);
+      this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: Math.max(hint, 0), readSeq: m.readSeq, voter: !this.learner });
+      return;
+    }
+    if (this.log.merge(m.prevIndex, m.entries)) {
+      this.dirty();
+      this.durableLastIndex = Math.min(this.durableLastIndex, m.prevIndex);
+    }
+    const matched = Math.max(m.prevIndex + m.entries.length, snapIdx);
+    const commit = Math.min(m.commit, matched);
+    if (commit > this.commitIndex) {
+      this.commitIndex = commit;
+      this.applyCommitted();
+    }
+    if (this.learner && this.rejoinTerm !== null && m.term >= this.rejoinTerm && matched >= m.leaderLast) this.becomeVoter();
+    this.send(from, { t: MsgType.AppendResp, term: this.term, success: true, match: matched, readSeq: m.readSeq, voter: !this.learner });
+  }
+
+  private onSnapshot(from: MemberId, m: SnapshotMsg): void {
+    if (!this.acceptLeader(from, m.term)) {
+      this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: 0, readSeq: m.readSeq, voter: !this.learner }, false);
+      return;
+    }
+    if (m.index > this.commitIndex) {
+      this.log.install({ index: m.index, term: m.snapTerm, data: m.data });
+      this.sm.restore(m.data);
+      this.commitIndex = this.lastApplied = m.index;
+      this.durableLastIndex = Math.min(this.durableLastIndex, m.index);
+      this.stats.snapshotsInstalled++;
+      this.dirty();
+      this.out.push({ type: 'restored', index: m.index });
+      this.serveLocalReads();
+    }
+    this.send(from, { t: MsgType.AppendResp, term: this.term, success: true, match: m.index, readSeq: m.readSeq, voter: !this.learner });
+  }
+
+  private applyCommitted(): void {
+    while (this.lastApplied < this.commitIndex) {
+      const index = this.lastApplied + 1;
+      const e = this.log.entry(index);
+      if (e === undefined) break;
+      this.lastApplied = index;
+      if (e.kind !== EntryKind.Data) continue;
+      const result = this.sm.apply(index, e.data);
+      const mine = e.origin === this.id && e.incarnation === this.incarnation;
+      this.out.push(mine
+        ? { type: 'committed', index, entry: e.data, result, requestId: e.requestId }
+        : { type: 'committed', index, entry: e.data, result });
+    }
+    this.serveLocalReads();
+    if (this.lastApplied - this.log.snapshot.index >= this.cfg.snapshotThreshold) {
+      this.log.compact(this.lastApplied, this.sm.snapshot());
+      this.dirty();
+    }
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  private onPropose(requestId: number, data: Uint8Array): void {
+    if (this.role === 'leader') {
+      this.appendLocal(this.dataEntry(this.id, this.incarnation, requestId, data));
+      if (this.commitQuorum === 1) this.advanceCommit();
+      return;
+    }
+    if (this.forwardBuffer.length >= this.cfg.maxPendingForwards) {
+      this.out.push(this.rejection(requestId, 'no-leader'));
+      return;
+    }
+    this.forwardBuffer.push({ requestId, data }); // sent to the leader once one is known
+  }
+
+  private rejection(requestId: number, reason: 'not-leader' | 'no-leader' | 'learner' | 'deposed'): NodeOutput {
+    return this.leaderId !== null && this.leaderId !== this.id
+      ? { type: 'rejected', requestId, reason, leaderHint: this.leaderId }
+      : { type: 'rejected', requestId, reason };
+  }
+
+  // ---------------------------------------------------------------- linearizable reads (read index)
+
+  private onReadIndex(requestId: number): void {
+    if (this.role === 'leader') return this.startRead({ seq: 0, index: 0, local: requestId });
+    if (this.leaderId === null) {
+      this.out.push(this.rejection(requestId, 'no-leader'));
+      return;
+    }
+    this.remoteReads.add(requestId);
+    this.send(this.leaderId, { t: MsgType.ReadReq, term: this.term, incarnation: this.incarnation, requestId }, false);
+  }
+
+  private startRead(r: PendingRead): void {
+    // A new leader does not know the commit index until an entry of its own term is committed.
+    if (this.log.termAt(this.commitIndex) !== this.term) {
+      this.readsAwaitingTermCommit.push(r);
+      return;
+    }
+    this.readSeq += 1;
+    this.pendingReads.push({ ...r, seq: this.readSeq, index: this.commitIndex });
+    for (const p of this.peers) this.sendAppend(p);
+    this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
+    this.confirmReads();
+  }
+
+  private confirmReads(): void {
+    if (this.role !== 'leader' || this.pendingReads.length === 0) return;
+    const keep: PendingRead[] = [];
+    for (const r of this.pendingReads) {
+      let acks = 1;
+      for (const p of this.peers) if ((this.ackedSeq.get(p) ?? 0) >= r.seq) acks++;
+      if (acks < this.majority) {
+        keep.push(r);
+        continue;
+      }
+      if (r.local !== undefined) this.localReadWaiters.push({ requestId: r.local, index: r.index });
+      if (r.remote) {
+        this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: true, index: r.index }, false);
+      }
+    }
+    this.pendingReads = keep;
+    this.serveLocalReads();
+  }
+
+  private failPendingReads(reason: 'deposed'): void {
+    for (const r of [...this.pendingReads, ...this.readsAwaitingTermCommit]) {
+      if (r.local !== undefined) this.out.push({ type: 'rejected', requestId: r.local, reason });
+      if (r.remote) {
+        this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: false, index: 0 }, false);
+      }
+    }
+    this.pendingReads = [];
+    this.readsAwaitingTermCommit = [];
+  }
+
+  private onReadReq(from: MemberId, m: ReadReqMsg): void {
+    const remote = { to: from, incarnation: m.incarnation, requestId: m.requestId };
+    if (this.role !== 'leader' || m.term > this.term) {
+      this.send(from, { t: MsgType.ReadResp, term: this.term, incarnation: m.incarnation, requestId: m.requestId, ok: false, index: 0 }, false);
+      return;
+    }
+    this.startRead({ seq: 0, index: 0, remote });
+  }
+
+  private onReadResp(m: ReadRespMsg): void {
+    if (m.incarnation !== this.incarnation || !this.remoteReads.delete(m.requestId)) return; // stale or replayed
+    if (m.ok) {
+      this.localReadWaiters.push({ requestId: m.requestId, index: m.index });
+      this.serveLocalReads();
+    } else {
+      this.out.push(this.rejection(m.requestId, 'not-leader'));
+    }
+  }
+
+  private serveLocalReads(): void {
+    if (this.localReadWaiters.length === 0) return;
+    const keep: typeof this.localReadWaiters = [];
+    for (const w of this.localReadWaiters) {
+      if (this.lastApplied >= w.index) this.out.push({ type: 'readReady', requestId: w.requestId, index: w.index });
+      else keep.push(w);
+    }
+    this.localReadWaiters = keep;
+  }
+
+  // ---------------------------------------------------------------- learner rejoin
+
+  private onRejoinInfo(from: MemberId, m: RejoinInfoMsg): void {
+    if (!this.learner || this.rejoinTerm !== null || m.nonce !== this.probeNonce || !m.voter) return;
+    this.probeReplies.set(from, m.term);
+    // A majority of the cluster, not counting this member, must answer: see docs/consensus.md.
+    if (this.probeReplies.size < this.majority) return;
+    const t = Math.max(...this.probeReplies.values());
+    this.rejoinTerm = t;
+    if (t > this.term) {
+      this.term = t;
+      this.votedFor = VOTE_ABSTAIN;
+      this.dirty();
+    }
+  }
+
+  private becomeVoter(): void {
+    this.learner = false;
+    this.votedFor = VOTE_ABSTAIN; // never vote in a term it may already have voted in
+    this.bootNote += '; rejoined as voter';
+    this.dirty();
+    this.resetElectionTimer();
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  private onReceive(bytes: Uint8Array): void {
+    let from: MemberId;
+    let msg: Message;
+    try {
+      const opened = this.auth.open(bytes);
+      from = opened.from;
+      msg = decodeBody(opened.body);
+    } catch (e) {
+      if (e instanceof AuthError) this.stats.droppedAuth++;
+      else if (e instanceof ConsensusDecodeError) this.stats.droppedMalformed++;
+      else throw e;
+      return;
+    }
+    switch (msg.t) {
+      case MsgType.Vote: return this.onVote(from, msg);
+      case MsgType.VoteResp: return this.onVoteResp(from, msg);
+      case MsgType.Append: return this.onAppend(from, msg);
+      case MsgType.AppendResp: return this.onAppendResp(from, msg);
+      case MsgType.Snapshot: return this.onSnapshot(from, msg);
+      case MsgType.Forward: return this.onForward(from, msg);
+      case MsgType.ReadReq: return this.onReadReq(from, msg);
+      case MsgType.ReadResp: return this.onReadResp(msg);
+      case MsgType.RejoinProbe:
+        // Gated: the term reported must be durable.
+        this.send(from, { t: MsgType.RejoinInfo, nonce: msg.nonce, term: this.term, voter: !this.learner });
+        return;
+      case MsgType.RejoinInfo: return this.onRejoinInfo(from, msg);
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/** Shared consensus types: log entries, node inputs and outputs, configuration. */
+
+export type MemberId = number;
+
+/** Marks "this member may not vote in its current term" (used after a rejoin). */
+export const VOTE_ABSTAIN = -1;
+
+export const enum EntryKind {
+  /** Appended by every new leader so it can commit entries of its own term. */
+  Noop = 0,
+  /** Application data for the replicated state machine. */
+  Data = 1,
+}
+
+export interface LogEntry {
+  term: number;
+  kind: EntryKind;
+  /** Member that accepted the proposal, its boot incarnation and its request number. */
+  origin: MemberId;
+  incarnation: number;
+  requestId: number;
+  data: Uint8Array;
+}
+
+export type NodeInput =
+  | { type: 'tick'; now: number }
+  | { type: 'receive'; bytes: Uint8Array }
+  | { type: 'propose'; requestId: number; entry: Uint8Array }
+  | { type: 'readIndex'; requestId: number }
+  | { type: 'persisted'; token: number };
+
+export type RejectReason = 'not-leader' | 'no-leader' | 'learner' | 'deposed' | 'too-large';
+
+export type NodeOutput =
+  /** Deliver these exact bytes to member `to`. Safe to send at once: the node withholds every
+   * message until the state it depends on has been confirmed durable. */
+  | { type: 'send'; to: MemberId; bytes: Uint8Array }
+  /** Make `sealed` durable (atomically replacing the previous state), then input `persisted(token)`. */
+  | { type: 'persist'; token: number; sealed: Uint8Array }
+  /** A committed entry was applied on this member. `requestId` is set when this member accepted it. */
+  | { type: 'committed'; index: number; entry: Uint8Array; result: Uint8Array; requestId?: number }
+  /** A readIndex request may now be served from the local state machine. */
+  | { type: 'readReady'; requestId: number; index: number }
+  | { type: 'rejected'; requestId: number; reason: RejectReason; leaderHint?: MemberId }
+  /** The state machine was replaced by a snapshot ending at `index`. */
+  | { type: 'restored'; index: number };
+
+export interface RaftConfig {
+  electionTimeoutMin: number;
+  electionTimeoutMax: number;
+  heartbeatInterval: number;
+  /** Max entries per AppendEntries message. */
+  maxBatch: number;
+  /** Compact the log once this many applied entries sit above the snapshot. */
+  snapshotThreshold: number;
+  /** Max proposals a follower buffers while it knows no leader. */
+  maxPendingForwards: number;
+  /**
+   * TEST ONLY. Overrides the commit quorum size (a deliberately broken variant used to show that
+   * the simulator's checker catches unsafe commits). Never set in production.
+   */
+  unsafeCommitQuorum?: number;
+}
+
+export const DEFAULT_CONFIG: RaftConfig = {
+  electionTimeoutMin: 300,
+  electionTimeoutMax: 600,
+  heartbeatInterval: 60,
+  maxBatch: 64,
+  snapshotThreshold: 64,
+  maxPendingForwards: 256,
+};
+
+export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
+
+export interface NodeStatus {
+  id: MemberId;
+  role: Role;
+  term: number;
+  learner: boolean;
+  leaderId: MemberId | null;
+  commitIndex: number;
+  lastApplied: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  /** Why the member started as a learner, if it did. */
+  bootNote: string;
+}
