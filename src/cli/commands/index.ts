@@ -2,6 +2,7 @@ import type { CommandModule } from '../context.js';
 import { backupCommands } from './backup.js';
 import { demoCommand } from './demo.js';
 import { keyCommands } from './key.js';
+import { vaultCommands } from './vault.js';
 
 /** Every `bkv` command group. One module per group; add a line here to add a group. */
-export const commandModules: CommandModule[] = [backupCommands, keyCommands, demoCommand];
+export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand];

@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { JwtAccountVerifier } from '../../host/gateway/auth.js';
+import { readFile } from 'node:fs/promises';
+import { BkvError } from '../../client/errors.js';
+import { DEFAULT_POLICY } from '../../core/vault-core.js';
+import { startVaultServer } from '../../host/vault-server.js';
+import type { CommandModule } from '../context.js';
+import { makeOutput } from '../output.js';
+
+interface StartOpts {
+  dir: string;
+  host: string;
+  port: string;
+  maxAttempts?: string;
+  jwtPublicKey?: string;
+  json?: boolean;
+}
+
+/** `bkv vault start`: one vault member and its gateway on loopback. */
+export const vaultCommands: CommandModule = (program: Command) => {
+  const vault = program.command('vault').description('run a single-member key vault');
+  vault
+    .command('start')
+    .description('start a vault member and its HTTP gateway (runs until interrupted)')
+    .requiredOption('--dir <dir>', 'data directory (created if missing)')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', '7410')
+    .option('--max-attempts <n>', 'largest guess limit a client may ask for', String(DEFAULT_POLICY.maxLimit))
+    .option('--jwt-public-key <file>', 'verify account tokens with this Ed25519 JWK (disables development tokens)')
+    .option('--json', 'print the address and key file as JSON')
+    .action(async (o: StartOpts) => {
+      const out = makeOutput(!!o.json);
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
+      const maxLimit = Number(o.maxAttempts);
+      if (!Number.isInteger(maxLimit) || maxLimit < 1 || maxLimit > 1000) throw new BkvError('USAGE', 'invalid --max-attempts');
+      let verifier;
+      if (o.jwtPublicKey) {
+        try {
+          verifier = await JwtAccountVerifier.fromJwk(JSON.parse(await readFile(o.jwtPublicKey, 'utf8')));
+        } catch (e) {
+          throw new BkvError('USAGE', `cannot load --jwt-public-key ${o.jwtPublicKey}: ${(e as Error).message}`);
+        }
+      }
+      const running = await startVaultServer({
+        dir: o.dir,
+        host: o.host,
+        port,
+        policy: { ...DEFAULT_POLICY, maxLimit },
+        ...(verifier ? { verifier } : {}),
+        logger: o.json ? false : undefined,
+      });
+      out.info(`vault listening on ${running.url}`);
+      out.info(`pinned fleet keys: ${running.fleetKeysPath}`);
+      if (!verifier) out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
+      out.result('', { url: running.url, fleetKeys: running.fleetKeysPath });
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await running.close();
+    });
+};

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { BkvError } from '../client/errors.js';
+import { httpTransport } from '../client/sdk/transport.js';
+import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
+import { fromB64 } from '../protocol/messages.js';
+import type { KsfParams } from '../protocol/messages.js';
+
+export const DEFAULT_VAULT_URL = 'http://127.0.0.1:7410';
+
+export interface VaultOptions {
+  vault?: string;
+  fleetKeys?: string;
+  account?: string;
+  token?: string;
+  /** Argon2id memory in KiB (tests and demos lower it; see docs/vault.md). */
+  ksfMemory?: string;
+}
+
+/** Adds the options that say which vault to use and who we are. */
+export function addVaultOptions(cmd: Command): Command {
+  return cmd
+    .option('--vault <url>', `vault gateway URL (env BKV_VAULT_URL, default ${DEFAULT_VAULT_URL})`)
+    .option('--fleet-keys <file>', 'pinned fleet public keys, fleet-keys.json (env BKV_FLEET_KEYS)')
+    .option('--account <name>', 'account name at the gateway (env BKV_ACCOUNT, default the OS user)')
+    .option('--token <jwt>', 'bearer token for the gateway (env BKV_TOKEN; default: ask the development issuer)');
+}
+
+/** Reads pinned fleet keys (docs/formats/fleet-keys.md). */
+export async function readFleetKeys(path: string): Promise<TrustedFleetKeys> {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new BkvError('IO', `cannot read fleet keys from ${path}: ${(e as Error).message}`);
+  }
+  if (doc.format !== 'bkv-fleet-keys/v1' || typeof doc.opaqueServerPublicKey !== 'string' || typeof doc.encryptionPublicKey !== 'string') {
+    throw new BkvError('MALFORMED', `${path} is not a bkv-fleet-keys/v1 file`);
+  }
+  const keys = {
+    opaqueServerPublicKey: fromB64(doc.opaqueServerPublicKey, 'opaqueServerPublicKey'),
+    encryptionPublicKey: fromB64(doc.encryptionPublicKey, 'encryptionPublicKey'),
+  };
+  if (keys.opaqueServerPublicKey.length !== 32 || keys.encryptionPublicKey.length !== 32) {
+    throw new BkvError('MALFORMED', `${path} holds keys of the wrong length`);
+  }
+  return keys;
+}
+
+async function devToken(url: string, account: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('/v1/dev/token', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ account }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (e) {
+    throw new BkvError('NETWORK', `cannot reach the vault gateway at ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new BkvError('UNAUTHORIZED', `no --token given and the gateway at ${url} issues no development tokens`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Builds a vault client from command-line options and the environment. */
+export async function vaultClientFromOptions(o: VaultOptions, ksf?: KsfParams): Promise<VaultClient> {
+  const url = o.vault ?? process.env.BKV_VAULT_URL ?? DEFAULT_VAULT_URL;
+  const keysPath = o.fleetKeys ?? process.env.BKV_FLEET_KEYS;
+  if (!keysPath) throw new BkvError('USAGE', 'say which fleet to trust: --fleet-keys FILE (printed by `bkv vault start`)');
+  const fleet = await readFleetKeys(keysPath);
+  const account = o.account ?? process.env.BKV_ACCOUNT ?? userInfo().username;
+  let token = o.token ?? process.env.BKV_TOKEN;
+  return new VaultClient({
+    account,
+    fleet,
+    transport: httpTransport({ gatewayUrl: url, token: async () => (token ??= await devToken(url, account)) }),
+    ...(ksf ? { ksf } : {}),
+  });
+}
+
+/** Optional Argon2id override, from `--ksf-memory KiB` or env BKV_KSF_MEMORY (fast demos, tests). */
+export function ksfFromOptions(o: VaultOptions): KsfParams | undefined {
+  const text = o.ksfMemory ?? process.env.BKV_KSF_MEMORY;
+  if (!text) return undefined;
+  const memory = Number(text);
+  if (!Number.isInteger(memory) || memory < 64 || memory > 4 * 1024 * 1024) {
+    throw new BkvError('USAGE', 'Argon2id memory must be a whole number of KiB from 64 to 4194304');
+  }
+  return { memory, iterations: 3, parallelism: 1 };
+}
