@@ -1,0 +1,206 @@
+/**
+ * Namespace audit (the `bkv audit namespace` command): per epoch, check the digest, the witness
+ * signature, the fleet counter-signature, inclusion in the witness log and log consistency, then
+ * diff fleet keys and roles from epoch to epoch.
+ */
+import { BkvError } from '../client/errors.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../client/fleet/artifact.js';
+import { verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
+import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
+import { verifyCounterSignature } from '../client/fleet/countersign.js';
+import { decodeBase64, encodeHex, equalBytes } from '../client/fleet/encoding.js';
+import { parseVerifierKey, type NoteVerifier } from '../client/fleet/note.js';
+import { parseStatement, verifyStatementSignature } from '../client/fleet/statement.js';
+import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
+import { leafHash, verifyInclusion } from '../merkle/index.js';
+import type { WitnessReader } from './reader.js';
+
+export const AUDIT_CHECKS = ['digest', 'witness-signature', 'counter-signature', 'inclusion'] as const;
+export type AuditCheck = (typeof AUDIT_CHECKS)[number];
+
+export interface EpochAudit {
+  epoch: number;
+  timestamp?: number;
+  digest?: string;
+  fleetId?: string;
+  checks: Record<AuditCheck, { ok: boolean; error?: string }>;
+  changes: string[];
+}
+
+export interface AuditResult {
+  ok: boolean;
+  namespace: string;
+  witness: string;
+  checkpoint: { size: number; rootHash: string };
+  consistency: { ok: boolean; from?: number; to: number; error?: string };
+  epochs: EpochAudit[];
+}
+
+export interface AuditOptions {
+  limit?: number;
+  beforeEpoch?: number;
+  /** Pinned witness verifier key; default: trust on first use of the key the witness reports. */
+  witnessKey?: string;
+  /** Where the newest checkpoint seen is kept between runs. */
+  store?: CheckpointStore;
+}
+
+function errMsg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function diff(prev: FleetArtifact | undefined, cur: FleetArtifact): string[] {
+  if (!prev) return ['first epoch seen'];
+  const out: string[] = [];
+  if (prev.fleetId !== cur.fleetId) out.push(`fleetId ${prev.fleetId} → ${cur.fleetId}`);
+  for (const k of cur.keys) {
+    const old = prev.keys.find((p) => p.role === k.role);
+    if (!old) out.push(`${k.role} key added`);
+    else if (old.publicKey !== k.publicKey || old.alg !== k.alg) out.push(`${k.role} key rotated`);
+  }
+  for (const m of cur.members) {
+    const old = prev.members.find((p) => p.id === m.id);
+    if (!old) out.push(`member ${m.id} (${m.site}) added`);
+    else if (old.identityKey !== m.identityKey || old.site !== m.site) out.push(`member ${m.id} changed`);
+  }
+  for (const m of prev.members) if (!cur.members.some((c) => c.id === m.id)) out.push(`member ${m.id} removed`);
+  if (prev.quorum !== cur.quorum) out.push(`quorum ${prev.quorum} → ${cur.quorum}`);
+  if (prev.measurement !== cur.measurement) out.push(`measurement ${prev.measurement.slice(0, 12)}… → ${cur.measurement.slice(0, 12)}…`);
+  if (prev.notAfter !== cur.notAfter || prev.notBefore !== cur.notBefore) out.push(`validity ${cur.notBefore} .. ${cur.notAfter}`);
+  return out.length ? out : ['no change'];
+}
+
+export async function auditNamespace(w: WitnessReader, namespace: string, opts: AuditOptions = {}): Promise<AuditResult> {
+  const info = await w.keyInfo();
+  const verifier: NoteVerifier = parseVerifierKey(opts.witnessKey ?? info.verifierKey);
+  if (opts.witnessKey && info.verifierKey !== opts.witnessKey) {
+    throw new BkvError('VERIFICATION_FAILED', `the witness reports key ${info.verifierKey}, not the pinned ${opts.witnessKey}`);
+  }
+  const cp: SignedCheckpoint = verifyCheckpoint(await w.checkpoint(), verifier);
+
+  // Consistency with the checkpoint seen earlier (persisted), then remember the newest.
+  const consistency: AuditResult['consistency'] = { ok: true, to: cp.size };
+  if (opts.store) {
+    const prevNote = await opts.store.get(checkpointKey(verifier.name));
+    if (prevNote !== undefined) {
+      try {
+        const prev = verifyCheckpoint(prevNote, verifier);
+        consistency.from = prev.size;
+        const [a, b] = prev.size <= cp.size ? [prev.size, cp.size] : [cp.size, prev.size];
+        if (b > cp.size) throw new BkvError('VERIFICATION_FAILED', `the witness log shrank from ${prev.size} to ${cp.size} entries`);
+        const proof = a === 0 || a === b ? [] : await w.consistencyProof(a, b);
+        checkCheckpointConsistency(prev, cp, proof);
+      } catch (e) {
+        consistency.ok = false;
+        consistency.error = errMsg(e);
+      }
+    }
+    if (consistency.ok) await opts.store.set(checkpointKey(verifier.name), cp.note);
+  }
+
+  const latest = await w.latestEpoch(namespace);
+  const last = Math.min(latest, opts.beforeEpoch !== undefined ? opts.beforeEpoch - 1 : latest);
+  const limit = opts.limit ?? 50;
+  const first = Math.max(1, last - limit + 1);
+  const epochs: EpochAudit[] = [];
+  let prevArtifact: FleetArtifact | undefined;
+  if (first > 1) {
+    try {
+      prevArtifact = parseFleetArtifact(await w.artifact(namespace, first - 1));
+    } catch {
+      prevArtifact = undefined;
+    }
+  }
+  for (let epoch = first; epoch <= last; epoch++) {
+    const checks = Object.fromEntries(AUDIT_CHECKS.map((c) => [c, { ok: false, error: 'not checked' }])) as EpochAudit['checks'];
+    const row: EpochAudit = { epoch, checks, changes: [] };
+    epochs.push(row);
+    const run = async (c: AuditCheck, f: () => void | Promise<void>): Promise<boolean> => {
+      try {
+        await f();
+        checks[c] = { ok: true };
+        return true;
+      } catch (e) {
+        checks[c] = { ok: false, error: errMsg(e) };
+        return false;
+      }
+    };
+    let rec;
+    try {
+      rec = await w.epochRecord(namespace, epoch);
+    } catch (e) {
+      for (const c of AUDIT_CHECKS) checks[c] = { ok: false, error: `statement unavailable: ${errMsg(e)}` };
+      continue;
+    }
+    row.timestamp = rec.timestamp;
+    row.digest = rec.digest;
+    let statementBytes: Uint8Array = new Uint8Array(0);
+    let witnessSig: Uint8Array = new Uint8Array(0);
+    let artifact: FleetArtifact | undefined;
+    await run('digest', async () => {
+      statementBytes = decodeBase64(rec.statement, 'statement');
+      const st = parseStatement(statementBytes);
+      if (st.namespace !== namespace || st.epoch !== epoch) throw new Error(`statement is for ${st.namespace} epoch ${st.epoch}`);
+      if (st.witness !== verifier.name) throw new Error(`statement names witness ${st.witness}`);
+      const bytes = await w.artifact(namespace, epoch);
+      const d = artifactDigest(bytes);
+      if (!equalBytes(d, st.digest)) throw new Error(`artifact SHA-256 ${encodeHex(d)} ≠ statement digest ${encodeHex(st.digest)}`);
+      artifact = parseFleetArtifact(bytes);
+      if (artifact.namespace !== namespace) throw new Error(`artifact is for namespace ${artifact.namespace}`);
+      row.fleetId = artifact.fleetId;
+    });
+    await run('witness-signature', () => {
+      witnessSig = decodeBase64(rec.witnessSignature, 'witness signature', 64);
+      verifyStatementSignature(statementBytes, witnessSig, verifier.publicKey);
+    });
+    await run('counter-signature', () => {
+      if (!rec.counterSignature) throw new Error('no fleet counter-signature uploaded');
+      if (!artifact) throw new Error('artifact not verified');
+      verifyCounterSignature(witnessSig, decodeBase64(rec.counterSignature, 'counter-signature', 64), fleetPublicKeys(artifact).signingPublicKey);
+    });
+    await run('inclusion', async () => {
+      if (rec.leafIndex >= cp.size) throw new Error(`leaf ${rec.leafIndex} is beyond the checkpoint (size ${cp.size})`);
+      const proof = await w.inclusionProof(rec.leafIndex, cp.size);
+      verifyInclusion(rec.leafIndex, cp.size, leafHash(statementBytes), proof, cp.rootHash);
+    });
+    if (artifact) {
+      row.changes = diff(prevArtifact, artifact);
+      prevArtifact = artifact;
+    }
+  }
+  const ok = consistency.ok && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
+  return {
+    ok,
+    namespace,
+    witness: verifier.name,
+    checkpoint: { size: cp.size, rootHash: encodeHex(cp.rootHash) },
+    consistency,
+    epochs,
+  };
+}
+
+/** A readable table: one row per epoch, ✓/✗ per check, then failures and key changes. */
+export function formatAudit(r: AuditResult): string[] {
+  const mark = (ok: boolean) => (ok ? '✓' : '✗');
+  const lines: string[] = [];
+  lines.push(`namespace ${r.namespace} — witness ${r.witness} — checkpoint size ${r.checkpoint.size} root ${r.checkpoint.rootHash.slice(0, 16)}…`);
+  lines.push(
+    `log consistency ${mark(r.consistency.ok)} ` +
+      (r.consistency.from !== undefined ? `(tree ${r.consistency.from} → ${r.consistency.to})` : '(no earlier checkpoint recorded)') +
+      (r.consistency.error ? `: ${r.consistency.error}` : ''),
+  );
+  lines.push('');
+  lines.push('epoch  logged (UTC)           digest      dgst  sig  csig  incl  fleet: changes');
+  for (const e of r.epochs) {
+    const ts = e.timestamp !== undefined ? new Date(e.timestamp).toISOString().slice(0, 19).replace('T', ' ') : '?'.padEnd(19);
+    lines.push(
+      `${String(e.epoch).padStart(5)}  ${ts.padEnd(20)}  ${(e.digest ?? '?').slice(0, 10).padEnd(10)}  ${mark(e.checks.digest.ok)}     ${mark(e.checks['witness-signature'].ok)}    ${mark(e.checks['counter-signature'].ok)}     ${mark(e.checks.inclusion.ok)}    ${e.fleetId ?? '?'}: ${e.changes.join('; ')}`,
+    );
+  }
+  const failures = r.epochs.flatMap((e) =>
+    AUDIT_CHECKS.filter((c) => !e.checks[c].ok).map((c) => `  epoch ${e.epoch} ${c}: ${e.checks[c].error}`),
+  );
+  if (failures.length) lines.push('', 'failures:', ...failures);
+  lines.push('', r.ok ? `all ${r.epochs.length} epochs verified` : 'AUDIT FAILED');
+  return lines;
+}

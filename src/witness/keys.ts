@@ -1,0 +1,135 @@
+/**
+ * Ed25519 keys for the witness and the operator, on disk. Node only.
+ * Signing uses node:crypto (same Ed25519, several times faster than pure JS on the server).
+ */
+import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BkvError } from '../client/errors.js';
+import { decodeBase64, encodeBase64 } from '../client/fleet/encoding.js';
+import { noteSignerFromSeed, isValidKeyName, type NoteSigner } from '../client/fleet/note.js';
+
+const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+
+export function nodePrivateKey(seed: Uint8Array, publicKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(publicKey) }, format: 'jwk' });
+}
+
+export function nodePublicKey(publicKey: Uint8Array): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
+}
+
+/** A note signer whose signing runs in node:crypto. */
+export function fastSigner(name: string, seed: Uint8Array): NoteSigner {
+  const probe = noteSignerFromSeed(name, seed);
+  const key = nodePrivateKey(seed, probe.publicKey);
+  return noteSignerFromSeed(name, seed, (m) => new Uint8Array(nodeSign(null, m, key)));
+}
+
+/** Ed25519 verification through node:crypto; false on any malformed input. */
+export function fastVerify(sig: Uint8Array, msg: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    if (sig.length !== 64 || publicKey.length !== 32) return false;
+    return nodeVerify(null, msg, nodePublicKey(publicKey), sig);
+  } catch {
+    return false;
+  }
+}
+
+export interface WitnessConfig {
+  /** Checkpoint origin and key name, e.g. "witness.example.org/bkv". */
+  origin: string;
+  /** base64 Ed25519 public keys of operators allowed to submit. */
+  operatorKeys: string[];
+}
+
+export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, data, { mode });
+  const fh = await open(tmp, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+async function readJson(path: string): Promise<unknown | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BkvError('IO', `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Loads (or on first start creates) the witness directory: `config.json` and `witness.key`.
+ * `origin` and `operatorKeys` given here are merged into the configuration.
+ */
+export async function loadWitnessIdentity(
+  dir: string,
+  opts: { origin?: string; addOperatorKeys?: string[] } = {},
+): Promise<{ config: WitnessConfig; signer: NoteSigner; seed: Uint8Array }> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const cfgPath = join(dir, 'config.json');
+  const keyPath = join(dir, 'witness.key');
+  const cfgRaw = (await readJson(cfgPath)) as Partial<WitnessConfig> | undefined;
+  let keyRaw = (await readJson(keyPath)) as { seed?: string } | undefined;
+  let seed: Uint8Array;
+  if (!keyRaw) {
+    seed = new Uint8Array(randomBytes(32));
+    keyRaw = { seed: encodeBase64(seed) };
+    await writeFileDurable(keyPath, JSON.stringify(keyRaw) + '\n');
+  } else {
+    seed = decodeBase64(keyRaw.seed, 'witness.key seed', 32);
+  }
+  const probe = noteSignerFromSeed('probe', seed);
+  const defaultOrigin = `bkv-witness.localhost/${Buffer.from(probe.publicKey.subarray(0, 6)).toString('hex')}`;
+  const config: WitnessConfig = {
+    origin: opts.origin ?? cfgRaw?.origin ?? defaultOrigin,
+    operatorKeys: [...(cfgRaw?.operatorKeys ?? [])],
+  };
+  if (cfgRaw?.origin && opts.origin && cfgRaw.origin !== opts.origin) {
+    throw new BkvError('USAGE', `this witness already has origin "${cfgRaw.origin}"; the origin cannot change`);
+  }
+  if (!isValidKeyName(config.origin) || config.origin.startsWith('bkv-witness-statement')) {
+    throw new BkvError('USAGE', 'witness origin must be a name without spaces or "+"');
+  }
+  for (const k of opts.addOperatorKeys ?? []) {
+    decodeBase64(k, 'operator public key', 32);
+    if (!config.operatorKeys.includes(k)) config.operatorKeys.push(k);
+  }
+  if (JSON.stringify(cfgRaw) !== JSON.stringify(config)) {
+    await writeFileDurable(cfgPath, JSON.stringify(config, null, 2) + '\n', 0o644);
+  }
+  return { config, signer: fastSigner(config.origin, seed), seed };
+}
+
+export interface OperatorKey {
+  publicKey: Uint8Array;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+export function operatorKeyFromSeed(seed: Uint8Array): OperatorKey {
+  const s = noteSignerFromSeed('operator', seed);
+  return { publicKey: s.publicKey, sign: s.sign };
+}
+
+/** Operator key file: JSON {"alg":"Ed25519","privateKey":base64 seed,"publicKey":base64}. */
+export async function writeOperatorKeyFile(path: string): Promise<OperatorKey> {
+  const seed = new Uint8Array(randomBytes(32));
+  const key = operatorKeyFromSeed(seed);
+  await writeFileDurable(
+    path,
+    JSON.stringify({ alg: 'Ed25519', privateKey: encodeBase64(seed), publicKey: encodeBase64(key.publicKey) }) + '\n',
+  );
+  return key;
+}
+
+export async function readOperatorKeyFile(path: string): Promise<OperatorKey> {
+  const raw = (await readJson(path)) as { alg?: string; privateKey?: string } | undefined;
+  if (!raw || raw.alg !== 'Ed25519') throw new BkvError('USAGE', `${path} is not an Ed25519 key file`);
+  return operatorKeyFromSeed(decodeBase64(raw.privateKey, 'key file privateKey', 32));
+}

@@ -1,0 +1,200 @@
+/**
+ * The witness HTTP API (fastify). Node only. Routes: docs/formats/witness-api.md.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { BkvError } from '../client/errors.js';
+import { encodeBase64 } from '../client/fleet/encoding.js';
+import { parseDecimal } from '../client/fleet/encoding.js';
+import { TILE_HEIGHT, TILE_WIDTH, decodeTileIndex, encodeEntryBundle } from '../merkle/index.js';
+import { WitnessLog, type WitnessLogOptions } from './log.js';
+import { buildValidationBundle } from './bundle.js';
+import { localReader } from './reader.js';
+import type { SubmissionBody } from './protocol.js';
+
+const STATUS: Record<string, number> = {
+  USAGE: 400,
+  MALFORMED: 400,
+  UNAUTHORIZED: 401,
+  VERIFICATION_FAILED: 422,
+  CONFLICT: 409,
+  UNAVAILABLE: 503,
+  IO: 500,
+};
+
+function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof BkvError) {
+    const status = (err.details.status as number | undefined) ?? STATUS[err.code] ?? 500;
+    return reply.code(status).send({ error: { code: err.code, message: err.message } });
+  }
+  return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+}
+
+function num(s: unknown, what: string): number {
+  if (typeof s !== 'string') throw new BkvError('USAGE', `${what} is required`);
+  try {
+    return parseDecimal(s, what);
+  } catch {
+    throw new BkvError('USAGE', `${what} must be a canonical decimal number`);
+  }
+}
+
+export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {}): FastifyInstance {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 256 * 1024 });
+  const reader = localReader(log);
+  const wrap =
+    <T>(f: (req: { params: Record<string, string>; query: Record<string, string>; body: unknown }) => Promise<T> | T) =>
+    async (req: { params: unknown; query: unknown; body: unknown }, reply: FastifyReply) => {
+      try {
+        const out = await f({ params: req.params as Record<string, string>, query: req.query as Record<string, string>, body: req.body });
+        return out;
+      } catch (e) {
+        return sendError(reply, e);
+      }
+    };
+
+  app.get('/v1/key', wrap(() => log.keyInfo()));
+  app.get('/v1/namespaces', wrap(() => ({ namespaces: log.namespaces() })));
+  app.get('/v1/namespaces/:ns', wrap(({ params }) => ({ namespace: params.ns, latestEpoch: log.latestEpoch(params.ns!) })));
+  app.post(
+    '/v1/namespaces/:ns/epochs',
+    wrap(({ params, body }) => log.submit(params.ns!, body as SubmissionBody)),
+  );
+  app.get('/v1/namespaces/:ns/epochs/:epoch', wrap(({ params }) => log.epochRecord(params.ns!, num(params.epoch, 'epoch'))));
+  app.get('/v1/namespaces/:ns/epochs/:epoch/artifact', async (req, reply) => {
+    try {
+      const p = req.params as Record<string, string>;
+      const bytes = log.artifact(p.ns!, num(p.epoch, 'epoch'));
+      return reply.type('application/octet-stream').send(Buffer.from(bytes));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+  app.put(
+    '/v1/namespaces/:ns/epochs/:epoch/counter-signature',
+    wrap(({ params, body }) => {
+      const cs = (body as { counterSignature?: unknown } | null)?.counterSignature;
+      if (typeof cs !== 'string') throw new BkvError('MALFORMED', 'body must be {"counterSignature": base64}');
+      return log.addCounterSignature(params.ns!, num(params.epoch, 'epoch'), cs);
+    }),
+  );
+  app.get(
+    '/v1/proof/inclusion',
+    wrap(({ query }) => {
+      const index = num(query.index, 'index');
+      const size = num(query.size, 'size');
+      return { leafIndex: index, treeSize: size, proof: log.inclusionProof(index, size).map(encodeBase64) };
+    }),
+  );
+  app.get(
+    '/v1/proof/consistency',
+    wrap(({ query }) => {
+      const size1 = num(query.size1, 'size1');
+      const size2 = num(query.size2, 'size2');
+      return { size1, size2, proof: log.consistencyProof(size1, size2).map(encodeBase64) };
+    }),
+  );
+  app.get(
+    '/v1/bundle/:ns',
+    wrap(({ params, query }) =>
+      buildValidationBundle(reader, params.ns!, {
+        ...(query.epoch !== undefined ? { epoch: num(query.epoch, 'epoch') } : {}),
+        ...(query.knownTreeSize !== undefined ? { knownTreeSize: num(query.knownTreeSize, 'knownTreeSize') } : {}),
+      }),
+    ),
+  );
+
+  // C2SP tlog-tiles: /checkpoint, /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]
+  app.get('/checkpoint', async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(log.checkpoint().note),
+  );
+  app.get('/tile/*', async (req, reply) => {
+    const rest = (req.params as { '*': string })['*'];
+    const tile = parseTileRequest(rest);
+    if (!tile) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+    const size = log.checkpoint().size;
+    if (tile.level === 'entries') {
+      const start = tile.index * TILE_WIDTH;
+      if (start + tile.width > size) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+      const full = Math.floor(size / TILE_WIDTH) > tile.index;
+      if (tile.width !== TILE_WIDTH && full) return reply.code(404).send({ error: { code: 'USAGE', message: 'use the full tile' } });
+      const entries: Uint8Array[] = [];
+      for (let i = 0; i < tile.width; i++) entries.push(log.entry(start + i));
+      return reply
+        .type('application/octet-stream')
+        .header('cache-control', tile.width === TILE_WIDTH ? 'public, max-age=31536000, immutable' : 'no-store')
+        .send(Buffer.from(encodeEntryBundle(entries)));
+    }
+    const treeLevel = tile.level * TILE_HEIGHT;
+    // hashes at treeLevel that are covered by the current checkpoint
+    const available = Math.floor(size / 2 ** treeLevel);
+    const start = tile.index * TILE_WIDTH;
+    if (start + tile.width > available) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+    if (tile.width !== TILE_WIDTH && available >= start + TILE_WIDTH) {
+      return reply.code(404).send({ error: { code: 'USAGE', message: 'use the full tile' } });
+    }
+    const out = new Uint8Array(32 * tile.width);
+    for (let i = 0; i < tile.width; i++) out.set(log.tree.storedHash(treeLevel, start + i)!, 32 * i);
+    return reply
+      .type('application/octet-stream')
+      .header('cache-control', tile.width === TILE_WIDTH ? 'public, max-age=31536000, immutable' : 'no-store')
+      .send(Buffer.from(out));
+  });
+  return app;
+}
+
+export function parseTileRequest(path: string): { level: number | 'entries'; index: number; width: number } | undefined {
+  const segs = path.split('/');
+  const levelSeg = segs.shift();
+  if (levelSeg === undefined) return undefined;
+  let level: number | 'entries';
+  if (levelSeg === 'entries') level = 'entries';
+  else if (/^(0|[1-9][0-9]?)$/.test(levelSeg)) level = Number(levelSeg);
+  else return undefined;
+  let width = TILE_WIDTH;
+  const last = segs[segs.length - 1];
+  if (segs.length >= 2 && /^[0-9]+$/.test(last ?? '') && segs[segs.length - 2]!.endsWith('.p')) {
+    const w = Number(last);
+    if (!/^[1-9][0-9]*$/.test(last!) || w < 1 || w >= TILE_WIDTH) return undefined;
+    width = w;
+    segs.pop();
+    segs[segs.length - 1] = segs[segs.length - 1]!.slice(0, -2);
+  }
+  const index = decodeTileIndex(segs);
+  if (index === undefined) return undefined;
+  return { level, index, width };
+}
+
+export interface RunningWitness {
+  log: WitnessLog;
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Opens the witness directory and listens (port 0 picks a free port). */
+export async function startWitness(
+  dir: string,
+  opts: WitnessLogOptions & { host?: string; port?: number; logger?: boolean } = {},
+): Promise<RunningWitness> {
+  const log = await WitnessLog.open(dir, opts);
+  const app = createWitnessApp(log, { logger: opts.logger ?? false });
+  try {
+    await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  } catch (e) {
+    await log.close();
+    throw new BkvError('IO', `witness cannot listen: ${(e as Error).message}`);
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const host = opts.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    log,
+    app,
+    url,
+    async close() {
+      await app.close();
+      await log.close();
+    },
+  };
+}
