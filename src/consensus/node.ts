@@ -51,6 +51,8 @@ export interface NodeStats {
   snapshotsInstalled: number;
 }
 
+const FORWARD_WINDOW = 4096;
+
 interface PendingRead {
   seq: number;
   index: number;
@@ -102,7 +104,7 @@ export class RaftNode {
   private readsAwaitingTermCommit: PendingRead[] = [];
   private heartbeatDue = 0;
   private quorumCheckAt = 0;
-  private forwardHwm = new Map<string, number>();
+  private forwardSeen = new Map<string, { hwm: number; seen: Set<number> }>();
   private needsBroadcast = false;
 
   // follower / any member
@@ -420,7 +422,7 @@ export class RaftNode {
     this.matchIndex.clear();
     this.peerVoter.clear();
     this.ackedSeq.clear();
-    this.forwardHwm.clear();
+    this.forwardSeen.clear();
     for (const p of this.peers) {
       this.nextIndex.set(p, this.log.lastIndex + 1);
       this.peerAckAt.set(p, this.now);
@@ -508,13 +510,16 @@ export class RaftNode {
   private onForward(from: MemberId, m: ForwardMsg): void {
     if (this.role !== 'leader' || m.term !== this.term) return;
     const key = `${from}:${m.incarnation}`;
-    let hwm = this.forwardHwm.get(key) ?? 0;
+    let w = this.forwardSeen.get(key);
+    if (!w) this.forwardSeen.set(key, (w = { hwm: 0, seen: new Set() }));
     for (const it of m.items) {
-      if (it.requestId <= hwm) continue; // duplicate or replay within this term
-      hwm = it.requestId;
+      // Drop duplicates and replays within this term (request ids rise per origin incarnation).
+      if (w.seen.has(it.requestId) || it.requestId + FORWARD_WINDOW <= w.hwm) continue;
+      w.seen.add(it.requestId);
+      if (it.requestId > w.hwm) w.hwm = it.requestId;
       this.appendLocal(this.dataEntry(from, m.incarnation, it.requestId, it.data));
     }
-    this.forwardHwm.set(key, hwm);
+    if (w.seen.size > 2 * FORWARD_WINDOW) for (const id of w.seen) if (id + FORWARD_WINDOW <= w.hwm) w.seen.delete(id);
   }
 
   // ---------------------------------------------------------------- replication (follower side)
