@@ -137,8 +137,9 @@ export class VaultStateMachine implements ReplicatedStateMachine {
         this.records.delete(e.user);
         return { status: 'erased' };
       }
+      // Other open attempts stay open: each already paid for its guess, and a concurrent recovery
+      // from a second device must still be able to finish.
       rec.attemptsRemaining = rec.limit;
-      rec.open = [];
       return { status: 'recovered', wrappedKey: rec.wrappedKey, attemptsRemaining: rec.attemptsRemaining };
     }
     if (rec.attemptsRemaining === 0 && rec.open.length === 0) {

@@ -60,6 +60,14 @@ describe('password escrow of the backup key', () => {
     expect((await expectRejects(c.recoverKey('nope'), WrongPasswordError)).attemptsRemaining).toBe(9);
   });
 
+  it('lets two devices recover the same account at once', async () => {
+    const k = randomKey();
+    await fx.client('twin').registerKey('pw', k);
+    const got = await Promise.all([1, 2, 3].map(() => fx.client('twin').recoverKey('pw')));
+    for (const g of got) expect(g).toEqual(k);
+    expect(fx.member.state.peek('twin')?.attemptsRemaining).toBe(10);
+  });
+
   it('honours a configured attempt limit', async () => {
     await fx.client('erin', undefined, 3).registerKey('right', randomKey());
     const c = fx.client('erin');

@@ -13,6 +13,8 @@ interface StartOpts {
   port: string;
   maxAttempts?: string;
   jwtPublicKey?: string;
+  rateAccount: string;
+  rateAddress: string;
   json?: boolean;
 }
 
@@ -27,6 +29,8 @@ export const vaultCommands: CommandModule = (program: Command) => {
     .option('--port <port>', 'port to listen on (0 picks a free one)', '7410')
     .option('--max-attempts <n>', 'largest guess limit a client may ask for', String(DEFAULT_POLICY.maxLimit))
     .option('--jwt-public-key <file>', 'verify account tokens with this Ed25519 JWK (disables development tokens)')
+    .option('--rate-account <n>', 'vault requests per account per minute', '120')
+    .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: StartOpts) => {
       const out = makeOutput(!!o.json);
@@ -34,6 +38,11 @@ export const vaultCommands: CommandModule = (program: Command) => {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
       const maxLimit = Number(o.maxAttempts);
       if (!Number.isInteger(maxLimit) || maxLimit < 1 || maxLimit > 1000) throw new BkvError('USAGE', 'invalid --max-attempts');
+      const perAccountPerMinute = Number(o.rateAccount);
+      const perAddressPerMinute = Number(o.rateAddress);
+      if (![perAccountPerMinute, perAddressPerMinute].every((n) => Number.isInteger(n) && n > 0)) {
+        throw new BkvError('USAGE', 'rate limits must be positive whole numbers');
+      }
       let verifier;
       if (o.jwtPublicKey) {
         try {
@@ -49,6 +58,7 @@ export const vaultCommands: CommandModule = (program: Command) => {
         policy: { ...DEFAULT_POLICY, maxLimit },
         ...(verifier ? { verifier } : {}),
         logger: o.json ? false : undefined,
+        rateLimit: { perAccountPerMinute, perAddressPerMinute },
       });
       out.info(`vault listening on ${running.url}`);
       out.info(`pinned fleet keys: ${running.fleetKeysPath}`);
