@@ -3,6 +3,8 @@ import { backupCommands } from './backup.js';
 import { demoCommand } from './demo.js';
 import { keyCommands } from './key.js';
 import { vaultCommands } from './vault.js';
+import { witnessCommands } from './witness.js';
+import { auditCommands } from './audit.js';
 
 /** Every `bkv` command group. One module per group; add a line here to add a group. */
-export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand];
+export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand, witnessCommands, auditCommands];

@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import type { CommandModule } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { makeOutput } from '../output.js';
+import { BkvError } from '../../client/errors.js';
+import { auditNamespace, formatAudit } from '../../witness/audit.js';
+import { WitnessClient } from '../../witness/client.js';
+import { FileCheckpointStore } from '../../witness/file-store.js';
+
+function intOpt(v: string | undefined, what: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,14}$|^0$/.test(v) || Number(v) < min) throw new BkvError('USAGE', `${what} must be an integer ≥ ${min}`);
+  return Number(v);
+}
+
+/** `bkv audit namespace <ns>`: check every logged epoch of a fleet namespace against the witness. */
+export const auditCommands: CommandModule = (program: Command, ctx) => {
+  const audit = program.command('audit').description('verify what the witness logged');
+  audit
+    .command('namespace <namespace>')
+    .description('verify digests, witness signatures, fleet counter-signatures and the log, epoch by epoch')
+    .requiredOption('--witness <url>', 'witness base URL')
+    .option('--limit <n>', 'how many epochs to check, newest first', '50')
+    .option('--before-epoch <e>', 'only epochs before this one')
+    .option('--witness-key <vkey>', 'pinned witness verifier key (name+keyid+base64); default: the key the witness reports')
+    .option('--state <file>', 'remember the newest checkpoint here and check consistency with it next time')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        namespace: string,
+        opts: { witness: string; limit: string; beforeEpoch?: string; witnessKey?: string; state?: string; json?: boolean },
+      ) => {
+        const out = makeOutput(!!opts.json);
+        const limit = intOpt(opts.limit, '--limit', 1);
+        const beforeEpoch = intOpt(opts.beforeEpoch, '--before-epoch', 1);
+        const result = await auditNamespace(new WitnessClient(opts.witness), namespace, {
+          ...(limit !== undefined ? { limit } : {}),
+          ...(beforeEpoch !== undefined ? { beforeEpoch } : {}),
+          ...(opts.witnessKey ? { witnessKey: opts.witnessKey } : {}),
+          ...(opts.state ? { store: new FileCheckpointStore(opts.state) } : {}),
+        });
+        if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else out.result(formatAudit(result).join('\n'), {});
+        if (!result.ok) ctx.setExitCode(EXIT.VERIFICATION);
+      },
+    );
+};
