@@ -26,3 +26,4 @@ export {
 } from './backup/header.js';
 export { encryptBackup, type EncryptOptions } from './backup/encrypt.js';
 export { openBackup, type DecryptOptions, type OpenedBackup } from './backup/decrypt.js';
+export * from './fleet/index.js';

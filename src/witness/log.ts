@@ -236,13 +236,12 @@ export class WitnessLog {
       throw new BkvError('MALFORMED', 'epoch must be a positive integer');
     }
     const digest = decodeHex(body.digest, 'digest', 32);
-    const digestHex = body.digest;
     const opKey = decodeBase64(body.operatorKey, 'operatorKey', 32);
     const sig = decodeBase64(body.signature, 'signature', 64);
     if (!this.config.operatorKeys.includes(body.operatorKey)) {
       throw new BkvError('UNAUTHORIZED', 'operator key is not registered with this witness');
     }
-    if (!fastVerify(sig, submissionMessage(namespace, epoch, digestHex), opKey)) {
+    if (!fastVerify(sig, submissionMessage(namespace, epoch, body.digest), opKey)) {
       throw new BkvError('UNAUTHORIZED', 'operator signature on the submission is invalid');
     }
     const artifact = decodeBase64(body.artifact, 'artifact');
@@ -251,6 +250,15 @@ export class WitnessLog {
     }
     const parsed = parseFleetArtifact(artifact);
     if (parsed.namespace !== namespace) throw new BkvError('MALFORMED', `artifact is for namespace "${parsed.namespace}"`);
+    return this.logStatement(namespace, epoch, digest, artifact);
+  }
+
+  /**
+   * Logs a statement for an artifact that has already been authenticated and parsed (submit()
+   * does both): enforces the epoch and digest rules, signs, and appends durably.
+   */
+  async logStatement(namespace: string, epoch: number, digest: Uint8Array, artifact: Uint8Array): Promise<EpochRecord> {
+    const digestHex = encodeHex(digest);
     const prev = this.reservedEpoch.get(namespace) ?? 0;
     if (epoch !== prev + 1) {
       throw new BkvError('CONFLICT', `epoch ${epoch} rejected: the next epoch of "${namespace}" is ${prev + 1}`, {
@@ -266,7 +274,7 @@ export class WitnessLog {
     const leafIndex = this.nextLeaf++;
     this.reserve(namespace, epoch, digestHex);
     const e: Entry = { namespace, epoch, timestamp, digest, statement, signature, artifact, leafIndex };
-    const line = JSON.stringify({ t: 's', st: encodeBase64(statement), sig: encodeBase64(signature), art: body.artifact }) + '\n';
+    const line = JSON.stringify({ t: 's', st: encodeBase64(statement), sig: encodeBase64(signature), art: encodeBase64(artifact) }) + '\n';
     await this.enqueue(line, () => this.applyEntry(e));
     return this.record(e);
   }
