@@ -1,13 +1,12 @@
-import cliProgress from 'cli-progress';
-
 /** A byte-count progress bar on stderr, shown only on a terminal and never in --json mode. */
 export interface Progress {
   add(bytes: number): void;
   stop(): void;
 }
 
-export function makeProgress(label: string, totalBytes: number, json: boolean): Progress {
+export async function makeProgress(label: string, totalBytes: number, json: boolean): Promise<Progress> {
   if (json || !process.stderr.isTTY || totalBytes < 8 * 1024 * 1024) return { add() {}, stop() {} };
+  const { default: cliProgress } = await import('cli-progress'); // loaded only when shown
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -10,15 +10,9 @@ export const nodeAesGcm: ChunkCipherFactory = async (key) => {
     seal(nonce, plaintext, aad) {
       const c = createCipheriv('aes-256-gcm', k, nonce, { authTagLength: TAG });
       c.setAAD(aad);
-      const out = Buffer.allocUnsafe(plaintext.length + TAG);
       const body = c.update(plaintext);
-      body.copy(out, 0);
-      let off = body.length;
       const fin = c.final();
-      fin.copy(out, off);
-      off += fin.length;
-      c.getAuthTag().copy(out, off);
-      return out;
+      return fin.length > 0 ? [body, fin, c.getAuthTag()] : [body, c.getAuthTag()];
     },
     open(nonce, sealed, aad) {
       if (sealed.length < TAG) return null;

@@ -1,9 +1,7 @@
-import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BkvError } from '../client/errors.js';
+import { drainToFile } from './file-sink.js';
 import { ioError } from './io-errors.js';
 
 /**
@@ -50,8 +48,12 @@ export async function writeFileAtomic(target: string, source: AsyncIterable<Uint
   await checkOutput(target, force);
   const tmp = tempPathFor(target);
   try {
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 4 * 1024 * 1024 });
-    await pipeline(Readable.from(source, { objectMode: false, highWaterMark: 4 * 1024 * 1024 }), out);
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await drainToFile(fh, source);
+    } finally {
+      await fh.close();
+    }
     await replace(tmp, target, force);
   } catch (err) {
     await rm(tmp, { force: true, recursive: true }).catch(() => {});

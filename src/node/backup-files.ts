@@ -2,10 +2,10 @@ import { rm, stat } from 'node:fs/promises';
 import { BkvError } from '../client/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
-import type { PayloadKind } from '../client/backup/header.js';
+import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js';
 import { nodeAesGcm } from './aes-gcm.js';
 import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
-import { readFileChunks, regularFileSize } from './file-source.js';
+import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
 import { ioError } from './io-errors.js';
 import { extractInto, packDirectory } from './tar-stream.js';
 
@@ -44,7 +44,7 @@ export async function inputKind(input: string): Promise<PayloadKind> {
 /** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
   const kind = await inputKind(o.input);
-  const payload = kind === 'tar' ? packDirectory(o.input) : readFileChunks(o.input);
+  const payload = kind === 'tar' ? packDirectory(o.input) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const encOptions = { key: o.key, kind, cipher: nodeAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
   await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress), encOptions), o.force ?? false);
   return { kind };
@@ -65,7 +65,7 @@ export interface RestoreBackupFileOptions {
 export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ kind: PayloadKind; bytes: number }> {
   await regularFileSize(o.input);
   await checkOutput(o.output, o.force ?? false);
-  const { header, plaintext } = await openBackup(counted(readFileChunks(o.input), o.onProgress), {
+  const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input), o.onProgress), {
     key: o.key,
     cipher: nodeAesGcm,
   });

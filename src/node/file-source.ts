@@ -1,9 +1,9 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { BkvError } from '../client/errors.js';
+import { HEADER_BYTES, TAG_BYTES, isValidChunkSize } from '../client/backup/header.js';
 import { ioError } from './io-errors.js';
 
-/** Read buffer size for file streams: large reads keep syscalls and copies few. */
+/** Default read size for file streams: large reads keep syscalls few. */
 export const IO_BUFFER_BYTES = 1024 * 1024;
 
 /** Checks that `path` is a readable regular file and returns its size. */
@@ -19,14 +19,69 @@ export async function regularFileSize(path: string): Promise<number> {
   return st.size;
 }
 
-/** Streams a file as byte arrays, reporting read errors as BkvError('IO'). */
-export async function* readFileChunks(path: string, bufferSize = IO_BUFFER_BYTES): AsyncGenerator<Uint8Array> {
-  const stream = createReadStream(path, { highWaterMark: bufferSize });
+async function readPiece(fh: FileHandle, size: number): Promise<Uint8Array> {
+  const buf = Buffer.allocUnsafe(size);
+  let filled = 0;
+  while (filled < size) {
+    const { bytesRead } = await fh.read(buf, filled, size - filled, null);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buf.subarray(0, filled);
+}
+
+/**
+ * Streams a file in pieces whose sizes `sizeOf(index, previous)` chooses, reading the next piece
+ * on the I/O thread pool while the consumer works on the current one. When the pieces match what
+ * the consumer asks for (whole chunks), nothing is copied. Read errors become BkvError('IO').
+ */
+export async function* readFileInPieces(
+  path: string,
+  sizeOf: (index: number, previous: Uint8Array | null) => number,
+): AsyncGenerator<Uint8Array> {
+  let fh: FileHandle;
   try {
-    for await (const chunk of stream) yield chunk as Buffer;
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw ioError(err, 'read', path);
+  }
+  let pending: Promise<Uint8Array> | null = null;
+  try {
+    let size = sizeOf(0, null);
+    pending = readPiece(fh, size);
+    for (let i = 1; ; i++) {
+      const piece: Uint8Array = await pending;
+      pending = null;
+      if (piece.length === 0) return;
+      if (piece.length === size) {
+        size = sizeOf(i, piece);
+        pending = readPiece(fh, size);
+      }
+      yield piece;
+      if (!pending) return;
+    }
   } catch (err) {
     throw ioError(err, 'read', path);
   } finally {
-    stream.destroy();
+    await pending?.catch(() => {});
+    await fh.close();
   }
+}
+
+/** Streams a plain file in chunk-size pieces (so the encryptor never copies). */
+export function readFileChunks(path: string, pieceSize = IO_BUFFER_BYTES): AsyncGenerator<Uint8Array> {
+  return readFileInPieces(path, () => pieceSize);
+}
+
+/** Streams a backup file as its header, then whole sealed chunks (size read from the header). */
+export function readBackupPieces(path: string): AsyncGenerator<Uint8Array> {
+  let pieceSize = IO_BUFFER_BYTES;
+  return readFileInPieces(path, (index, previous) => {
+    if (index === 0) return HEADER_BYTES;
+    if (index === 1 && previous) {
+      const chunkSize = new DataView(previous.buffer, previous.byteOffset, HEADER_BYTES).getUint32(12, false);
+      if (isValidChunkSize(chunkSize)) pieceSize = chunkSize + TAG_BYTES;
+    }
+    return pieceSize;
+  });
 }

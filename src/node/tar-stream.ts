@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
-import { create, extract } from 'tar';
 import { BkvError } from '../client/errors.js';
 
 /**
@@ -11,6 +10,7 @@ import { BkvError } from '../client/errors.js';
 export async function* packDirectory(dir: string): AsyncGenerator<Uint8Array> {
   const entries = (await readdir(dir)).sort();
   if (entries.length === 0) return; // an empty directory is an empty archive payload
+  const { create } = await import('tar'); // loaded only for directories
   const pack = create({ cwd: dir, portable: true, strict: true }, entries);
   for await (const chunk of pack as AsyncIterable<Uint8Array>) yield chunk;
 }
@@ -20,6 +20,7 @@ export async function* packDirectory(dir: string): AsyncGenerator<Uint8Array> {
  * (absolute paths and `..` are refused); file owners are not restored.
  */
 export async function extractInto(dir: string, source: AsyncIterable<Uint8Array>): Promise<void> {
+  const { extract } = await import('tar');
   const unpack = extract({ cwd: dir, strict: true, preserveOwner: false });
   let failure: unknown = null;
   unpack.on('error', (err: unknown) => {

@@ -62,7 +62,7 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   // Save a new key before any backup exists, so a backup never outlives its only key.
   if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
   const total = kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
-  const progress = makeProgress('Encrypting', total, out.json);
+  const progress = await makeProgress('Encrypting', total, out.json);
   try {
     await createBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
   } finally {
@@ -89,7 +89,7 @@ async function restore(input: string, o: RestoreOpts): Promise<void> {
   const out = makeOutput(!!o.json);
   const total = await regularFileSize(input);
   const key = await readExistingKey(o);
-  const progress = makeProgress('Decrypting', total, out.json);
+  const progress = await makeProgress('Decrypting', total, out.json);
   let result;
   try {
     result = await restoreBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n) });

@@ -47,7 +47,7 @@ export async function* encryptBackup(
     for (;;) {
       // A chunk is final when the input ends with it; a full chunk needs one byte of lookahead.
       const last = current.length < chunkSize || (await reader.atEnd());
-      yield await cipher.seal(chunkNonce(noncePrefix, counter, last), current, header);
+      for (const part of await cipher.seal(chunkNonce(noncePrefix, counter, last), current, header)) yield part;
       if (last) return;
       counter++;
       current = await reader.read(chunkSize);

@@ -11,7 +11,7 @@ export const webCryptoAesGcm: ChunkCipherFactory = async (key) => {
   });
   const cipher: ChunkCipher = {
     async seal(nonce, plaintext, aad) {
-      return new Uint8Array(await crypto.subtle.encrypt(params(nonce, aad), k, plaintext as Uint8Array<ArrayBuffer>));
+      return [new Uint8Array(await crypto.subtle.encrypt(params(nonce, aad), k, plaintext as Uint8Array<ArrayBuffer>))];
     },
     async open(nonce, sealed, aad) {
       try {
