@@ -474,6 +474,9 @@ export class RaftNode {
     this.peerAckAt.set(from, this.now);
     this.peerVoter.set(from, m.voter);
     if (m.voter) this.ackedSeq.set(from, Math.max(this.ackedSeq.get(from) ?? 0, m.readSeq));
+    if (!m.voter && !m.success && m.match < (this.matchIndex.get(from) ?? 0)) {
+      this.matchIndex.set(from, m.match); // a learner that lost its state: replicate from scratch
+    }
     const match = this.matchIndex.get(from) ?? 0;
     const next = this.nextIndex.get(from) ?? this.log.lastIndex + 1;
     if (m.success) {
