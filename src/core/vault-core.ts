@@ -2,7 +2,15 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import * as opaque from '@serenity-kit/opaque';
 import { BkvError, isBkvError } from '../client/errors.js';
-import { deriveChannelKeyPair, openRequest, sealResponse, type ChannelKeyPair } from '../protocol/channel.js';
+import {
+  CONTINUATION_VERSION,
+  deriveChannelKeyPair,
+  openContinuation,
+  openRequest,
+  parseContinuation,
+  sealResponse,
+  type ChannelKeyPair,
+} from '../protocol/channel.js';
 import { sealForSession } from '../protocol/key-wrap.js';
 import {
   decodeRequest,
@@ -97,31 +105,49 @@ export class VaultCore {
    */
   async handle(account: string, envelope: Uint8Array): Promise<Uint8Array> {
     this.stats.requests++;
-    const { plaintext, responseKey } = await openRequest(this.channel, account, envelope);
-    let response: VaultResponse;
-    try {
+    if (envelope[0] === CONTINUATION_VERSION) return this.handleContinuation(account, envelope);
+    const { plaintext, responseKey, continuationKey } = await openRequest(this.channel, account, envelope);
+    return this.respond(responseKey, async () => {
       const req = decodeRequest(plaintext);
       if (req.user !== account) throw new BkvError('UNAUTHORIZED', 'request names another account than the one authenticated');
-      response = await this.dispatch(req);
+      switch (req.op) {
+        case 'register-start':
+          return this.registerStart(req);
+        case 'register-finish':
+          return this.registerFinish(req);
+        case 'recover-start':
+          return this.recoverStart(req, continuationKey);
+        case 'recover-finish':
+          throw new BkvError('MALFORMED', 'recover-finish must be sent as a continuation of its recovery start');
+      }
+    });
+  }
+
+  /** A recovery finish: sealed under the key its recovery start exported, with the sealed ticket. */
+  private async handleContinuation(account: string, envelope: Uint8Array): Promise<Uint8Array> {
+    const { ticket, sealed } = parseContinuation(envelope);
+    const { attemptId, expires, serverLoginState, continuationKey } = this.openTicket(account, ticket);
+    const { plaintext, responseKey } = openContinuation(continuationKey, account, ticket, sealed);
+    return this.respond(responseKey, async () => {
+      const req = decodeRequest(plaintext);
+      if (req.op !== 'recover-finish' || req.user !== account || req.attemptId !== toB64(attemptId)) {
+        throw new BkvError('MALFORMED', 'a continuation must finish the attempt its ticket names');
+      }
+      if (this.env.now() > expires) throw new BkvError('CONFLICT', 'this recovery attempt has expired; start again');
+      return this.recoverFinish(req, attemptId, serverLoginState);
+    });
+  }
+
+  private async respond(responseKey: Uint8Array, produce: () => Promise<VaultResponse> | VaultResponse): Promise<Uint8Array> {
+    let response: VaultResponse;
+    try {
+      response = await produce();
     } catch (err) {
       this.stats.rejected++;
       if (!isBkvError(err)) throw err;
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
     return sealResponse(responseKey, encodeResponse(response), this.env.random(12));
-  }
-
-  private dispatch(req: VaultRequest): Promise<VaultResponse> {
-    switch (req.op) {
-      case 'register-start':
-        return Promise.resolve(this.registerStart(req));
-      case 'register-finish':
-        return this.registerFinish(req);
-      case 'recover-start':
-        return this.recoverStart(req);
-      case 'recover-finish':
-        return this.recoverFinish(req);
-    }
   }
 
   private registerStart(req: Extract<VaultRequest, { op: 'register-start' }>): VaultResponse {
@@ -157,7 +183,7 @@ export class VaultCore {
     return { ok: true, op: 'register-finish', version: res.r.version, attemptsRemaining: res.r.attemptsRemaining };
   }
 
-  private async recoverStart(req: Extract<VaultRequest, { op: 'recover-start' }>): Promise<VaultResponse> {
+  private async recoverStart(req: Extract<VaultRequest, { op: 'recover-start' }>, continuationKey: Uint8Array): Promise<VaultResponse> {
     const ke1 = fromB64(req.startLoginRequest, 'credential request');
     const attemptId = sha256(concat(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
     // The attempt is committed (counter decremented) before any credential response exists.
@@ -177,7 +203,7 @@ export class VaultCore {
       }),
     );
     const expires = now + ATTEMPT_TTL_MS;
-    const loginState = this.sealLoginState(req.user, attemptId, expires, serverLoginState);
+    const loginState = this.sealTicket(req.user, attemptId, expires, serverLoginState, continuationKey);
     return {
       ok: true,
       op: 'recover-start',
@@ -190,10 +216,11 @@ export class VaultCore {
     };
   }
 
-  private async recoverFinish(req: Extract<VaultRequest, { op: 'recover-finish' }>): Promise<VaultResponse> {
-    const attemptId = fromB64(req.attemptId, 'attempt id');
-    if (attemptId.length !== ATTEMPT_ID_BYTES) throw new BkvError('MALFORMED', 'attempt id has the wrong length');
-    const serverLoginState = this.openLoginState(req.user, attemptId, fromB64(req.loginState, 'login state'));
+  private async recoverFinish(
+    req: Extract<VaultRequest, { op: 'recover-finish' }>,
+    attemptId: Uint8Array,
+    serverLoginState: string,
+  ): Promise<VaultResponse> {
     let sessionKey: Uint8Array | null = null;
     if (req.finishLoginRequest !== null) {
       try {
@@ -217,20 +244,27 @@ export class VaultCore {
     return { ok: true, op: 'recover-finish', status: f.status, release, attemptsRemaining };
   }
 
-  private sealLoginState(user: string, attemptId: Uint8Array, expires: number, state: string): Uint8Array {
-    const body = new Writer(256).u64(expires).string(state).finish();
+  /**
+   * The recovery ticket: attempt id ‖ sealed(expiry, OPAQUE server login state, continuation key).
+   * Sealed under the fleet's login-state key and bound to the account and attempt, so any member can
+   * finish the attempt and nobody else can read or move it.
+   */
+  private sealTicket(user: string, attemptId: Uint8Array, expires: number, state: string, continuationKey: Uint8Array): Uint8Array {
+    const body = new Writer(256).u64(expires).string(state).raw(continuationKey).finish();
     const sealed = seal(this.secrets.loginStateKey, this.env.random(SEAL_NONCE_BYTES), loginStateAad(user, attemptId), body);
-    return sealed;
+    return new Writer(sealed.length + ATTEMPT_ID_BYTES).raw(attemptId).raw(sealed).finish();
   }
 
-  private openLoginState(user: string, attemptId: Uint8Array, sealed: Uint8Array): string {
-    const body = unseal(this.secrets.loginStateKey, loginStateAad(user, attemptId), sealed, 'login state');
-    const r = new Reader(body, 'login state');
+  private openTicket(user: string, ticket: Uint8Array) {
+    if (ticket.length < ATTEMPT_ID_BYTES) throw new BkvError('MALFORMED', 'recovery ticket too short');
+    const attemptId = ticket.slice(0, ATTEMPT_ID_BYTES);
+    const body = unseal(this.secrets.loginStateKey, loginStateAad(user, attemptId), ticket.subarray(ATTEMPT_ID_BYTES), 'recovery ticket');
+    const r = new Reader(body, 'recovery ticket');
     const expires = r.u64();
-    const state = r.string(1024);
+    const serverLoginState = r.string(1024);
+    const continuationKey = r.raw(32);
     r.end();
-    if (this.env.now() > expires) throw new BkvError('CONFLICT', 'this recovery attempt has expired; start again');
-    return state;
+    return { attemptId, expires, serverLoginState, continuationKey };
   }
 }
 

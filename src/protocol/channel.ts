@@ -1,5 +1,7 @@
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { gcm } from '@noble/ciphers/aes.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { BkvError } from '../client/errors.js';
 
 /**
@@ -13,7 +15,10 @@ const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfS
 const te = new TextEncoder();
 const INFO = te.encode('bkv vault request v1');
 const RESPONSE_LABEL = te.encode('bkv vault response v1');
+const CONTINUATION_LABEL = te.encode('bkv vault continuation v1');
 export const ENVELOPE_VERSION = 1;
+/** A follow-up request inside an attempt, sealed with the key exported by its first request. */
+export const CONTINUATION_VERSION = 2;
 const ENC_BYTES = 32;
 /** Plaintexts are padded to a multiple of this, so sizes say little about their content. */
 export const PAD_BLOCK = 512;
@@ -58,17 +63,18 @@ export async function sealRequest(
   fleetPublicKey: Uint8Array,
   account: string,
   plaintext: Uint8Array,
-): Promise<{ envelope: Uint8Array; responseKey: Uint8Array }> {
+): Promise<{ envelope: Uint8Array; responseKey: Uint8Array; continuationKey: Uint8Array }> {
   const recipientPublicKey = await suite.kem.deserializePublicKey(ab(fleetPublicKey));
   const ctx = await suite.createSenderContext({ recipientPublicKey, info: ab(INFO) });
   const ct = new Uint8Array(await ctx.seal(ab(pad(plaintext)), ab(accountAad(account))));
   const responseKey = new Uint8Array(await ctx.export(ab(RESPONSE_LABEL), 32));
+  const continuationKey = new Uint8Array(await ctx.export(ab(CONTINUATION_LABEL), 32));
   const enc = new Uint8Array(ctx.enc);
   const envelope = new Uint8Array(1 + enc.length + ct.length);
   envelope[0] = ENVELOPE_VERSION;
   envelope.set(enc, 1);
   envelope.set(ct, 1 + enc.length);
-  return { envelope, responseKey };
+  return { envelope, responseKey, continuationKey };
 }
 
 /** Core side: opens a request envelope. Any failure is `TAMPERED` or `MALFORMED`, never a crash. */
@@ -76,7 +82,7 @@ export async function openRequest(
   keyPair: ChannelKeyPair,
   account: string,
   envelope: Uint8Array,
-): Promise<{ plaintext: Uint8Array; responseKey: Uint8Array }> {
+): Promise<{ plaintext: Uint8Array; responseKey: Uint8Array; continuationKey: Uint8Array }> {
   if (envelope.length < 1 + ENC_BYTES + 16) throw new BkvError('MALFORMED', 'request envelope too short');
   if (envelope[0] !== ENVELOPE_VERSION) throw new BkvError('MALFORMED', `unknown request envelope version ${envelope[0]}`);
   const enc = envelope.slice(1, 1 + ENC_BYTES);
@@ -90,7 +96,72 @@ export async function openRequest(
     throw new BkvError('TAMPERED', 'request did not decrypt: altered in transit, sent to another fleet, or for another account');
   }
   const responseKey = new Uint8Array(await ctx.export(ab(RESPONSE_LABEL), 32));
-  return { plaintext: unpad(padded), responseKey };
+  const continuationKey = new Uint8Array(await ctx.export(ab(CONTINUATION_LABEL), 32));
+  return { plaintext: unpad(padded), responseKey, continuationKey };
+}
+
+/**
+ * A continuation envelope: `0x02 ‖ u16 ticket length ‖ ticket ‖ nonce(12) ‖ AES-256-GCM(request)`.
+ * The ticket is opaque to the client (the core sealed it, and it carries the continuation key);
+ * the request is sealed under HKDF(continuation key) with the account and the ticket as associated
+ * data. It saves a second public-key operation on both sides of a recovery.
+ */
+function continuationKeys(continuationKey: Uint8Array) {
+  return {
+    request: hkdf(sha256, continuationKey, undefined, te.encode('bkv continuation request v1'), 32),
+    response: hkdf(sha256, continuationKey, undefined, te.encode('bkv continuation reply v1'), 32),
+  };
+}
+
+function continuationAad(account: string, ticket: Uint8Array): Uint8Array {
+  const a = accountAad(account);
+  const out = new Uint8Array(a.length + ticket.length);
+  out.set(a);
+  out.set(ticket, a.length);
+  return out;
+}
+
+export function sealContinuation(
+  continuationKey: Uint8Array,
+  account: string,
+  ticket: Uint8Array,
+  plaintext: Uint8Array,
+  nonce: Uint8Array,
+): { envelope: Uint8Array; responseKey: Uint8Array } {
+  if (ticket.length > 0xffff) throw new BkvError('USAGE', 'continuation ticket too large');
+  const keys = continuationKeys(continuationKey);
+  const ct = gcm(keys.request, nonce, continuationAad(account, ticket)).encrypt(pad(plaintext));
+  const envelope = new Uint8Array(3 + ticket.length + 12 + ct.length);
+  envelope[0] = CONTINUATION_VERSION;
+  new DataView(envelope.buffer).setUint16(1, ticket.length);
+  envelope.set(ticket, 3);
+  envelope.set(nonce, 3 + ticket.length);
+  envelope.set(ct, 3 + ticket.length + 12);
+  return { envelope, responseKey: keys.response };
+}
+
+/** Splits a continuation envelope; the core then unseals the ticket to learn the key. */
+export function parseContinuation(envelope: Uint8Array): { ticket: Uint8Array; sealed: Uint8Array } {
+  if (envelope.length < 3 || envelope[0] !== CONTINUATION_VERSION) throw new BkvError('MALFORMED', 'not a continuation envelope');
+  const n = new DataView(envelope.buffer, envelope.byteOffset, envelope.byteLength).getUint16(1);
+  if (envelope.length < 3 + n + 12 + 16) throw new BkvError('MALFORMED', 'continuation envelope too short');
+  return { ticket: envelope.slice(3, 3 + n), sealed: envelope.slice(3 + n) };
+}
+
+export function openContinuation(
+  continuationKey: Uint8Array,
+  account: string,
+  ticket: Uint8Array,
+  sealed: Uint8Array,
+): { plaintext: Uint8Array; responseKey: Uint8Array } {
+  const keys = continuationKeys(continuationKey);
+  let padded: Uint8Array;
+  try {
+    padded = gcm(keys.request, sealed.subarray(0, 12), continuationAad(account, ticket)).decrypt(sealed.subarray(12));
+  } catch {
+    throw new BkvError('TAMPERED', 'request did not decrypt: altered in transit or sent for another account');
+  }
+  return { plaintext: unpad(padded), responseKey: keys.response };
 }
 
 /** Seals a reply under the exported reply key. `nonce` comes from the caller's RNG (12 bytes). */

@@ -16,7 +16,7 @@ export type VaultRequest =
   | { op: 'register-start'; user: string; registrationRequest: string }
   | { op: 'register-finish'; user: string; registrationRecord: string; wrappedKey: string; ksf: KsfParams; limit: number }
   | { op: 'recover-start'; user: string; startLoginRequest: string }
-  | { op: 'recover-finish'; user: string; attemptId: string; loginState: string; finishLoginRequest: string | null; erase: boolean };
+  | { op: 'recover-finish'; user: string; attemptId: string; finishLoginRequest: string | null; erase: boolean };
 
 export type AttemptStatus = 'granted' | 'unknown' | 'locked' | 'duplicate';
 export type FinishStatus = 'recovered' | 'erased' | 'wrong-password' | 'destroyed' | 'stale';
@@ -84,7 +84,6 @@ export function decodeRequest(bytes: Uint8Array): VaultRequest {
         op,
         user,
         attemptId: b64(o, 'attemptId'),
-        loginState: b64(o, 'loginState'),
         finishLoginRequest: o.finishLoginRequest === null ? null : b64(o, 'finishLoginRequest'),
         erase: bool(o, 'erase'),
       };

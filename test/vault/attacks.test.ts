@@ -95,6 +95,23 @@ describe('an untrusted gateway', () => {
     expect(fx.member.state.peek('v1')?.attemptsRemaining).toBe(10);
   });
 
+  it('flipping bits in a relayed recovery finish (ticket or body) releases nothing and keeps K', async () => {
+    const k = randomKey();
+    await fx.client('v3').registerKey('right', k);
+    for (const pos of [1, 3, 20, -5]) {
+      let n = 0;
+      const c = fx.client('v3', (inner) => (e) => {
+        if (++n === 1) return inner(e);
+        const bad = e.slice();
+        bad[pos < 0 ? bad.length + pos : pos]! ^= 0x04;
+        return inner(bad);
+      });
+      await expect(c.recoverKey('right')).rejects.toSatisfy((e) => isBkvError(e, 'TAMPERED', 'MALFORMED'));
+    }
+    expect(fx.member.core.stats.recoveries).toBe(0);
+    expect(await fx.client('v3').recoverKey('right')).toEqual(k);
+  });
+
   it('flipping bits in a relayed reply is detected by the client and loses no data', async () => {
     const k = randomKey();
     await fx.client('v2').registerKey('right', k);

@@ -1,6 +1,6 @@
 import * as opaque from '@serenity-kit/opaque';
 import { BkvError } from '../errors.js';
-import { openResponse, sealRequest } from '../../protocol/channel.js';
+import { openResponse, sealContinuation, sealRequest } from '../../protocol/channel.js';
 import { openForSession, unwrapBackupKey, wrapBackupKey } from '../../protocol/key-wrap.js';
 import {
   decodeResponse,
@@ -54,9 +54,14 @@ export class VaultClient {
     return typeof this.opts.fleet === 'function' ? this.opts.fleet() : this.opts.fleet;
   }
 
-  private async call(req: VaultRequest): Promise<Extract<VaultResponse, { ok: true }>> {
+  /** Sends a request sealed to the fleet key; returns the reply and the key for a continuation. */
+  private async call(req: VaultRequest): Promise<{ res: Extract<VaultResponse, { ok: true }>; continuationKey: Uint8Array }> {
     const fleet = await this.fleet();
-    const { envelope, responseKey } = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    const { envelope, responseKey, continuationKey } = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    return { res: await this.exchange(req, envelope, responseKey), continuationKey };
+  }
+
+  private async exchange(req: VaultRequest, envelope: Uint8Array, responseKey: Uint8Array): Promise<Extract<VaultResponse, { ok: true }>> {
     const res = decodeResponse(openResponse(responseKey, await this.opts.transport(envelope)));
     if (!res.ok) throw new BkvError(res.error.code, `vault: ${res.error.message}`);
     if (res.op !== req.op) throw new BkvError('MALFORMED', `vault answered ${res.op} to ${req.op}`);
@@ -76,7 +81,7 @@ export class VaultClient {
     const account = this.opts.account;
     const ksf = this.opts.ksf ?? DEFAULT_CLIENT_KSF;
     const start = opaque.client.startRegistration({ password });
-    const r1 = await this.call({ op: 'register-start', user: account, registrationRequest: start.registrationRequest });
+    const { res: r1 } = await this.call({ op: 'register-start', user: account, registrationRequest: start.registrationRequest });
     if (r1.op !== 'register-start') throw new BkvError('MALFORMED', 'unexpected reply');
     let fin;
     try {
@@ -91,7 +96,7 @@ export class VaultClient {
     }
     this.checkServerKey(fin.serverStaticPublicKey, await this.fleet());
     const wrapped = wrapBackupKey(fromB64(fin.exportKey, 'export key'), account, k, random(12));
-    const r2 = await this.call({
+    const { res: r2 } = await this.call({
       op: 'register-finish',
       user: account,
       registrationRecord: fin.registrationRecord,
@@ -119,7 +124,7 @@ export class VaultClient {
     const account = this.opts.account;
     const fleet = await this.fleet();
     const start = opaque.client.startLogin({ password });
-    const r1 = await this.call({ op: 'recover-start', user: account, startLoginRequest: start.startLoginRequest });
+    const { res: r1, continuationKey } = await this.call({ op: 'recover-start', user: account, startLoginRequest: start.startLoginRequest });
     if (r1.op !== 'recover-start') throw new BkvError('MALFORMED', 'unexpected reply');
     if (r1.status === 'unknown') throw new NotRegisteredError();
     if (r1.status === 'locked') throw new LockedError();
@@ -136,14 +141,17 @@ export class VaultClient {
       throw new BkvError('MALFORMED', 'the vault sent an invalid credential response');
     }
     if (fin) this.checkServerKey(fin.serverStaticPublicKey, fleet);
-    const r2 = await this.call({
+    // The finish continues the start's channel: sealed under the key the start exported, with the
+    // core's sealed ticket, so neither side repeats the public-key work.
+    const finishReq: VaultRequest = {
       op: 'recover-finish',
       user: account,
       attemptId: r1.attemptId,
-      loginState: r1.loginState,
       finishLoginRequest: fin ? fin.finishLoginRequest : null,
       erase,
-    });
+    };
+    const cont = sealContinuation(continuationKey, account, fromB64(r1.loginState, 'ticket'), encodeRequest(finishReq), random(12));
+    const r2 = await this.exchange(finishReq, cont.envelope, cont.responseKey);
     if (r2.op !== 'recover-finish') throw new BkvError('MALFORMED', 'unexpected reply');
     switch (r2.status) {
       case 'wrong-password':
