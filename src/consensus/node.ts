@@ -167,7 +167,7 @@ export class RaftNode {
       if (e instanceof SealedStateError) return this.startAsLearner(e.message);
       throw e;
     }
-    if (opened.stamp !== c) return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
+    if (opened.stamp !== c && !this.cfg.unsafeAcceptRollback) return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
     const s = opened.state;
     this.term = s.term;
     this.votedFor = s.votedFor;
@@ -276,7 +276,7 @@ export class RaftNode {
     const w = this.inflight;
     if (w === null || w.token !== token) return;
     const value = this.counter.increment();
-    if (value !== w.stamp) throw new Error('monotonic counter moved outside this member');
+    if (value !== w.stamp && !this.cfg.unsafeAcceptRollback) throw new Error('monotonic counter moved outside this member');
     this.inflight = null;
     this.durableVersion = w.version;
     this.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);

@@ -60,6 +60,8 @@ export interface RaftConfig {
    * the simulator's checker catches unsafe commits). Never set in production.
    */
   unsafeCommitQuorum?: number;
+  /** TEST ONLY. Accepts sealed state whose stamp is behind the monotonic counter (no rollback defence). */
+  unsafeAcceptRollback?: boolean;
 }
 
 export const DEFAULT_CONFIG: RaftConfig = {

@@ -30,6 +30,8 @@ export interface SimOptions {
   healBoundMs?: number;
   /** TEST ONLY: run a deliberately broken commit rule to show the checker can fail. */
   unsafeCommitQuorum?: number;
+  /** TEST ONLY: disable the rollback defence. */
+  unsafeAcceptRollback?: boolean;
 }
 
 export interface SimStats {
@@ -93,6 +95,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, maxBatch: 32, snapshotThreshold: 24,
   };
   if (opts.unsafeCommitQuorum !== undefined) config.unsafeCommitQuorum = opts.unsafeCommitQuorum;
+  if (opts.unsafeAcceptRollback) config.unsafeAcceptRollback = true;
 
   const clusterId = rng.bytes(16);
   const members: Member[] = [];

@@ -25,7 +25,8 @@ describe('authenticated envelopes', () => {
     const genuine = c.wire.filter((w) => w.to === victim).at(-1)?.bytes as Uint8Array;
     for (let bit = 0; bit < 8; bit++) {
       const t = genuine.slice();
-      t[Math.floor(t.length / 2)] ^= 1 << bit;
+      const at = Math.floor(t.length / 2);
+      t[at] = (t[at] as number) ^ (1 << bit);
       c.deliver(victim, t);
     }
     // 3. Reflect a message the victim sent back to it, and misdirect one to another member.

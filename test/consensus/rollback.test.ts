@@ -80,7 +80,7 @@ describe('rollback defence', () => {
     const good = c.member(victim).disk as Uint8Array;
     expect(openState(c.member(victim).storageKey, victim, good).stamp).toBe(c.member(victim).counter.read());
     const bad = good.slice();
-    bad[bad.length - 3] ^= 1;
+    bad[bad.length - 3] = (bad[bad.length - 3] as number) ^ 1;
     expect(() => openState(c.member(victim).storageKey, victim, bad)).toThrow(/sealed state rejected/);
     expect(() => openState(c.member(victim).storageKey, leader, good)).toThrow(/another member/);
     c.crash(victim);

@@ -25,4 +25,13 @@ describe('deterministic simulator', () => {
     }
     expect(caught).toMatch(/committed entry at index \d+ changed|guess limit exceeded|not recoverable|two leaders/);
   });
+
+  it('the checker catches a node whose rollback defence is switched off', () => {
+    let caught: string | null = null;
+    for (let seed = 1; seed <= 40 && caught === null; seed++) {
+      const r = runSimulation({ seed, ops: 300, members: 3, unsafeAcceptRollback: true });
+      if (!r.ok) caught = r.violations[0] ?? 'violation';
+    }
+    expect(caught).not.toBeNull();
+  });
 });
