@@ -22,6 +22,7 @@ import {
   type VaultResponse,
 } from '../protocol/messages.js';
 import { Reader, Writer } from './codec.js';
+import { checkCounterSignRequest, type CounterSignRequest } from './counter-sign.js';
 import { ATTEMPT_ID_BYTES, encodeEntry } from './entries.js';
 import type { CoreEnv } from './env.js';
 import { opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from './fleet-secrets.js';
@@ -36,6 +37,8 @@ export interface VaultPolicy {
   maxLimit: number;
   /** The key-stretching parameters shown for accounts without a record (the fake-record path). */
   defaultKsf: KsfParams;
+  /** Witnesses (note verifier keys) whose statements about this fleet the core will counter-sign. */
+  trustedWitnesses?: readonly string[];
 }
 
 /** OPAQUE's "memory-constrained" Argon2id profile (RFC 9106 §4, second recommendation). */
@@ -93,8 +96,12 @@ export class VaultCore {
     };
   }
 
-  /** Signs `message` with the fleet signing key (used for counter-signatures of witness statements). */
-  signWithFleetKey(message: Uint8Array): Uint8Array {
+  /**
+   * Counter-signs a witness statement about this fleet's own artifact (see counter-sign.ts for the
+   * checks). The only use of the fleet signing key: the core is no general signing oracle.
+   */
+  counterSign(req: CounterSignRequest): Uint8Array {
+    const message = checkCounterSignRequest(req, this.publicKeys(), this.policy.trustedWitnesses ?? []);
     return ed25519.sign(message, this.secrets.signingSeed);
   }
 

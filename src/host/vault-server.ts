@@ -1,7 +1,11 @@
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { toB64 } from '../protocol/messages.js';
-import type { VaultPolicy } from '../core/vault-core.js';
+import { DEFAULT_POLICY, type VaultPolicy } from '../core/vault-core.js';
+import { buildValidationBundle } from '../witness/bundle.js';
+import { WitnessClient } from '../witness/client.js';
+import type { EpochRecord } from '../witness/protocol.js';
+import { publishFleet, type PublicationOptions } from './fleet-publication.js';
 import { DevTokenIssuer, type AccountVerifier } from './gateway/auth.js';
 import { buildGateway } from './gateway/server.js';
 import { openVaultMember, type VaultMember } from './vault-member.js';
@@ -17,10 +21,14 @@ export interface VaultServerOptions {
   verifier?: AccountVerifier;
   logger?: Logger | false;
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
+  /** Publish the fleet keys at a witness and serve validation bundles (over-the-air mode). */
+  publication?: PublicationOptions & { witnessKey: string };
 }
 
 export interface RunningVault {
   url: string;
+  /** The witness epoch record of this fleet's keys, when published. */
+  published?: EpochRecord;
   member: VaultMember;
   gateway: FastifyInstance;
   fleetKeysPath: string;
@@ -40,7 +48,17 @@ export function fleetKeysJson(member: VaultMember): Record<string, string> {
 
 /** Starts a one-member vault and its gateway on loopback (`bkv vault start`). */
 export async function startVaultServer(opts: VaultServerOptions): Promise<RunningVault> {
-  const member = await openVaultMember(opts.dir, { policy: opts.policy });
+  const pub = opts.publication;
+  const policy = { ...(opts.policy ?? DEFAULT_POLICY), ...(pub ? { trustedWitnesses: [pub.witnessKey] } : {}) };
+  const member = await openVaultMember(opts.dir, { policy });
+  let published: EpochRecord | undefined;
+  try {
+    if (pub) published = await publishFleet(opts.dir, member.core, pub);
+  } catch (e) {
+    await member.close();
+    throw e;
+  }
+  const witness = pub ? new WitnessClient(pub.witnessUrl) : null;
   const fleetKeys = fleetKeysJson(member);
   const fleetKeysPath = join(opts.dir, 'fleet-keys.json');
   await writeFileDurable(fleetKeysPath, new TextEncoder().encode(JSON.stringify(fleetKeys, null, 2) + '\n'), 0o644);
@@ -50,7 +68,15 @@ export async function startVaultServer(opts: VaultServerOptions): Promise<Runnin
     relay: (account, envelope) => member.core.handle(account, envelope),
     verifier: opts.verifier ?? (await devIssuer!.verifier()),
     devIssuer,
-    fleetInfo: () => ({ mode: 'pinned', keys: fleetKeys }),
+    fleetInfo: async ({ knownTreeSize }) =>
+      witness && pub
+        ? {
+            mode: 'over-the-air',
+            namespace: pub.namespace,
+            keys: fleetKeys,
+            bundle: await buildValidationBundle(witness, pub.namespace, { knownTreeSize }),
+          }
+        : { mode: 'pinned', keys: fleetKeys },
     health: () => ({ role: 'single-member', commitIndex: member.log.index, records: member.state.size }),
     coreStats: () => ({ ...member.core.stats }),
     logger,
@@ -59,6 +85,7 @@ export async function startVaultServer(opts: VaultServerOptions): Promise<Runnin
   const url = await gateway.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   return {
     url,
+    ...(published ? { published } : {}),
     member,
     gateway,
     fleetKeysPath,

@@ -12,7 +12,7 @@ export interface GatewayOptions {
   relay: VaultRelay;
   verifier: AccountVerifier;
   /** The fleet information clients fetch: public keys (pinned mode) and, later, the validation bundle. */
-  fleetInfo: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  fleetInfo: (query: { knownTreeSize: number }) => Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Extra health facts (commit index, role, ...). */
   health?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   coreStats?: () => Record<string, number>;
@@ -107,7 +107,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     },
   );
 
-  app.get('/v1/fleet', async () => opts.fleetInfo());
+  app.get('/v1/fleet', async (req) => {
+    const raw = (req.query as { knownTreeSize?: string }).knownTreeSize ?? '0';
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(raw)) throw new BkvError('MALFORMED', 'knownTreeSize must be a non-negative integer');
+    return opts.fleetInfo({ knownTreeSize: Number(raw) });
+  });
 
   app.get('/healthz', async () => ({ status: 'ok', ...(await opts.health?.()) }));
 
