@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { gatewayBundleFetcher, overTheAirFleet } from '../client/sdk/fleet-source.js';
+import { FileCheckpointStore } from '../witness/file-store.js';
 import { BkvError } from '../client/errors.js';
 import { httpTransport } from '../client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
@@ -14,6 +17,9 @@ export interface VaultOptions {
   fleetKeys?: string;
   account?: string;
   token?: string;
+  witnessKey?: string;
+  namespace?: string;
+  checkpointStore?: string;
   /** Argon2id memory in KiB (tests and demos lower it; see docs/vault.md). */
   ksfMemory?: string;
 }
@@ -24,7 +30,10 @@ export function addVaultOptions(cmd: Command): Command {
     .option('--vault <url>', `vault gateway URL (env BKV_VAULT_URL, default ${DEFAULT_VAULT_URL})`)
     .option('--fleet-keys <file>', 'pinned fleet public keys, fleet-keys.json (env BKV_FLEET_KEYS)')
     .option('--account <name>', 'account name at the gateway (env BKV_ACCOUNT, default the OS user)')
-    .option('--token <jwt>', 'bearer token for the gateway (env BKV_TOKEN; default: ask the development issuer)');
+    .option('--token <jwt>', 'bearer token for the gateway (env BKV_TOKEN; default: ask the development issuer)')
+    .option('--witness-key <key>', 'over the air: trust fleet keys vouched for by this witness (env BKV_WITNESS_KEY)')
+    .option('--namespace <ns>', 'over the air: the fleet namespace (env BKV_NAMESPACE)')
+    .option('--checkpoint-store <file>', 'over the air: where seen witness checkpoints are kept (env BKV_CHECKPOINTS)');
 }
 
 /** Reads pinned fleet keys (docs/formats/fleet-keys.md). */
@@ -64,12 +73,27 @@ async function devToken(url: string, account: string): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
+/** Pinned keys (`--fleet-keys`), or keys validated over the air (`--witness-key` and `--namespace`). */
+async function fleetFromOptions(o: VaultOptions, url: string): Promise<TrustedFleetKeys | (() => Promise<TrustedFleetKeys>)> {
+  const witnessKey = o.witnessKey ?? process.env.BKV_WITNESS_KEY;
+  if (witnessKey) {
+    const namespace = o.namespace ?? process.env.BKV_NAMESPACE;
+    if (!namespace) throw new BkvError('USAGE', 'over the air, also give --namespace (the fleet namespace at the witness)');
+    const storePath = o.checkpointStore ?? process.env.BKV_CHECKPOINTS ?? join(homedir(), '.config', 'bkv', 'checkpoints.json');
+    const store = new FileCheckpointStore(storePath);
+    return overTheAirFleet({ mode: 'over-the-air', namespace, witnesses: [witnessKey], store }, gatewayBundleFetcher(url));
+  }
+  const keysPath = o.fleetKeys ?? process.env.BKV_FLEET_KEYS;
+  if (!keysPath) {
+    throw new BkvError('USAGE', 'say which fleet to trust: --fleet-keys FILE (pinned), or --witness-key KEY --namespace NS (over the air)');
+  }
+  return readFleetKeys(keysPath);
+}
+
 /** Builds a vault client from command-line options and the environment. */
 export async function vaultClientFromOptions(o: VaultOptions, ksf?: KsfParams): Promise<VaultClient> {
   const url = o.vault ?? process.env.BKV_VAULT_URL ?? DEFAULT_VAULT_URL;
-  const keysPath = o.fleetKeys ?? process.env.BKV_FLEET_KEYS;
-  if (!keysPath) throw new BkvError('USAGE', 'say which fleet to trust: --fleet-keys FILE (printed by `bkv vault start`)');
-  const fleet = await readFleetKeys(keysPath);
+  const fleet = await fleetFromOptions(o, url);
   const account = o.account ?? process.env.BKV_ACCOUNT ?? userInfo().username;
   let token = o.token ?? process.env.BKV_TOKEN;
   return new VaultClient({

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { BkvError } from '../../client/errors.js';
 import { DEFAULT_POLICY } from '../../core/vault-core.js';
 import { startVaultServer } from '../../host/vault-server.js';
+import { readOperatorKeyFile } from '../../witness/keys.js';
 import type { CommandModule } from '../context.js';
 import { makeOutput } from '../output.js';
 
@@ -13,6 +14,10 @@ interface StartOpts {
   port: string;
   maxAttempts?: string;
   jwtPublicKey?: string;
+  witness?: string;
+  namespace?: string;
+  operatorKey?: string;
+  witnessKey?: string;
   rateAccount: string;
   rateAddress: string;
   json?: boolean;
@@ -29,6 +34,10 @@ export const vaultCommands: CommandModule = (program: Command) => {
     .option('--port <port>', 'port to listen on (0 picks a free one)', '7410')
     .option('--max-attempts <n>', 'largest guess limit a client may ask for', String(DEFAULT_POLICY.maxLimit))
     .option('--jwt-public-key <file>', 'verify account tokens with this Ed25519 JWK (disables development tokens)')
+    .option('--witness <url>', 'publish the fleet keys at this witness and serve validation bundles')
+    .option('--namespace <ns>', 'witness namespace of this fleet (with --witness)')
+    .option('--operator-key <file>', 'operator key file for submissions to the witness (with --witness)')
+    .option('--witness-key <key>', "the witness's verifier key: the only witness the core counter-signs for")
     .option('--rate-account <n>', 'vault requests per account per minute', '120')
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
     .option('--json', 'print the address and key file as JSON')
@@ -51,7 +60,15 @@ export const vaultCommands: CommandModule = (program: Command) => {
           throw new BkvError('USAGE', `cannot load --jwt-public-key ${o.jwtPublicKey}: ${(e as Error).message}`);
         }
       }
+      let publication;
+      if (o.witness) {
+        if (!o.namespace || !o.operatorKey || !o.witnessKey) {
+          throw new BkvError('USAGE', '--witness needs --namespace, --operator-key and --witness-key');
+        }
+        publication = { witnessUrl: o.witness, namespace: o.namespace, operator: await readOperatorKeyFile(o.operatorKey), witnessKey: o.witnessKey };
+      }
       const running = await startVaultServer({
+        ...(publication ? { publication } : {}),
         dir: o.dir,
         host: o.host,
         port,
@@ -62,8 +79,11 @@ export const vaultCommands: CommandModule = (program: Command) => {
       });
       out.info(`vault listening on ${running.url}`);
       out.info(`pinned fleet keys: ${running.fleetKeysPath}`);
+      if (running.published) {
+        out.info(`fleet keys published at the witness: namespace ${o.namespace}, epoch ${running.published.epoch}, counter-signed`);
+      }
       if (!verifier) out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
-      out.result('', { url: running.url, fleetKeys: running.fleetKeysPath });
+      out.result('', { url: running.url, fleetKeys: running.fleetKeysPath, ...(running.published ? { epoch: running.published.epoch } : {}) });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
