@@ -44,7 +44,7 @@ export async function inputKind(input: string): Promise<PayloadKind> {
 /** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
   const kind = await inputKind(o.input);
-  const payload = kind === 'tar' ? packDirectory(o.input) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  const payload = kind === 'tar' ? packDirectory(o.input) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
   const encOptions = { key: o.key, kind, cipher: nodeAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
   await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress), encOptions), o.force ?? false);
   return { kind };
@@ -65,7 +65,7 @@ export interface RestoreBackupFileOptions {
 export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ kind: PayloadKind; bytes: number }> {
   await regularFileSize(o.input);
   await checkOutput(o.output, o.force ?? false);
-  const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input), o.onProgress), {
+  const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {
     key: o.key,
     cipher: nodeAesGcm,
   });

@@ -1,0 +1,131 @@
+/**
+ * Backup format throughput, file to file through the real CLI (`node bin/bkv.js backup ...`),
+ * against `openssl speed -evp aes-256-gcm` (one core, no I/O: the ceiling) and `age` on the same file.
+ * Options: --size-mb N (default 1024), --runs N (default 3; the best run counts, the worst RSS counts).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const sizeMiB = arg('size-mb', 1024);
+const runs = arg('runs', 3);
+const bytes = sizeMiB * 1024 * 1024;
+const MB = (b: number, s: number) => b / 1e6 / s;
+const hasTime = existsSync('/usr/bin/time');
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+const dir = mkdtempSync(join(tmpdir(), 'bkv-bench-'));
+const f = (n: string) => join(dir, n);
+
+interface Run {
+  seconds: number;
+  maxRssKb: number | null;
+}
+
+/** Runs a command `runs` times from a synced, output-free start; best time, worst RSS. */
+function measure(cmd: string, args: string[], output: string): Run {
+  let best = Infinity;
+  let rss: number | null = null;
+  for (let i = 0; i < runs; i++) {
+    rmSync(output, { force: true, recursive: true });
+    execFileSync('sync');
+    const timeFile = f('time.txt');
+    const t0 = performance.now();
+    const r = hasTime
+      ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
+      : spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
+    best = Math.min(best, seconds);
+    if (hasTime) rss = Math.max(rss ?? 0, Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop()));
+  }
+  return { seconds: best, maxRssKb: rss };
+}
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+function opensslMBps(): number | null {
+  if (!has('openssl')) return null;
+  const out = execFileSync('openssl', ['speed', '-evp', 'aes-256-gcm', '-bytes', '16384', '-seconds', '3'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const m = /aes-256-gcm\s+([\d.]+)k\s*$/im.exec(out.trim());
+  return m ? (Number(m[1]) * 1000) / 1e6 : null;
+}
+
+async function main() {
+  console.log(`input: ${sizeMiB} MiB of random bytes in ${tmpdir()}; best of ${runs} runs each`);
+  const fd = openSync(f('input'), 'w');
+  const block = Buffer.allocUnsafe(16 << 20);
+  for (let left = bytes; left > 0; left -= block.length) writeSync(fd, randomFillSync(block).subarray(0, Math.min(left, block.length)));
+  closeSync(fd);
+  const inputHash = await sha256(f('input'));
+
+  const bkv = [join(process.cwd(), 'bin', 'bkv.js')];
+  execFileSync(process.execPath, [...bkv, 'key', 'new', '--key-file', f('key')]);
+  const enc = measure(process.execPath, [...bkv, 'backup', 'create', f('input'), '-o', f('input.bkv'), '--key-file', f('key')], f('input.bkv'));
+  const dec = measure(process.execPath, [...bkv, 'backup', 'restore', f('input.bkv'), '-o', f('restored'), '--key-file', f('key')], f('restored'));
+  if ((await sha256(f('restored'))) !== inputHash) throw new Error('bkv restore differs from the input');
+
+  let ageEnc: Run | null = null;
+  let ageDec: Run | null = null;
+  if (has('age') && has('age-keygen')) {
+    execFileSync('age-keygen', ['-o', f('age-key')], { stdio: 'ignore' });
+    const recipient = /public key: (age1\S+)/.exec(readFileSync(f('age-key'), 'utf8'))![1]!;
+    ageEnc = measure('age', ['-e', '-r', recipient, '-o', f('input.age'), f('input')], f('input.age'));
+    ageDec = measure('age', ['-d', '-i', f('age-key'), '-o', f('restored.age'), f('input.age')], f('restored.age'));
+  } else {
+    console.log('age not installed (apt-get install age): age columns left empty');
+  }
+  const openssl = opensslMBps();
+
+  const rows: Array<[string, Run | null]> = [
+    ['bkv backup create (encrypt)', enc],
+    ['bkv backup restore (decrypt)', dec],
+    ['age -e (X25519 recipient)', ageEnc],
+    ['age -d', ageDec],
+  ];
+  const fmt = (x: number | null, d = 0) => (x === null ? '—' : x.toFixed(d));
+  const lines = [
+    '| operation | MB/s | × openssl | × age (same direction) | peak RSS (MB) |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const [name, r] of rows) {
+    if (!r) continue;
+    const speed = MB(bytes, r.seconds);
+    const ageRun = name.startsWith('bkv') ? (name.includes('encrypt') ? ageEnc : ageDec) : null;
+    const vsAge = ageRun ? speed / MB(bytes, ageRun.seconds) : null;
+    lines.push(
+      `| ${name} | ${fmt(speed)} | ${fmt(openssl ? speed / openssl : null, 2)} | ${fmt(vsAge, 2)} | ${fmt(r.maxRssKb === null ? null : r.maxRssKb / 1024, 0)} |`,
+    );
+  }
+  lines.push(`| openssl speed -evp aes-256-gcm -bytes 16384 (1 core, memory only) | ${fmt(openssl)} | 1.00 | | |`);
+  console.log('\n' + lines.join('\n') + '\n');
+
+  const checks: Array<[string, boolean | null]> = [];
+  for (const [name, r, a] of [['encrypt', enc, ageEnc], ['decrypt', dec, ageDec]] as const) {
+    const s = MB(bytes, r.seconds);
+    checks.push([`${name} >= 0.5x openssl`, openssl ? s >= 0.5 * openssl : null]);
+    checks.push([`${name} >= 2x age`, a ? s >= 2 * MB(bytes, a.seconds) : null]);
+    checks.push([`${name} peak RSS < 100 MB`, r.maxRssKb === null ? null : r.maxRssKb / 1024 < 100]);
+  }
+  for (const [name, ok] of checks) console.log(`${ok === null ? 'n/a ' : ok ? 'met ' : 'MISS'}  ${name}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  rmSync(dir, { recursive: true, force: true });
+  console.error(err);
+  process.exit(1);
+});

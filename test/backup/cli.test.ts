@@ -1,0 +1,123 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EXIT } from '../../src/cli/exit-codes.js';
+import { bytes } from './helpers.js';
+
+const BIN = join(process.cwd(), 'bin', 'bkv.js');
+
+function bkv(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', input: input ?? '', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+const p = (name: string) => join(dir, name);
+/** Files in the work dir, to prove no temporary or partial output was left. */
+const leftovers = () => readdirSync(dir).filter((f) => f.includes('.bkv-tmp-'));
+
+beforeAll(() => {
+  if (!existsSync(join(process.cwd(), 'dist', 'cli', 'main.js'))) {
+    spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  }
+  dir = mkdtempSync(join(tmpdir(), 'bkv-cli-test-'));
+  writeFileSync(p('data.bin'), bytes(50_000, 3));
+  mkdirSync(p('tree/sub'), { recursive: true });
+  writeFileSync(p('tree/a.json'), '{"hello":"world"}');
+  writeFileSync(p('tree/sub/b.txt'), bytes(10_000, 4));
+  writeFileSync(p('tree/empty.txt'), '');
+});
+
+describe('bkv CLI', () => {
+  it('key new prints a recovery key, or writes a key file', () => {
+    const r = bkv(['key', 'new']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^([0-9A-Z]{4}-){15}[0-9A-Z]{4}$/);
+    expect(bkv(['key', 'new', '--key-file', p('k1')]).code).toBe(0);
+    expect(bkv(['key', 'new', '--key-file', p('k1')]).code).toBe(EXIT.IO); // no overwrite without --force
+    expect(bkv(['key', 'new', '--key-file', p('k1'), '--force']).code).toBe(0);
+  });
+
+  it('backs up and restores a file with --recovery-key and --recovery-key-stdin', () => {
+    const c = bkv(['backup', 'create', p('data.bin'), '-o', p('data.bkv'), '--recovery-key', '--chunk-size', '4K', '--json']);
+    expect(c.code).toBe(0);
+    const { recoveryKey } = JSON.parse(c.stdout);
+    const r = bkv(['backup', 'restore', p('data.bkv'), '-o', p('data.out'), '--recovery-key-stdin'], recoveryKey.toLowerCase());
+    expect(r.code).toBe(0);
+    expect(readFileSync(p('data.out')).equals(readFileSync(p('data.bin')))).toBe(true);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('backs up and restores a directory with a key file', () => {
+    expect(bkv(['backup', 'create', p('tree'), '-o', p('tree.bkv'), '--key-file', p('k2')]).code).toBe(0);
+    expect(existsSync(p('k2'))).toBe(true);
+    expect(bkv(['backup', 'restore', p('tree.bkv'), '-o', p('tree.out'), '--key-file', p('k2')]).code).toBe(0);
+    expect(readFileSync(p('tree.out/a.json'), 'utf8')).toBe('{"hello":"world"}');
+    expect(readFileSync(p('tree.out/sub/b.txt')).equals(readFileSync(p('tree/sub/b.txt')))).toBe(true);
+    expect(readFileSync(p('tree.out/empty.txt')).length).toBe(0);
+    // refuses to overwrite, then overwrites with --force
+    expect(bkv(['backup', 'restore', p('tree.bkv'), '-o', p('tree.out'), '--key-file', p('k2')]).code).toBe(EXIT.IO);
+    expect(bkv(['backup', 'restore', p('tree.bkv'), '-o', p('tree.out'), '--key-file', p('k2'), '--force']).code).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('gives distinct exit codes and leaves no output on bad input', () => {
+    bkv(['backup', 'create', p('data.bin'), '-o', p('d2.bkv'), '--key-file', p('k3'), '--chunk-size', '4K']);
+    bkv(['key', 'new', '--key-file', p('other')]);
+    const good = readFileSync(p('d2.bkv'));
+    const cases: Array<[string, Buffer, string, number, string]> = [
+      ['wrong key', good, p('other'), EXIT.WRONG_KEY, 'WRONG_KEY'],
+      ['truncated', good.subarray(0, 64 + 4112 * 3), p('k3'), EXIT.CORRUPT, 'TRUNCATED'],
+      ['flipped bit', Buffer.from(good.map((b, i) => (i === 9000 ? b ^ 1 : b))), p('k3'), EXIT.CORRUPT, 'TAMPERED'],
+      ['appended', Buffer.concat([good, Buffer.from('xyz')]), p('k3'), EXIT.CORRUPT, 'TRAILING_DATA'],
+      ['version', Buffer.from(good.map((b, i) => (i === 8 ? 9 : b))), p('k3'), EXIT.CORRUPT, 'UNSUPPORTED_VERSION'],
+      ['not a backup', Buffer.from('plain text, not a backup'), p('k3'), EXIT.CORRUPT, 'NOT_A_BACKUP'],
+    ];
+    for (const [name, content, keyFile, exit, code] of cases) {
+      writeFileSync(p('bad.bkv'), content);
+      const r = bkv(['backup', 'restore', p('bad.bkv'), '-o', p('bad.out'), '--key-file', keyFile, '--json']);
+      expect(r.code, name).toBe(exit);
+      expect(JSON.parse(r.stdout).error.code, name).toBe(code);
+      expect(existsSync(p('bad.out')), name).toBe(false);
+      if (name === 'flipped bit') {
+        const human = bkv(['backup', 'restore', p('bad.bkv'), '-o', p('bad.out'), '--key-file', keyFile]);
+        expect(human.stderr.trim().split('\n'), name).toHaveLength(1);
+      }
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('reports usage errors, a directory in place of a file, and an unwritable output', () => {
+    expect(bkv(['backup', 'create', p('data.bin'), '-o', p('x.bkv')]).code).toBe(EXIT.USAGE); // no key option
+    expect(bkv(['backup', 'restore']).code).toBe(EXIT.USAGE);
+    expect(bkv(['backup', 'create', p('data.bin'), '-o', p('x.bkv'), '--recovery-key', '--chunk-size', '1000']).code).toBe(EXIT.USAGE);
+    expect(bkv(['backup', 'restore', p('data.bkv'), '-o', p('y')]).code).toBe(EXIT.USAGE); // no key, not a TTY
+    const asDir = bkv(['backup', 'restore', p('tree'), '-o', p('y'), '--key-file', p('k2')]);
+    expect(asDir.code).toBe(EXIT.IO);
+    expect(asDir.stderr).toContain('is a directory');
+    mkdirSync(p('ro'));
+    chmodSync(p('ro'), 0o500);
+    const ro = bkv(['backup', 'restore', p('d2.bkv'), '-o', p('ro/out'), '--key-file', p('k3')]);
+    if (process.getuid?.() !== 0) expect(ro.code).toBe(EXIT.IO); // root can write anywhere
+    expect(bkv(['backup', 'create', p('missing'), '-o', p('m.bkv'), '--recovery-key']).code).toBe(EXIT.IO);
+    expect(bkv(['backup', 'restore', p('d2.bkv'), '-o', p('nodir/out'), '--key-file', p('k3')]).code).toBe(EXIT.IO);
+    const typo = bkv(['backup', 'restore', p('d2.bkv'), '-o', p('z'), '--recovery-key-stdin'], 'AAAA-BBBB');
+    expect(typo.code).toBe(EXIT.WRONG_KEY);
+  });
+
+  it('has --help everywhere', () => {
+    for (const args of [['--help'], ['backup', '--help'], ['backup', 'create', '--help'], ['backup', 'restore', '--help'], ['key', 'new', '--help'], ['demo', '--help']]) {
+      const r = bkv(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toContain('Usage');
+    }
+  });
+
+  it('runs the demo', () => {
+    const r = bkv(['demo']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Demo complete');
+  });
+});
