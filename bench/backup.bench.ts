@@ -7,7 +7,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,12 +21,28 @@ const MB = (b: number, s: number) => b / 1e6 / s;
 const hasTime = existsSync('/usr/bin/time');
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
+const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'bkv-bench-'));
 const f = (n: string) => join(dir, n);
 
 interface Run {
   seconds: number;
   maxRssKb: number | null;
+}
+
+/** Runs bench/backup-worker.mjs `runs` times: the library code path with its own timing. */
+function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string): Run {
+  let best = Infinity;
+  let rss = 0;
+  for (let i = 0; i < runs; i++) {
+    rmSync(output, { force: true, recursive: true });
+    execFileSync('sync');
+    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key], { encoding: 'utf8' });
+    const r = JSON.parse(out) as Run;
+    best = Math.min(best, r.seconds);
+    rss = Math.max(rss, r.maxRssKb ?? 0);
+  }
+  return { seconds: best, maxRssKb: rss };
 }
 
 /** Runs a command `runs` times from a synced, output-free start; best time, worst RSS. */
@@ -77,6 +94,12 @@ async function main() {
   const enc = measure(process.execPath, [...bkv, 'backup', 'create', f('input'), '-o', f('input.bkv'), '--key-file', f('key')], f('input.bkv'));
   const dec = measure(process.execPath, [...bkv, 'backup', 'restore', f('input.bkv'), '-o', f('restored'), '--key-file', f('key')], f('restored'));
   if ((await sha256(f('restored'))) !== inputHash) throw new Error('bkv restore differs from the input');
+  const libEnc = measureInProcess('create', f('input'), f('lib.bkv'), f('key'));
+  const libDec = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'));
+  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore differs from the input');
+  rmSync(f('lib.bkv'));
+  rmSync(f('lib.restored'));
+  const startup = measure(process.execPath, [...bkv, '--help'], f('none'));
 
   let ageEnc: Run | null = null;
   let ageDec: Run | null = null;
@@ -93,6 +116,8 @@ async function main() {
   const rows: Array<[string, Run | null]> = [
     ['bkv backup create (encrypt)', enc],
     ['bkv backup restore (decrypt)', dec],
+    ['library create, no CLI start-up (encrypt)', libEnc],
+    ['library restore, no CLI start-up (decrypt)', libDec],
     ['age -e (X25519 recipient)', ageEnc],
     ['age -d', ageDec],
   ];
@@ -104,17 +129,18 @@ async function main() {
   for (const [name, r] of rows) {
     if (!r) continue;
     const speed = MB(bytes, r.seconds);
-    const ageRun = name.startsWith('bkv') ? (name.includes('encrypt') ? ageEnc : ageDec) : null;
+    const ageRun = name.startsWith('age') ? null : name.includes('encrypt') ? ageEnc : ageDec;
     const vsAge = ageRun ? speed / MB(bytes, ageRun.seconds) : null;
     lines.push(
       `| ${name} | ${fmt(speed)} | ${fmt(openssl ? speed / openssl : null, 2)} | ${fmt(vsAge, 2)} | ${fmt(r.maxRssKb === null ? null : r.maxRssKb / 1024, 0)} |`,
     );
   }
+  lines.push(`| bkv --help (CLI start-up alone: ${startup.seconds.toFixed(2)} s) | | | | ${fmt(startup.maxRssKb === null ? null : startup.maxRssKb / 1024, 0)} |`);
   lines.push(`| openssl speed -evp aes-256-gcm -bytes 16384 (1 core, memory only) | ${fmt(openssl)} | 1.00 | | |`);
   console.log('\n' + lines.join('\n') + '\n');
 
   const checks: Array<[string, boolean | null]> = [];
-  for (const [name, r, a] of [['encrypt', enc, ageEnc], ['decrypt', dec, ageDec]] as const) {
+  for (const [name, r, a] of [['CLI encrypt', enc, ageEnc], ['CLI decrypt', dec, ageDec], ['library encrypt', libEnc, ageEnc], ['library decrypt', libDec, ageDec]] as const) {
     const s = MB(bytes, r.seconds);
     checks.push([`${name} >= 0.5x openssl`, openssl ? s >= 0.5 * openssl : null]);
     checks.push([`${name} >= 2x age`, a ? s >= 2 * MB(bytes, a.seconds) : null]);
