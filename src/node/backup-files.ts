@@ -1,4 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { BkvError } from '../client/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
@@ -44,7 +45,10 @@ export async function inputKind(input: string): Promise<PayloadKind> {
 /** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
   const kind = await inputKind(o.input);
-  const payload = kind === 'tar' ? packDirectory(o.input) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
+  // A backup written inside the directory it archives must not archive itself (or its temp file).
+  const out = resolve(o.output);
+  const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
+  const payload = kind === 'tar' ? packDirectory(o.input, skip) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
   const encOptions = { key: o.key, kind, cipher: nodeAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
   await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress), encOptions), o.force ?? false);
   return { kind };
@@ -77,7 +81,11 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
     }
   }
   if (header.kind === 'file') {
-    await writeFileAtomic(o.output, measured(), o.force ?? false);
+    try {
+      await writeFileAtomic(o.output, measured(), o.force ?? false);
+    } finally {
+      await plaintext.return(undefined).catch(() => {}); // closes the input if writing failed early
+    }
   } else {
     let tmp: string | null = null;
     try {

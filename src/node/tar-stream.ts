@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { BkvError } from '../client/errors.js';
 
 /**
@@ -7,11 +8,12 @@ import { BkvError } from '../client/errors.js';
  * Entries are stored relative to the directory, with portable headers (no owner names, uids, mtimes
  * of the packing machine beyond what tar needs).
  */
-export async function* packDirectory(dir: string): AsyncGenerator<Uint8Array> {
-  const entries = (await readdir(dir)).sort();
+export async function* packDirectory(dir: string, skip: (absolutePath: string) => boolean = () => false): AsyncGenerator<Uint8Array> {
+  const entries = (await readdir(dir)).filter((e) => !skip(resolve(dir, e))).sort();
   if (entries.length === 0) return; // an empty directory is an empty archive payload
   const { create } = await import('tar'); // loaded only for directories
-  const pack = create({ cwd: dir, portable: true, strict: true }, entries);
+  const filter = (path: string) => !skip(resolve(dir, path));
+  const pack = create({ cwd: dir, portable: true, strict: true, filter }, entries);
   for await (const chunk of pack as AsyncIterable<Uint8Array>) yield chunk;
 }
 

@@ -63,6 +63,12 @@ describe('bkv CLI', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('does not archive a backup written inside the directory it backs up', () => {
+    expect(bkv(['backup', 'create', p('tree'), '-o', p('tree/self.bkv'), '--key-file', p('k2')]).code).toBe(0);
+    expect(bkv(['backup', 'restore', p('tree/self.bkv'), '-o', p('self.out'), '--key-file', p('k2')]).code).toBe(0);
+    expect(readdirSync(p('self.out')).sort()).toEqual(['a.json', 'empty.txt', 'sub']);
+  });
+
   it('gives distinct exit codes and leaves no output on bad input', () => {
     bkv(['backup', 'create', p('data.bin'), '-o', p('d2.bkv'), '--key-file', p('k3'), '--chunk-size', '4K']);
     bkv(['key', 'new', '--key-file', p('other')]);
