@@ -7,6 +7,7 @@ import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js
 import { nodeAesGcm } from './aes-gcm.js';
 import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
 import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
+import { gcPacer } from './gc-pacer.js';
 import { ioError } from './io-errors.js';
 import { extractInto, packDirectory } from './tar-stream.js';
 
@@ -23,8 +24,10 @@ export interface CreateBackupFileOptions {
 }
 
 async function* counted(source: AsyncIterable<Uint8Array>, onProgress?: ProgressFn): AsyncGenerator<Uint8Array> {
+  const pace = gcPacer();
   for await (const chunk of source) {
     onProgress?.(chunk.length);
+    pace(chunk.length);
     yield chunk;
   }
 }

@@ -19,90 +19,98 @@ export async function regularFileSize(path: string): Promise<number> {
   return st.size;
 }
 
-async function readPiece(fh: FileHandle, size: number, into?: Buffer): Promise<Uint8Array> {
+async function readPieceAt(fh: FileHandle, size: number, position: number, into?: Buffer): Promise<Uint8Array> {
   const buf = into && into.length === size ? into : Buffer.allocUnsafe(size);
   let filled = 0;
   while (filled < size) {
-    const { bytesRead } = await fh.read(buf, filled, size - filled, null);
+    const { bytesRead } = await fh.read(buf, filled, size - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
   return buf.subarray(0, filled);
 }
 
+/** Reads issued ahead of the consumer, each on the I/O thread pool. */
+export const READS_AHEAD = 3;
 /**
- * How many read buffers a reusing stream cycles through. A piece stays valid until this many more
- * pieces were read: enough for a consumer that holds the current piece, one piece of lookahead
- * and the read in flight (the backup encryptor and decryptor), with one to spare.
+ * Buffers a reusing stream cycles through: the reads ahead, plus the piece the consumer works on,
+ * one piece of lookahead and one spare. A piece stays valid until this many more were read.
  */
-export const RING_BUFFERS = 4;
+export const RING_BUFFERS = READS_AHEAD + 3;
 
 /**
- * Streams a file in pieces whose sizes `sizeOf(index, previous)` chooses, reading the next piece
- * on the I/O thread pool while the consumer works on the current one. When the pieces match what
- * the consumer asks for (whole chunks), nothing is copied. Read errors become BkvError('IO').
- * With `reuse`, pieces of equal size cycle through RING_BUFFERS buffers instead of fresh ones
- * (far less allocation and GC work); only for consumers that drop a piece within that window.
+ * Streams a file as a first piece of `firstSize` bytes, then pieces of `restSize(first)` bytes,
+ * with READS_AHEAD positional reads in flight while the consumer works. When the pieces match what
+ * the consumer asks for (a header, then whole chunks), nothing is copied. Read errors become
+ * BkvError('IO'). With `reuse`, the equal-size pieces cycle through RING_BUFFERS buffers instead of
+ * fresh ones (far less allocation and GC work): only for consumers that drop a piece within that
+ * window, as the backup encryptor and decryptor do.
  */
 export async function* readFileInPieces(
   path: string,
-  sizeOf: (index: number, previous: Uint8Array | null) => number,
+  firstSize: number,
+  restSize: (first: Uint8Array) => number,
   reuse = false,
 ): AsyncGenerator<Uint8Array> {
-  const ring: Buffer[] = [];
-  let slot = 0;
-  let ringSize = 0;
-  const bufferFor = (size: number): Buffer | undefined => {
-    if (!reuse || size < 4096) return undefined; // small pieces (headers) are not worth it
-    if (ringSize === 0) ringSize = size;
-    if (size !== ringSize) return undefined;
-    slot = (slot + 1) % RING_BUFFERS;
-    ring[slot] ??= Buffer.allocUnsafe(size);
-    return ring[slot];
-  };
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (err) {
     throw ioError(err, 'read', path);
   }
-  let pending: Promise<Uint8Array> | null = null;
+  const queue: Promise<Uint8Array>[] = [];
+  const ring: Buffer[] = [];
+  let slot = 0;
   try {
-    let size = sizeOf(0, null);
-    pending = readPiece(fh, size, bufferFor(size));
-    for (let i = 1; ; i++) {
-      const piece: Uint8Array = await pending;
-      pending = null;
-      if (piece.length === 0) return;
-      if (piece.length === size) {
-        size = sizeOf(i, piece);
-        pending = readPiece(fh, size, bufferFor(size));
+    const first = await readPieceAt(fh, firstSize, 0);
+    if (first.length === 0) return;
+    if (first.length < firstSize) {
+      yield first;
+      return;
+    }
+    const size = restSize(first);
+    let position = first.length;
+    const issue = () => {
+      let buf: Buffer | undefined;
+      if (reuse && size >= 4096) {
+        slot = (slot + 1) % RING_BUFFERS;
+        buf = ring[slot] ??= Buffer.allocUnsafe(size);
       }
+      const p = readPieceAt(fh, size, position, buf);
+      p.catch(() => {}); // observed when dequeued
+      queue.push(p);
+      position += size;
+    };
+    for (let i = 0; i < READS_AHEAD; i++) issue();
+    yield first;
+    while (queue.length > 0) {
+      const piece = await queue.shift()!;
+      if (piece.length === 0) return;
+      if (piece.length < size) {
+        yield piece;
+        return;
+      }
+      issue();
       yield piece;
-      if (!pending) return;
     }
   } catch (err) {
     throw ioError(err, 'read', path);
   } finally {
-    await pending?.catch(() => {});
+    await Promise.allSettled(queue);
     await fh.close();
   }
 }
 
 /** Streams a plain file in chunk-size pieces (so the encryptor never copies). */
 export function readFileChunks(path: string, pieceSize = IO_BUFFER_BYTES, reuse = false): AsyncGenerator<Uint8Array> {
-  return readFileInPieces(path, () => pieceSize, reuse);
+  return readFileInPieces(path, pieceSize, () => pieceSize, reuse);
 }
 
 /** Streams a backup file as its header, then whole sealed chunks (size read from the header). */
 export function readBackupPieces(path: string, reuse = false): AsyncGenerator<Uint8Array> {
-  let pieceSize = IO_BUFFER_BYTES;
-  return readFileInPieces(path, (index, previous) => {
-    if (index === 0) return HEADER_BYTES;
-    if (index === 1 && previous) {
-      const chunkSize = new DataView(previous.buffer, previous.byteOffset, HEADER_BYTES).getUint32(12, false);
-      if (isValidChunkSize(chunkSize)) pieceSize = chunkSize + TAG_BYTES;
-    }
-    return pieceSize;
-  }, reuse);
+  const restSize = (header: Uint8Array) => {
+    const chunkSize = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(12, false);
+    return isValidChunkSize(chunkSize) ? chunkSize + TAG_BYTES : IO_BUFFER_BYTES; // invalid: the decoder reports it
+  };
+  return readFileInPieces(path, HEADER_BYTES, restSize, reuse);
 }
