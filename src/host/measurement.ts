@@ -1,41 +1,60 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { readFile, readdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { encodeHex } from '../client/fleet/encoding.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BkvError } from '../client/errors.js';
+import { decodeHex, encodeHex } from '../client/fleet/encoding.js';
+import { VAULT_BUILD_FILE, projectRoot, writeVaultBuild } from '../attestation/reproducible-build.js';
 
-/** The compiled directories that make up the vault core's trusted code. */
-const CORE_DIRS = ['core', 'protocol', 'consensus'];
+/** Where the vault core build lives: `build/vault-core.js` under the project root, or $BKV_VAULT_BUILD. */
+export function vaultBuildPath(): string {
+  return process.env.BKV_VAULT_BUILD ?? join(projectRoot(), VAULT_BUILD_FILE);
+}
 
-async function listJs(dir: string): Promise<string[]> {
-  let entries;
+async function readBuild(path: string): Promise<Uint8Array | undefined> {
   try {
-    entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  } catch {
-    return [];
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BkvError('IO', `cannot read the vault core build ${path}: ${(e as Error).message}`);
   }
-  return entries
-    .filter((e) => e.isFile() && e.name.endsWith('.js'))
-    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
 }
 
 /**
- * The code measurement of this installation's vault core: SHA-256 over each compiled core file's
- * path and contents, in sorted order. An interim measurement until the reproducible single-file
- * build of the core; see docs/witness.md.
+ * The code measurement of this installation's vault core: the lower-case hex SHA-256 of the
+ * reproducible single-file build `build/vault-core.js` (`npm run build:vault`, docs/attestation.md).
+ * When the file is missing it is built first (needs esbuild, a development dependency).
  */
 export async function codeMeasurement(): Promise<string> {
-  const distRoot = dirname(dirname(fileURLToPath(import.meta.url)));
-  const files: string[] = [];
-  for (const d of CORE_DIRS) files.push(...(await listJs(join(distRoot, d))));
-  files.sort();
-  const h = sha256.create();
-  for (const f of files) {
-    const rel = new TextEncoder().encode(relative(distRoot, f).split('\\').join('/') + '\n');
-    const body = new Uint8Array(await readFile(f));
-    const len = new Uint8Array(8);
-    new DataView(len.buffer).setBigUint64(0, BigInt(body.length));
-    h.update(rel).update(len).update(body);
+  const path = vaultBuildPath();
+  let bytes = await readBuild(path);
+  if (!bytes) {
+    const b = await writeVaultBuild(projectRoot(), path);
+    bytes = b.bytes;
   }
-  return encodeHex(h.digest());
+  return encodeHex(sha256(bytes));
+}
+
+/**
+ * The check a member runs at start, before it loads any secret: the vault core code it is about to
+ * load (`build/vault-core.js`, or `path`) must hash to `expected`, the measurement in the fleet
+ * artifact and in the member's attestation. Throws VERIFICATION_FAILED (details.check
+ * "measurement") when it does not, or when the build is missing. Returns the measurement.
+ */
+export async function verifyMeasurement(expected: string, path: string = vaultBuildPath()): Promise<string> {
+  decodeHex(expected, 'expected measurement', 32);
+  const bytes = await readBuild(path);
+  if (!bytes) {
+    throw new BkvError('VERIFICATION_FAILED', `the vault core build ${path} is missing (npm run build:vault); refusing to start`, {
+      check: 'measurement',
+    });
+  }
+  const actual = encodeHex(sha256(bytes));
+  if (actual !== expected) {
+    throw new BkvError(
+      'VERIFICATION_FAILED',
+      `the vault core code measures ${actual}, but this fleet is attested for ${expected}; refusing to start`,
+      { check: 'measurement', expected, actual },
+    );
+  }
+  return actual;
 }

@@ -1,0 +1,22 @@
+/**
+ * The vault core as one unit: everything a vault member loads into its trusted boundary (the HSM
+ * or enclave). `npm run build:vault` bundles this entry, with every library it imports, into
+ * `build/vault-core.js`; the SHA-256 of that file is the fleet's code measurement
+ * (docs/attestation.md). Nothing here does I/O: the host injects clock, randomness and storage.
+ */
+export * from './codec.js';
+export * from './counter-sign.js';
+export * from './entries.js';
+export * from './env.js';
+export * from './fleet-secrets.js';
+export type * from './replication.js';
+export * from './sealing.js';
+export * from './single-member-log.js';
+export * from './state-machine.js';
+export type * from './storage.js';
+export * from './vault-core.js';
+export * as consensus from '../consensus/index.js';
+export * as protocol from '../protocol/messages.js';
+export * as channel from '../protocol/channel.js';
+export * as keyWrap from '../protocol/key-wrap.js';
+export * from '../attestation/member-core.js';
