@@ -6,6 +6,7 @@
 import { BkvError } from '../client/errors.js';
 import type { Replicator } from '../core/replication.js';
 import type { RaftNode } from './node.js';
+import type { PersistRecord } from './sealed-state.js';
 import type { MemberId, NodeOutput } from './types.js';
 
 export interface TimerHandle {
@@ -20,10 +21,13 @@ export interface DriverEnv {
   /** Best-effort delivery of `bytes` to member `to` (the host transport; may drop or reorder). */
   send(to: MemberId, bytes: Uint8Array): void;
   /**
-   * Durably and atomically replaces this member's sealed state with `sealed` (write a temporary
-   * file, fsync, rename, fsync the directory), then calls `done()`. Call `done(err)` on failure.
+   * Makes `record` durable, in this order: store `record.snapshot` (if any) atomically as a new
+   * file; note `record.truncateFrom` (if any); append `record.frames` to the log and fdatasync;
+   * atomically replace the hard state with `record.hardState` (temporary file, fsync, rename,
+   * fsync the directory). Then calls `done()`; `done(err)` on failure (the driver retries the same
+   * record). At most one call is outstanding. See docs/formats/member-state.md.
    */
-  persist(sealed: Uint8Array, done: (err?: unknown) => void): void;
+  persist(record: PersistRecord, done: (err?: unknown) => void): void;
 }
 
 export interface DriverOptions {
@@ -152,7 +156,7 @@ export class RaftDriver implements Replicator {
         this.env.send(o.to, o.bytes);
         return;
       case 'persist':
-        this.writeState(o.token, o.sealed);
+        this.writeState(o.token, o.record);
         return;
       case 'committed':
         if (o.requestId !== undefined) this.finish(this.proposals, o.requestId, null, { index: o.index, result: o.result });
@@ -171,11 +175,11 @@ export class RaftDriver implements Replicator {
     }
   }
 
-  private writeState(token: number, sealed: Uint8Array): void {
-    this.env.persist(sealed, (err) => {
+  private writeState(token: number, record: PersistRecord): void {
+    this.env.persist(record, (err) => {
       if (this.stopped) return;
       if (err !== undefined && err !== null) {
-        this.env.setTimer(this.tickMs, () => this.writeState(token, sealed));
+        this.env.setTimer(this.tickMs, () => this.writeState(token, record));
         return;
       }
       this.run([{ type: 'persisted', token }]);

@@ -7,8 +7,10 @@ export { PeerAuth, AuthError, identityFromSeed } from './auth.js';
 export type { Identity } from './auth.js';
 export { MemoryCounter } from './counter.js';
 export type { MonotonicCounter } from './counter.js';
-export { sealState, openState, SealedStateError } from './sealed-state.js';
-export type { PersistentState, SnapshotMeta } from './sealed-state.js';
+export {
+  EMPTY_BOOT, SealedStateError, openFrame, openHardState, openSnapshot, peekFrame, peekHardState, selectSnapshot, snapshotDigest,
+} from './sealed-state.js';
+export type { BootState, FrameHeader, HardState, PersistRecord, SnapshotMeta, SnapshotRef } from './sealed-state.js';
 export { ConsensusDecodeError } from './codec.js';
 export { DEFAULT_CONFIG, VOTE_ABSTAIN } from './types.js';
 export type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, RejectReason, Role } from './types.js';

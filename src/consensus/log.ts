@@ -55,10 +55,10 @@ export class RaftLog {
   /**
    * Merges entries that follow `prevIndex` (whose term the caller has checked). Existing entries
    * that agree are kept; the first conflicting entry and everything after it are replaced.
-   * Returns true if the log changed.
+   * Returns the first index written (0 if the log did not change).
    */
-  merge(prevIndex: number, incoming: LogEntry[]): boolean {
-    let changed = false;
+  merge(prevIndex: number, incoming: LogEntry[]): number {
+    let changed = 0;
     for (let k = 0; k < incoming.length; k++) {
       const idx = prevIndex + 1 + k;
       const e = incoming[k] as LogEntry;
@@ -67,7 +67,7 @@ export class RaftLog {
       if (have === e.term) continue;
       if (have !== undefined) this.entries.length = idx - this.snapshot.index - 1;
       this.entries.push(e);
-      changed = true;
+      if (changed === 0) changed = idx;
     }
     return changed;
   }
@@ -80,13 +80,19 @@ export class RaftLog {
     this.snapshot = { index, term, data };
   }
 
-  /** Installs a snapshot from the leader, keeping a matching suffix if there is one. */
-  install(snap: SnapshotMeta): void {
+  /**
+   * Installs a snapshot from the leader, keeping a matching suffix if there is one.
+   * Returns true if the suffix was kept.
+   */
+  install(snap: SnapshotMeta): boolean {
+    let kept = false;
     if (this.termAt(snap.index) === snap.term && snap.index <= this.lastIndex) {
       this.entries = this.entries.slice(snap.index - this.snapshot.index);
+      kept = true;
     } else {
       this.entries = [];
     }
     this.snapshot = snap;
+    return kept;
   }
 }

@@ -21,8 +21,10 @@ import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
   VoteMsg, VoteRespMsg,
 } from './messages.js';
-import { SealedStateError, openState, sealState } from './sealed-state.js';
-import type { PersistentState } from './sealed-state.js';
+import {
+  SealedStateError, ZERO_DIGEST, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
+} from './sealed-state.js';
+import type { BootState, HardState, PersistRecord, SnapshotMeta, SnapshotRef } from './sealed-state.js';
 import { DEFAULT_CONFIG, EntryKind, VOTE_ABSTAIN } from './types.js';
 import type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, Role } from './types.js';
 
@@ -37,8 +39,8 @@ export interface RaftNodeOptions {
   /** Injected randomness: uniform 32-bit unsigned integers (a CSPRNG inside a real member). */
   rng: () => number;
   stateMachine: ReplicatedStateMachine;
-  /** The sealed state the host found on disk, or null if there is none. */
-  sealedState: Uint8Array | null;
+  /** What the host found on disk (`EMPTY_BOOT` for a new member). */
+  boot: BootState;
   now: number;
   config?: Partial<RaftConfig>;
 }
@@ -125,6 +127,14 @@ export class RaftNode {
   private durableLastIndex = 0;
   private inflight: { token: number; version: number; stamp: number; lastIndex: number } | null = null;
   private nextToken = 1;
+  /** Frames for indexes snapshot.index+1 .. diskIndex have been handed to the host and still match the log. */
+  private diskIndex = 0;
+  /** Frames at this index or above that were handed out earlier are dead (a dropped suffix). */
+  private truncateFrom: number | null = null;
+  /** The snapshot changed and must be sealed with the next persist. */
+  private snapshotDirty = false;
+  /** The snapshot reference the last sealed hard state carried. */
+  private snapRef: SnapshotRef = { index: 0, term: 0, digest: ZERO_DIGEST };
   private outbox: Array<{ version: number; to: MemberId; bytes: Uint8Array }> = [];
 
   private out: NodeOutput[] = [];
@@ -145,40 +155,53 @@ export class RaftNode {
     this.sm = opts.stateMachine;
     this.now = opts.now;
     this.incarnation = this.rng() >>> 0;
-    this.boot(opts.sealedState);
+    this.boot(opts.boot);
     this.resetElectionTimer();
   }
 
   // ---------------------------------------------------------------- boot and rollback defence
 
-  private boot(sealed: Uint8Array | null): void {
+  private boot(disk: BootState): void {
     const c = this.counter.read();
-    if (sealed === null) {
+    if (disk.hardState === null) {
       if (c === 0) {
         this.bootNote = 'fresh member';
         return;
       }
       return this.startAsLearner(`state missing while counter is ${c}`);
     }
-    let opened: { stamp: number; state: PersistentState };
+    let hs: HardState;
+    let snapshot: SnapshotMeta;
+    let entries: LogEntry[];
     try {
-      opened = openState(this.storageKey, this.id, sealed);
+      const opened = openHardState(this.storageKey, this.id, disk.hardState);
+      if (opened.stamp !== c && !this.cfg.unsafeAcceptRollback) {
+        return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
+      }
+      hs = opened.state;
+      if (hs.snapshot.index === 0) {
+        if (hs.snapshot.term !== 0) throw new SealedStateError('empty snapshot with a term');
+        snapshot = { index: 0, term: 0, data: new Uint8Array(0) };
+      } else {
+        if (disk.snapshot === null) throw new SealedStateError(`snapshot at ${hs.snapshot.index} is missing`);
+        snapshot = openSnapshot(this.storageKey, this.id, disk.snapshot, hs.snapshot);
+      }
+      entries = rebuildLog(this.storageKey, this.id, hs, disk.logFrames);
     } catch (e) {
       if (e instanceof SealedStateError) return this.startAsLearner(e.message);
       throw e;
     }
-    if (opened.stamp !== c && !this.cfg.unsafeAcceptRollback) return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
-    const s = opened.state;
-    this.term = s.term;
-    this.votedFor = s.votedFor;
-    this.learner = s.learner;
-    this.log = new RaftLog(s.snapshot, s.entries);
-    if (s.snapshot.index > 0) this.sm.restore(s.snapshot.data);
-    this.commitIndex = this.lastApplied = s.snapshot.index;
+    this.term = hs.term;
+    this.votedFor = hs.votedFor;
+    this.learner = hs.learner;
+    this.log = new RaftLog(snapshot, entries);
+    if (snapshot.index > 0) this.sm.restore(snapshot.data);
+    this.commitIndex = this.lastApplied = snapshot.index;
     this.stateVersion = this.writtenVersion = this.durableVersion = 1;
-    this.durableLastIndex = this.log.lastIndex;
-    this.bootNote = s.learner ? 'resumed as learner' : 'resumed';
-    if (s.learner) this.startProbe();
+    this.durableLastIndex = this.diskIndex = this.log.lastIndex;
+    this.snapRef = hs.snapshot;
+    this.bootNote = hs.learner ? 'resumed as learner' : 'resumed';
+    if (hs.learner) this.startProbe();
   }
 
   /** Discards untrusted state: no vote, no log; catch up from the majority before voting again. */
@@ -188,6 +211,10 @@ export class RaftNode {
     this.votedFor = VOTE_ABSTAIN;
     this.learner = true;
     this.log = RaftLog.empty();
+    this.diskIndex = 0;
+    this.truncateFrom = 1; // whatever frames the host still has are of no use
+    this.snapshotDirty = false;
+    this.snapRef = { index: 0, term: 0, digest: ZERO_DIGEST };
     this.dirty();
     this.startProbe();
   }
@@ -258,18 +285,49 @@ export class RaftNode {
     }
     if (this.inflight === null && this.stateVersion > this.writtenVersion) {
       const stamp = this.counter.read() + 1;
-      const nonce = new Uint8Array(12);
-      const v = new DataView(nonce.buffer);
-      for (let k = 0; k < 3; k++) v.setUint32(k * 4, this.rng() >>> 0);
-      const sealed = sealState(this.storageKey, this.id, stamp, nonce, {
-        term: this.term, votedFor: this.votedFor, learner: this.learner,
-        snapshot: this.log.snapshot, entries: this.log.entries.slice(),
-      });
       const token = this.nextToken++;
       this.inflight = { token, version: this.stateVersion, stamp, lastIndex: this.log.lastIndex };
       this.writtenVersion = this.stateVersion;
-      this.out.push({ type: 'persist', token, sealed });
+      this.out.push({ type: 'persist', token, record: this.buildRecord(stamp) });
     }
+  }
+
+  private nonce(): Uint8Array {
+    const nonce = new Uint8Array(12);
+    const v = new DataView(nonce.buffer);
+    for (let k = 0; k < 3; k++) v.setUint32(k * 4, this.rng() >>> 0);
+    return nonce;
+  }
+
+  /** Everything that changed since the previous persist: snapshot, dropped suffix, new frames, hard state. */
+  private buildRecord(stamp: number): PersistRecord {
+    const snap = this.log.snapshot;
+    let snapshot: Uint8Array | null = null;
+    if (this.snapshotDirty) {
+      snapshot = sealSnapshot(this.storageKey, this.id, this.nonce(), snap);
+      this.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot) };
+      this.snapshotDirty = false;
+    }
+    const frames: Uint8Array[] = [];
+    for (let i = Math.max(this.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
+      const e = this.log.entry(i) as LogEntry;
+      frames.push(sealFrame(this.storageKey, this.id, i, this.log.termAt(i - 1) ?? 0, this.nonce(), e));
+    }
+    this.diskIndex = this.log.lastIndex;
+    const truncateFrom = this.truncateFrom;
+    this.truncateFrom = null;
+    const hardState = sealHardState(this.storageKey, this.id, stamp, this.nonce(), {
+      term: this.term, votedFor: this.votedFor, learner: this.learner,
+      lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.snapRef,
+    });
+    return { snapshot, truncateFrom, frames, hardState };
+  }
+
+  /** The log lost its entries from `from` on: frames already handed out for them are dead. */
+  private dropDiskFrom(from: number): void {
+    if (from > this.diskIndex) return;
+    this.truncateFrom = Math.min(this.truncateFrom ?? from, from);
+    this.diskIndex = from - 1;
   }
 
   private onPersisted(token: number): void {
@@ -546,7 +604,9 @@ export class RaftNode {
       this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: Math.max(hint, 0), readSeq: m.readSeq, voter: !this.learner });
       return;
     }
-    if (this.log.merge(m.prevIndex, m.entries)) {
+    const changedFrom = this.log.merge(m.prevIndex, m.entries);
+    if (changedFrom > 0) {
+      this.dropDiskFrom(changedFrom);
       this.dirty();
       this.durableLastIndex = Math.min(this.durableLastIndex, m.prevIndex);
     }
@@ -566,7 +626,8 @@ export class RaftNode {
       return;
     }
     if (m.index > this.commitIndex) {
-      this.log.install({ index: m.index, term: m.snapTerm, data: m.data });
+      if (!this.log.install({ index: m.index, term: m.snapTerm, data: m.data })) this.dropDiskFrom(m.index + 1);
+      this.snapshotDirty = true;
       this.sm.restore(m.data);
       this.commitIndex = this.lastApplied = m.index;
       this.durableLastIndex = Math.min(this.durableLastIndex, m.index);
@@ -594,6 +655,7 @@ export class RaftNode {
     this.serveLocalReads();
     if (this.lastApplied - this.log.snapshot.index >= this.cfg.snapshotThreshold) {
       this.log.compact(this.lastApplied, this.sm.snapshot());
+      this.snapshotDirty = true;
       this.dirty();
     }
   }

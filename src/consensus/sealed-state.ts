@@ -1,9 +1,20 @@
 /**
- * Persistent member state (term, vote, learner flag, snapshot, log suffix), sealed with AES-256-GCM
- * under the member's storage key and stamped with the monotonic-counter value it will be bound to.
- * The header (member id, stamp, nonce) is authenticated as associated data.
+ * Persistent member state in three sealed parts (AES-256-GCM under the member's storage key,
+ * random 96-bit nonces, every cleartext header authenticated as associated data):
+ *
+ * - the **hard state**: term, vote, learner flag, the log head (last index and term) and a
+ *   reference to the current snapshot (index, term, SHA-256 of its sealed bytes), stamped with the
+ *   monotonic-counter value it is bound to. Small; rewritten atomically on every persist.
+ * - **log frames**: one sealed entry each, bound to (member, index, term, term of the previous
+ *   entry). Appended; never rewritten by the node.
+ * - the **snapshot**: the state-machine snapshot, bound to (member, index, term). Written only
+ *   when the node compacts its log or installs a snapshot from the leader.
+ *
+ * See docs/formats/member-state.md for the byte layout and docs/consensus.md for the rollback
+ * argument.
  */
 import { gcm } from '@noble/ciphers/aes.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { ConsensusDecodeError, Reader, Writer } from './codec.js';
 import { readEntry, writeEntry } from './messages.js';
 import type { LogEntry, MemberId } from './types.js';
@@ -14,19 +25,63 @@ export interface SnapshotMeta {
   data: Uint8Array;
 }
 
-export interface PersistentState {
+/** What the hard state says about the snapshot it belongs with. index 0: no snapshot. */
+export interface SnapshotRef {
+  index: number;
+  term: number;
+  /** SHA-256 of the sealed snapshot bytes (32 zero bytes when index is 0). */
+  digest: Uint8Array;
+}
+
+export interface HardState {
   term: number;
   /** null: no vote this term; VOTE_ABSTAIN: must not vote this term; else the member voted for. */
   votedFor: number | null;
   learner: boolean;
-  snapshot: SnapshotMeta;
-  /** Entries at indexes snapshot.index + 1, snapshot.index + 2, ... */
-  entries: LogEntry[];
+  /** Index and term of the last log entry (equal to the snapshot's when the log suffix is empty). */
+  lastIndex: number;
+  lastTerm: number;
+  snapshot: SnapshotRef;
 }
 
-const MAGIC = [0x42, 0x4b, 0x56, 0x53]; // "BKVS"
-const VERSION = 1;
-const HEADER_LEN = 4 + 1 + 1 + 8 + 12;
+/**
+ * One persist output: what changed since the previous one. The host applies it in this order:
+ * store `snapshot` (if any) as a new file, record `truncateFrom` (if any), append `frames`, make
+ * all of that durable, then atomically replace the hard state with `hardState`. Only then may it
+ * confirm. Files the new hard state no longer refers to may be removed after that.
+ */
+export interface PersistRecord {
+  /** Sealed snapshot (only after a compaction or an InstallSnapshot), else null. */
+  snapshot: Uint8Array | null;
+  /** Frames written earlier at this index or above are dead (a dropped conflicting suffix); null: none. */
+  truncateFrom: number | null;
+  /** Sealed log frames to append, in ascending index order (possibly none). */
+  frames: Uint8Array[];
+  /** The new sealed hard state, replacing the previous one. */
+  hardState: Uint8Array;
+}
+
+/** What the host found on disk, handed to the node at boot. */
+export interface BootState {
+  /** The current sealed hard state, or null if there is none. */
+  hardState: Uint8Array | null;
+  /** Every readable log frame on disk, in any order; extra and dead frames are ignored. */
+  logFrames: readonly Uint8Array[];
+  /** The sealed snapshot the hard state refers to (see `snapshotRefOf`), or null. */
+  snapshot: Uint8Array | null;
+}
+
+export const EMPTY_BOOT: BootState = { hardState: null, logFrames: [], snapshot: null };
+
+const VERSION = 2;
+const HARD_MAGIC = [0x42, 0x4b, 0x56, 0x48]; // "BKVH"
+const FRAME_MAGIC = [0x42, 0x4b, 0x56, 0x4c]; // "BKVL"
+const SNAP_MAGIC = [0x42, 0x4b, 0x56, 0x50]; // "BKVP"
+export const HARD_HEADER_LEN = 4 + 1 + 1 + 8 + 8 + 8 + 32 + 12;
+export const FRAME_HEADER_LEN = 4 + 1 + 1 + 8 + 8 + 8 + 12;
+export const SNAP_HEADER_LEN = 4 + 1 + 1 + 8 + 8 + 12;
+const GCM_TAG = 16;
+export const ZERO_DIGEST = new Uint8Array(32);
 
 export class SealedStateError extends Error {
   constructor(message: string) {
@@ -35,65 +90,213 @@ export class SealedStateError extends Error {
   }
 }
 
-export function encodeState(s: PersistentState): Uint8Array {
-  const w = new Writer(1024);
-  w.u64(s.term);
-  w.u8(s.votedFor === null ? 0 : s.votedFor < 0 ? 1 : 2);
-  if (s.votedFor !== null && s.votedFor >= 0) w.u8(s.votedFor);
-  w.bool(s.learner);
-  w.u64(s.snapshot.index).u64(s.snapshot.term).bytes(s.snapshot.data);
-  w.u32(s.entries.length);
-  for (const e of s.entries) writeEntry(w, e);
-  return w.finish();
-}
-
-export function decodeState(b: Uint8Array): PersistentState {
-  const r = new Reader(b);
-  const term = r.u64();
-  const vk = r.u8();
-  let votedFor: number | null;
-  if (vk === 0) votedFor = null;
-  else if (vk === 1) votedFor = -1;
-  else if (vk === 2) votedFor = r.u8();
-  else throw new ConsensusDecodeError('bad vote tag');
-  const learner = r.bool();
-  const snapshot = { index: r.u64(), term: r.u64(), data: r.bytes() };
-  const n = r.count(22);
-  const entries: LogEntry[] = [];
-  for (let i = 0; i < n; i++) entries.push(readEntry(r));
-  r.end();
-  return { term, votedFor, learner, snapshot, entries };
-}
-
-export function sealState(
-  key: Uint8Array,
-  member: MemberId,
-  stamp: number,
-  nonce: Uint8Array,
-  state: PersistentState,
-): Uint8Array {
+function seal(key: Uint8Array, header: Uint8Array, nonce: Uint8Array, body: Uint8Array): Uint8Array {
   if (nonce.length !== 12) throw new RangeError('nonce must be 12 bytes');
-  const header = new Writer(HEADER_LEN).raw(new Uint8Array(MAGIC)).u8(VERSION).u8(member).u64(stamp).raw(nonce).finish();
-  const ct = gcm(key, nonce, header).encrypt(encodeState(state));
+  const ct = gcm(key, nonce, header).encrypt(body);
   const out = new Uint8Array(header.length + ct.length);
   out.set(header);
   out.set(ct, header.length);
   return out;
 }
 
-/** Opens a sealed state; throws SealedStateError if it is not this member's or was altered. */
-export function openState(key: Uint8Array, member: MemberId, sealed: Uint8Array): { stamp: number; state: PersistentState } {
+function checkMagic(r: Reader, magic: readonly number[], what: string): void {
+  for (const m of magic) if (r.u8() !== m) throw new SealedStateError(`not a sealed ${what}`);
+  if (r.u8() !== VERSION) throw new SealedStateError(`unsupported sealed ${what} version`);
+}
+
+function wrap<T>(what: string, f: () => T): T {
   try {
-    const r = new Reader(sealed.subarray(0, HEADER_LEN));
-    for (const m of MAGIC) if (r.u8() !== m) throw new SealedStateError('not a sealed member state');
-    if (r.u8() !== VERSION) throw new SealedStateError('unsupported sealed state version');
-    if (r.u8() !== member) throw new SealedStateError('sealed state belongs to another member');
-    const stamp = r.u64();
-    const nonce = r.raw(12);
-    const pt = gcm(key, nonce, sealed.subarray(0, HEADER_LEN)).decrypt(sealed.subarray(HEADER_LEN));
-    return { stamp, state: decodeState(pt) };
+    return f();
   } catch (e) {
     if (e instanceof SealedStateError) throw e;
-    throw new SealedStateError(`sealed state rejected: ${(e as Error).message}`);
+    throw new SealedStateError(`sealed ${what} rejected: ${(e as Error).message}`);
   }
+}
+
+// ---------------------------------------------------------------- hard state
+
+export function sealHardState(key: Uint8Array, member: MemberId, stamp: number, nonce: Uint8Array, s: HardState): Uint8Array {
+  if (s.snapshot.digest.length !== 32) throw new RangeError('snapshot digest must be 32 bytes');
+  const header = new Writer(HARD_HEADER_LEN).raw(new Uint8Array(HARD_MAGIC)).u8(VERSION).u8(member).u64(stamp)
+    .u64(s.snapshot.index).u64(s.snapshot.term).raw(s.snapshot.digest).raw(nonce).finish();
+  const w = new Writer(40);
+  w.u64(s.term);
+  w.u8(s.votedFor === null ? 0 : s.votedFor < 0 ? 1 : 2);
+  if (s.votedFor !== null && s.votedFor >= 0) w.u8(s.votedFor);
+  w.bool(s.learner).u64(s.lastIndex).u64(s.lastTerm);
+  return seal(key, header, nonce, w.finish());
+}
+
+/** The cleartext (authenticated) header of a hard state, for hosts: no key needed, nothing verified. */
+export function peekHardState(sealed: Uint8Array): { member: MemberId; stamp: number; snapshot: SnapshotRef } {
+  return wrap('hard state', () => {
+    if (sealed.length < HARD_HEADER_LEN + GCM_TAG) throw new SealedStateError('sealed hard state is too short');
+    const r = new Reader(sealed.subarray(0, HARD_HEADER_LEN));
+    checkMagic(r, HARD_MAGIC, 'hard state');
+    const member = r.u8();
+    const stamp = r.u64();
+    const snapshot = { index: r.u64(), term: r.u64(), digest: r.raw(32).slice() };
+    return { member, stamp, snapshot };
+  });
+}
+
+/** Opens a sealed hard state; throws SealedStateError if it is not this member's or was altered. */
+export function openHardState(key: Uint8Array, member: MemberId, sealed: Uint8Array): { stamp: number; state: HardState } {
+  return wrap('hard state', () => {
+    const h = peekHardState(sealed);
+    if (h.member !== member) throw new SealedStateError('sealed hard state belongs to another member');
+    const nonce = sealed.subarray(HARD_HEADER_LEN - 12, HARD_HEADER_LEN);
+    const pt = gcm(key, nonce, sealed.subarray(0, HARD_HEADER_LEN)).decrypt(sealed.subarray(HARD_HEADER_LEN));
+    const r = new Reader(pt);
+    const term = r.u64();
+    const vk = r.u8();
+    let votedFor: number | null;
+    if (vk === 0) votedFor = null;
+    else if (vk === 1) votedFor = -1;
+    else if (vk === 2) votedFor = r.u8();
+    else throw new ConsensusDecodeError('bad vote tag');
+    const learner = r.bool();
+    const lastIndex = r.u64();
+    const lastTerm = r.u64();
+    r.end();
+    if (lastIndex < h.snapshot.index) throw new SealedStateError('log head below the snapshot');
+    return { stamp: h.stamp, state: { term, votedFor, learner, lastIndex, lastTerm, snapshot: h.snapshot } };
+  });
+}
+
+// ---------------------------------------------------------------- log frames
+
+export interface FrameHeader {
+  member: MemberId;
+  index: number;
+  term: number;
+  prevTerm: number;
+}
+
+export function sealFrame(key: Uint8Array, member: MemberId, index: number, prevTerm: number, nonce: Uint8Array, e: LogEntry): Uint8Array {
+  const header = new Writer(FRAME_HEADER_LEN).raw(new Uint8Array(FRAME_MAGIC)).u8(VERSION).u8(member)
+    .u64(index).u64(e.term).u64(prevTerm).raw(nonce).finish();
+  const w = new Writer(64 + e.data.length);
+  writeEntry(w, e);
+  return seal(key, header, nonce, w.finish());
+}
+
+/** The cleartext (authenticated) header of a log frame, for hosts: nothing verified. */
+export function peekFrame(sealed: Uint8Array): FrameHeader {
+  return wrap('log frame', () => {
+    if (sealed.length < FRAME_HEADER_LEN + GCM_TAG) throw new SealedStateError('sealed log frame is too short');
+    const r = new Reader(sealed.subarray(0, FRAME_HEADER_LEN));
+    checkMagic(r, FRAME_MAGIC, 'log frame');
+    return { member: r.u8(), index: r.u64(), term: r.u64(), prevTerm: r.u64() };
+  });
+}
+
+/** Opens a log frame; throws SealedStateError if it is not this member's or was altered. */
+export function openFrame(key: Uint8Array, member: MemberId, sealed: Uint8Array): FrameHeader & { entry: LogEntry } {
+  return wrap('log frame', () => {
+    const h = peekFrame(sealed);
+    if (h.member !== member) throw new SealedStateError('sealed log frame belongs to another member');
+    const nonce = sealed.subarray(FRAME_HEADER_LEN - 12, FRAME_HEADER_LEN);
+    const pt = gcm(key, nonce, sealed.subarray(0, FRAME_HEADER_LEN)).decrypt(sealed.subarray(FRAME_HEADER_LEN));
+    const r = new Reader(pt);
+    const entry = readEntry(r);
+    r.end();
+    if (entry.term !== h.term) throw new SealedStateError('log frame term mismatch');
+    return { ...h, entry };
+  });
+}
+
+// ---------------------------------------------------------------- snapshot
+
+export function sealSnapshot(key: Uint8Array, member: MemberId, nonce: Uint8Array, s: SnapshotMeta): Uint8Array {
+  const header = new Writer(SNAP_HEADER_LEN).raw(new Uint8Array(SNAP_MAGIC)).u8(VERSION).u8(member)
+    .u64(s.index).u64(s.term).raw(nonce).finish();
+  return seal(key, header, nonce, s.data);
+}
+
+export function snapshotDigest(sealed: Uint8Array): Uint8Array {
+  return sha256(sealed);
+}
+
+/** Opens a sealed snapshot and checks it is the one `ref` names (digest, index, term). */
+export function openSnapshot(key: Uint8Array, member: MemberId, sealed: Uint8Array, ref: SnapshotRef): SnapshotMeta {
+  return wrap('snapshot', () => {
+    if (!equalBytes(snapshotDigest(sealed), ref.digest)) throw new SealedStateError('snapshot does not match the digest in the hard state');
+    if (sealed.length < SNAP_HEADER_LEN + GCM_TAG) throw new SealedStateError('sealed snapshot is too short');
+    const r = new Reader(sealed.subarray(0, SNAP_HEADER_LEN));
+    checkMagic(r, SNAP_MAGIC, 'snapshot');
+    if (r.u8() !== member) throw new SealedStateError('sealed snapshot belongs to another member');
+    const index = r.u64();
+    const term = r.u64();
+    if (index !== ref.index || term !== ref.term) throw new SealedStateError('snapshot position differs from the hard state');
+    const nonce = sealed.subarray(SNAP_HEADER_LEN - 12, SNAP_HEADER_LEN);
+    const data = gcm(key, nonce, sealed.subarray(0, SNAP_HEADER_LEN)).decrypt(sealed.subarray(SNAP_HEADER_LEN));
+    return { index, term, data };
+  });
+}
+
+/** Picks, among candidate snapshot files, the one the hard state refers to (by digest), or null. */
+export function selectSnapshot(hardState: Uint8Array | null, candidates: readonly Uint8Array[]): Uint8Array | null {
+  if (hardState === null) return null;
+  let ref: SnapshotRef;
+  try {
+    ref = peekHardState(hardState).snapshot;
+  } catch {
+    return null;
+  }
+  if (ref.index === 0) return null;
+  for (const c of candidates) if (equalBytes(snapshotDigest(c), ref.digest)) return c;
+  return null;
+}
+
+// ---------------------------------------------------------------- boot-time log reconstruction
+
+/**
+ * Rebuilds the log suffix named by the hard state from frames found on disk (any order, extra
+ * frames allowed). Walks down from (lastIndex, lastTerm) following each frame's previous-term
+ * binding until the snapshot. Throws SealedStateError if a needed frame is missing or altered.
+ */
+export function rebuildLog(key: Uint8Array, member: MemberId, hs: HardState, frames: readonly Uint8Array[]): LogEntry[] {
+  const byPos = new Map<string, Uint8Array[]>();
+  for (const f of frames) {
+    let h: FrameHeader;
+    try {
+      h = peekFrame(f);
+    } catch {
+      continue;
+    }
+    if (h.index <= hs.snapshot.index || h.index > hs.lastIndex) continue;
+    const k = `${h.index}:${h.term}`;
+    const list = byPos.get(k);
+    if (list) list.push(f);
+    else byPos.set(k, [f]);
+  }
+  const n = hs.lastIndex - hs.snapshot.index;
+  const out = new Array<LogEntry>(n);
+  let term = hs.lastTerm;
+  for (let i = hs.lastIndex; i > hs.snapshot.index; i--) {
+    const cands = byPos.get(`${i}:${term}`);
+    let found: (FrameHeader & { entry: LogEntry }) | null = null;
+    let why = `log frame ${i} (term ${term}) is missing`;
+    for (const c of cands ?? []) {
+      try {
+        found = openFrame(key, member, c);
+        break;
+      } catch (e) {
+        why = (e as Error).message;
+      }
+    }
+    if (found === null) throw new SealedStateError(why);
+    out[i - hs.snapshot.index - 1] = found.entry;
+    term = found.prevTerm;
+  }
+  if (term !== hs.snapshot.term) throw new SealedStateError('log does not join the snapshot');
+  return out;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= (a[i] as number) ^ (b[i] as number);
+  return d === 0;
 }

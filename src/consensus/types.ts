@@ -1,5 +1,7 @@
 /** Shared consensus types: log entries, node inputs and outputs, configuration. */
 
+import type { PersistRecord } from './sealed-state.js';
+
 export type MemberId = number;
 
 /** Marks "this member may not vote in its current term" (used after a rejoin). */
@@ -35,8 +37,8 @@ export type NodeOutput =
   /** Deliver these exact bytes to member `to`. Safe to send at once: the node withholds every
    * message until the state it depends on has been confirmed durable. */
   | { type: 'send'; to: MemberId; bytes: Uint8Array }
-  /** Make `sealed` durable (atomically replacing the previous state), then input `persisted(token)`. */
-  | { type: 'persist'; token: number; sealed: Uint8Array }
+  /** Make `record` durable (snapshot, log appends, then the hard state), then input `persisted(token)`. */
+  | { type: 'persist'; token: number; record: PersistRecord }
   /** A committed entry was applied on this member. `requestId` is set when this member accepted it. */
   | { type: 'committed'; index: number; entry: Uint8Array; result: Uint8Array; requestId?: number }
   /** A readIndex request may now be served from the local state machine. */
@@ -60,7 +62,7 @@ export interface RaftConfig {
    * the simulator's checker catches unsafe commits). Never set in production.
    */
   unsafeCommitQuorum?: number;
-  /** TEST ONLY. Accepts sealed state whose stamp is behind the monotonic counter (no rollback defence). */
+  /** TEST ONLY. Accepts a hard state whose stamp is behind the monotonic counter (no rollback defence). */
   unsafeAcceptRollback?: boolean;
 }
 
@@ -69,7 +71,7 @@ export const DEFAULT_CONFIG: RaftConfig = {
   electionTimeoutMax: 600,
   heartbeatInterval: 60,
   maxBatch: 64,
-  snapshotThreshold: 64,
+  snapshotThreshold: 10_000,
   maxPendingForwards: 256,
 };
 

@@ -1,58 +1,140 @@
 /**
- * A simulated member disk holding the sealed state file, plus the member's monotonic counter
- * (which lives inside the trusted member and survives crashes and disk rollbacks).
+ * A simulated member disk with the same three files a real host keeps (see
+ * docs/formats/member-state.md): the hard state, an append-only log of sealed frames and
+ * truncation markers, and snapshot files. The monotonic counter lives inside the trusted member
+ * and survives crashes, rollbacks and wipes.
  *
- * A write lands after a delay and is confirmed to the member a little later: a crash in between
- * leaves the new state on disk unconfirmed; a crash before it lands loses it. The adversary can
- * also roll the file back to any older version.
+ * A persist lands in two steps, like the real host: first the snapshot and the log appends
+ * (fdatasync), then the hard state (atomic replace); the confirmation reaches the member a little
+ * later. A crash before the first step may still leave a prefix of the appends on disk (pages the
+ * kernel wrote early); a crash between the steps leaves new frames next to the old hard state; a
+ * crash after the second leaves a landed but unconfirmed write. The adversary can also restore an
+ * older copy of every file, or of the log alone, or wipe the disk.
  */
 import { MemoryCounter } from '../consensus/counter.js';
+import { peekFrame, peekHardState, selectSnapshot } from '../consensus/sealed-state.js';
+import type { BootState, PersistRecord } from '../consensus/sealed-state.js';
 import type { EventQueue } from './events.js';
 import type { Prng } from './prng.js';
 
+export type LogRecord = { kind: 'frame'; bytes: Uint8Array } | { kind: 'truncate'; from: number };
+
+/** An immutable picture of a member's state directory. */
+export interface DiskImage {
+  readonly hardState: Uint8Array | null;
+  readonly log: readonly LogRecord[];
+  readonly snapshots: readonly Uint8Array[];
+}
+
+export const EMPTY_IMAGE: DiskImage = { hardState: null, log: [], snapshots: [] };
+
+/** Step 1 of a persist: the new snapshot file, the truncation marker and the frames (or a prefix of them). */
+export function landAppends(img: DiskImage, rec: PersistRecord, frameCount = rec.frames.length): DiskImage {
+  const log = img.log.slice();
+  if (rec.truncateFrom !== null) log.push({ kind: 'truncate', from: rec.truncateFrom });
+  for (const f of rec.frames.slice(0, frameCount)) log.push({ kind: 'frame', bytes: f });
+  const snapshots = rec.snapshot ? [...img.snapshots, rec.snapshot] : img.snapshots;
+  return { hardState: img.hardState, log, snapshots };
+}
+
+/**
+ * Step 2: the hard state is replaced; then, as a real host does once the new hard state is
+ * durable, snapshot files it no longer names are deleted and, after a new snapshot, the log is
+ * rewritten without frames at or below the snapshot and without dead frames.
+ */
+export function landHardState(img: DiskImage, rec: PersistRecord): DiskImage {
+  const keep = selectSnapshot(rec.hardState, img.snapshots);
+  const snapshots = keep ? [keep] : [];
+  let log = img.log;
+  if (rec.snapshot !== null || rec.truncateFrom === 1) log = compactLog(log, peekHardState(rec.hardState).snapshot.index);
+  return { hardState: rec.hardState, log, snapshots };
+}
+
+/** Drops frames at or below `snapIndex` and frames killed by a later truncation marker. */
+export function compactLog(log: readonly LogRecord[], snapIndex: number): LogRecord[] {
+  const out: LogRecord[] = [];
+  let killFrom = Infinity;
+  for (let k = log.length - 1; k >= 0; k--) {
+    const r = log[k] as LogRecord;
+    if (r.kind === 'truncate') {
+      killFrom = Math.min(killFrom, r.from);
+      continue;
+    }
+    const h = peekFrame(r.bytes);
+    if (h.index <= snapIndex || h.index >= killFrom) continue;
+    out.push(r);
+  }
+  return out.reverse();
+}
+
+export function bootStateOf(img: DiskImage): BootState {
+  const logFrames = img.log.filter((r) => r.kind === 'frame').map((r) => (r as { bytes: Uint8Array }).bytes);
+  return { hardState: img.hardState, logFrames, snapshot: selectSnapshot(img.hardState, img.snapshots) };
+}
+
 export class SimDisk {
-  durable: Uint8Array | null = null;
+  image: DiskImage = EMPTY_IMAGE;
   readonly counter = new MemoryCounter();
-  private history: Uint8Array[] = [];
+  private history: DiskImage[] = [];
   private generation = 0;
+  private inflight: { gen: number; rec: PersistRecord; appended: boolean } | null = null;
   writes = 0;
+  bytesWritten = 0;
 
   constructor(
     private readonly q: EventQueue,
     private readonly rng: Prng,
   ) {}
 
-  persist(sealed: Uint8Array, done: (err?: unknown) => void): void {
+  bootState(): BootState {
+    return bootStateOf(this.image);
+  }
+
+  persist(rec: PersistRecord, done: (err?: unknown) => void): void {
     const gen = this.generation;
-    this.q.schedule(this.rng.int(1, 12), () => {
-      if (gen !== this.generation) return; // the member crashed before the write landed
-      if (this.durable) {
-        this.history.push(this.durable);
+    const w = { gen, rec, appended: false };
+    this.inflight = w;
+    this.q.schedule(this.rng.int(1, 8), () => {
+      if (gen !== this.generation) return; // crashed before the appends were made durable
+      this.image = landAppends(this.image, rec);
+      w.appended = true;
+      this.q.schedule(this.rng.int(0, 5), () => {
+        if (gen !== this.generation) return; // crashed before the hard state was replaced
+        this.history.push(this.image);
         if (this.history.length > 24) this.history.shift();
-      }
-      this.durable = sealed;
-      this.writes++;
-      this.q.schedule(this.rng.int(0, 2), () => {
-        if (gen === this.generation) done();
+        this.image = landHardState(this.image, rec);
+        this.inflight = null;
+        this.writes++;
+        this.bytesWritten += rec.hardState.length + (rec.snapshot?.length ?? 0) + rec.frames.reduce((a, f) => a + f.length, 0);
+        this.q.schedule(this.rng.int(0, 2), () => {
+          if (gen === this.generation) done();
+        });
       });
     });
   }
 
-  /** The member crashed: writes in flight are lost or landed, confirmations never arrive. */
+  /** The member crashed: confirmations never arrive; appends not yet synced may partly survive. */
   crash(): void {
+    const w = this.inflight;
+    if (w && w.gen === this.generation && !w.appended && this.rng.chance(0.5)) {
+      this.image = landAppends(this.image, w.rec, this.rng.int(0, w.rec.frames.length));
+    }
+    this.inflight = null;
     this.generation++;
   }
 
-  /** Restores an older version of the state file; returns false if there is none. */
+  /** Restores an older copy of every file (or, sometimes, of the log alone); false if there is none. */
   rollback(): boolean {
     if (this.history.length === 0) return false;
     const i = this.rng.int(0, this.history.length - 1);
-    this.durable = this.history[i] as Uint8Array;
+    const old = this.history[i] as DiskImage;
+    if (this.rng.chance(0.2)) this.image = { ...this.image, log: old.log };
+    else this.image = old;
     this.history = this.history.slice(0, i);
     return true;
   }
 
   wipe(): void {
-    this.durable = null;
+    this.image = EMPTY_IMAGE;
   }
 }

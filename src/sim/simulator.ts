@@ -122,14 +122,14 @@ export function runSimulation(opts: SimOptions): SimResult {
     m.sm = workload.createStateMachine();
     m.node = new RaftNode({
       identity: m.identity, members: publicKeys, clusterId, storageKey: m.storageKey, counter: m.disk.counter,
-      rng: () => m.rng.u32(), stateMachine: m.sm, sealedState: m.disk.durable, now: localNow(m), config,
+      rng: () => m.rng.u32(), stateMachine: m.sm, boot: m.disk.bootState(), now: localNow(m), config,
     });
     if (m.node.status().learner) stats.learnerBoots++;
     m.driver = new RaftDriver(m.node, {
       now: () => localNow(m),
       setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),
       send: (to, bytes) => { if (m.epoch === epoch && m.up) net.send(m.id, to, bytes); },
-      persist: (sealed, done) => m.disk.persist(sealed, done),
+      persist: (record, done) => m.disk.persist(record, done),
     }, {
       tickMs: 10, requestTimeoutMs: 3000,
       onOutput: (o) => {

@@ -6,6 +6,8 @@ import { RaftDriver } from '../../src/consensus/driver.js';
 import { RaftNode } from '../../src/consensus/node.js';
 import type { NodeOutput, NodeStatus, RaftConfig } from '../../src/consensus/types.js';
 import { EscrowStateMachine } from '../../src/sim/escrow-model.js';
+import { EMPTY_IMAGE, bootStateOf, landAppends, landHardState } from '../../src/sim/disk.js';
+import type { DiskImage } from '../../src/sim/disk.js';
 import { EventQueue } from '../../src/sim/events.js';
 import { Prng } from '../../src/sim/prng.js';
 
@@ -14,8 +16,8 @@ export interface TestMember {
   identity: Identity;
   storageKey: Uint8Array;
   counter: MemoryCounter;
-  disk: Uint8Array | null;
-  diskHistory: Uint8Array[];
+  disk: DiskImage;
+  diskHistory: DiskImage[];
   up: boolean;
   epoch: number;
   sm: EscrowStateMachine;
@@ -41,7 +43,7 @@ export class TestCluster {
     for (let id = 0; id < n; id++) {
       this.members.push({
         id, identity: identityFromSeed(id, this.rng.bytes(32)), storageKey: this.rng.bytes(32), counter: new MemoryCounter(),
-        disk: null, diskHistory: [], up: false, epoch: 0, sm: new EscrowStateMachine(), node: null, driver: null, outputs: [],
+        disk: EMPTY_IMAGE, diskHistory: [], up: false, epoch: 0, sm: new EscrowStateMachine(), node: null, driver: null, outputs: [],
       });
     }
     this.publicKeys = new Map(this.members.map((m) => [m.id, m.identity.publicKey] as const));
@@ -59,7 +61,7 @@ export class TestCluster {
     const rng = this.rng.fork();
     m.node = new RaftNode({
       identity: m.identity, members: this.publicKeys, clusterId: this.clusterId, storageKey: m.storageKey,
-      counter: m.counter, rng: () => rng.u32(), stateMachine: m.sm, sealedState: m.disk, now: this.q.now,
+      counter: m.counter, rng: () => rng.u32(), stateMachine: m.sm, boot: bootStateOf(m.disk), now: this.q.now,
       config: { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, snapshotThreshold: 16, ...this.config },
     });
     m.outputs = [];
@@ -72,10 +74,10 @@ export class TestCluster {
         if (!this.filter(m.id, to, bytes)) return;
         this.q.schedule(2, () => this.deliver(to, bytes));
       },
-      persist: (sealed, done) => this.q.schedule(1, () => {
+      persist: (record, done) => this.q.schedule(1, () => {
         if (!m.up || m.epoch !== epoch) return;
-        if (m.disk) m.diskHistory.push(m.disk);
-        m.disk = sealed;
+        m.diskHistory.push(m.disk);
+        m.disk = landHardState(landAppends(m.disk, record), record);
         done();
       }),
     }, { tickMs: 10, requestTimeoutMs: 2000, onOutput: (o) => m.outputs.push(o) });

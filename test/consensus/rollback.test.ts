@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PeerAuth } from '../../src/consensus/auth.js';
 import { MsgType, decodeBody, encodeBody } from '../../src/consensus/messages.js';
-import { openState } from '../../src/consensus/sealed-state.js';
+import { openHardState } from '../../src/consensus/sealed-state.js';
 import { EscrowOp, encodeCommand } from '../../src/sim/escrow-model.js';
 import { TestCluster } from './harness.js';
 
@@ -21,7 +21,7 @@ describe('rollback defence', () => {
   it('a member booted from a rolled-back state is a learner that refuses to vote', () => {
     const { c, leader, victim, candidate } = setup(41);
     expect(c.propose(leader, reg(1)).ok).toBe(true);
-    const old = c.member(victim).disk as Uint8Array;
+    const old = c.member(victim).disk;
     for (let u = 2; u < 6; u++) expect(c.propose(leader, reg(u)).ok).toBe(true);
     c.run(200);
     c.crash(victim);
@@ -48,7 +48,7 @@ describe('rollback defence', () => {
 
   it('the learner catches up from the majority, then votes again (but never in a term it may have used)', () => {
     const { c, leader, victim } = setup(43);
-    const old = c.member(victim).disk as Uint8Array;
+    const old = c.member(victim).disk;
     for (let u = 1; u < 30; u++) expect(c.propose(leader, reg(u)).ok).toBe(true);
     c.crash(victim);
     c.member(victim).disk = old;
@@ -64,7 +64,7 @@ describe('rollback defence', () => {
   it('a host that confirms a write it did not keep is caught on the next boot', () => {
     const { c, leader, victim } = setup(47);
     expect(c.propose(leader, reg(1)).ok).toBe(true);
-    const before = c.member(victim).disk as Uint8Array;
+    const before = c.member(victim).disk;
     expect(c.propose(leader, reg(2)).ok).toBe(true);
     c.run(100);
     // Pretend the latest write never reached the disk although it was confirmed.
@@ -77,14 +77,14 @@ describe('rollback defence', () => {
   it('tampered or foreign sealed state is refused', () => {
     const { c, victim, leader } = setup(53);
     c.run(100);
-    const good = c.member(victim).disk as Uint8Array;
-    expect(openState(c.member(victim).storageKey, victim, good).stamp).toBe(c.member(victim).counter.read());
+    const good = c.member(victim).disk.hardState as Uint8Array;
+    expect(openHardState(c.member(victim).storageKey, victim, good).stamp).toBe(c.member(victim).counter.read());
     const bad = good.slice();
     bad[bad.length - 3] = (bad[bad.length - 3] as number) ^ 1;
-    expect(() => openState(c.member(victim).storageKey, victim, bad)).toThrow(/sealed state rejected/);
-    expect(() => openState(c.member(victim).storageKey, leader, good)).toThrow(/another member/);
+    expect(() => openHardState(c.member(victim).storageKey, victim, bad)).toThrow(/sealed hard state rejected/);
+    expect(() => openHardState(c.member(victim).storageKey, leader, good)).toThrow(/another member/);
     c.crash(victim);
-    c.member(victim).disk = bad;
+    c.member(victim).disk = { ...c.member(victim).disk, hardState: bad };
     c.start(victim);
     expect(c.status(victim).learner).toBe(true);
   });
