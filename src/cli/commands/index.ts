@@ -5,6 +5,9 @@ import { keyCommands } from './key.js';
 import { vaultCommands } from './vault.js';
 import { witnessCommands } from './witness.js';
 import { auditCommands } from './audit.js';
+import { memberCommands } from './member.js';
+import { upCommand } from './up.js';
+import { fleetCommands } from './fleet.js';
 
 /** Every `bkv` command group. One module per group; add a line here to add a group. */
-export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand, witnessCommands, auditCommands];
+export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand, witnessCommands, auditCommands, memberCommands, upCommand, fleetCommands];

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { readFleetConfig } from '../../host/fleet/config.js';
+import { fetchStatuses } from '../../host/fleet/supervisor.js';
+import { commandGroup, type CommandModule } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { makeOutput } from '../output.js';
+
+/** `bkv fleet status`: every member's role, term, commit index, lag and health. */
+export const fleetCommands: CommandModule = (program: Command, ctx) => {
+  const fleet = commandGroup(program, 'fleet', 'operate a vault fleet');
+  fleet
+    .command('status')
+    .description("show each member's role, term, commit index, lag and health")
+    .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
+    .option('--timeout <ms>', 'how long to wait for each member', '1500')
+    .option('--json', 'print the status as JSON')
+    .action(async (o: { fleet: string; timeout: string; json?: boolean }) => {
+      const out = makeOutput(!!o.json);
+      const config = await readFleetConfig(o.fleet);
+      const statuses = await fetchStatuses(config, Number(o.timeout) || 1500);
+      const leaderCommit = Math.max(0, ...[...statuses.values()].map((s) => (s?.role === 'leader' ? s.commitIndex : 0)));
+      const maxCommit = Math.max(0, ...[...statuses.values()].map((s) => s?.commitIndex ?? 0));
+      const ref = leaderCommit || maxCommit;
+      const rows = config.members.map((m) => {
+        const s = statuses.get(m.id) ?? null;
+        const health = s === null ? 'down' : s.learner ? 'learner' : s.leader === null ? 'no leader' : 'ok';
+        return {
+          id: m.id,
+          site: m.site,
+          api: `${m.host}:${m.apiPort}`,
+          role: s?.role ?? '-',
+          term: s?.term ?? null,
+          leader: s?.leader ?? null,
+          commitIndex: s?.commitIndex ?? null,
+          lastApplied: s?.lastApplied ?? null,
+          lag: s ? Math.max(0, ref - s.lastApplied) : null,
+          records: s?.records ?? null,
+          health,
+        };
+      });
+      const up = rows.filter((r) => r.health === 'ok').length;
+      const serving = up >= config.quorum;
+      if (!serving) ctx.setExitCode(EXIT.UNAVAILABLE);
+      if (!o.json) {
+        const head = ['member', 'site', 'api', 'role', 'term', 'commit', 'applied', 'lag', 'records', 'health'];
+        const table = [head, ...rows.map((r) => [String(r.id), r.site, r.api, r.role, fmt(r.term), fmt(r.commitIndex), fmt(r.lastApplied), fmt(r.lag), fmt(r.records), r.health])];
+        const widths = head.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+        for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
+        process.stdout.write(`${config.fleetId}: ${up}/${config.members.length} members healthy, quorum ${config.quorum}: ${serving ? 'serving' : 'NOT SERVING'}\n`);
+      }
+      out.result('', { fleetId: config.fleetId, quorum: config.quorum, serving, members: rows });
+    });
+};
+
+const fmt = (v: number | null) => (v === null ? '-' : String(v));

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import pino from 'pino';
+import { startMember } from '../../host/fleet/member-process.js';
+import type { CommandModule } from '../context.js';
+
+/** `bkv member start`: one vault member process of a fleet (normally started by `bkv up`). */
+export const memberCommands: CommandModule = (program: Command) => {
+  const member = program.command('member').description('run one member of a vault fleet');
+  member
+    .command('start')
+    .description('start a fleet member: consensus on its raft port, the member API on its API port (runs until interrupted)')
+    .requiredOption('--dir <dir>', 'the member directory (D/member-<id>)')
+    .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
+    .option('--log-level <level>', 'log level (info, warn, error)', 'info')
+    .action(async (o: { dir: string; fleet: string; logLevel: string }) => {
+      const logger = pino({ level: o.logLevel });
+      const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger });
+      // A second signal (a process group and a supervisor both signalling) must not cut the close short.
+      await new Promise<void>((resolve) => {
+        process.on('SIGINT', () => resolve());
+        process.on('SIGTERM', () => resolve());
+      });
+      logger.info({ member: m.id }, 'stopping');
+      await m.close();
+    });
+};

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { BkvError } from '../../client/errors.js';
+import { readFleetConfig } from '../../host/fleet/config.js';
+import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
+import { createFleet, fleetPaths } from '../../host/fleet/provision.js';
+import { FleetSupervisor } from '../../host/fleet/supervisor.js';
+import type { CommandModule } from '../context.js';
+import { makeOutput } from '../output.js';
+
+interface UpOpts {
+  dir: string;
+  members: string;
+  basePort: string;
+  sites?: string;
+  rateAccount: string;
+  rateAddress: string;
+  json?: boolean;
+}
+
+/** `bkv up`: a whole fleet on this machine: member processes, supervision and the gateway. */
+export const upCommand: CommandModule = (program: Command) => {
+  program
+    .command('up')
+    .description('run a vault fleet on this machine: create it in --dir if empty, start the members and the gateway (runs until interrupted)')
+    .requiredOption('--dir <dir>', 'fleet directory (created if missing or empty, else reused)')
+    .option('--members <n>', 'number of members for a new fleet (odd, 3 to 9)', '5')
+    .option('--base-port <port>', 'port plan of a new fleet: gateway base+10, raft base+100+i, API base+200+i (0: free ports)', '7400')
+    .option('--sites <list>', 'comma-separated site names for a new fleet, assigned round-robin')
+    .option('--rate-account <n>', 'vault requests per account per minute', '120')
+    .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
+    .option('--json', 'print the address and key file as JSON')
+    .action(async (o: UpOpts) => {
+      const out = makeOutput(!!o.json);
+      const paths = fleetPaths(o.dir);
+      let created = false;
+      if (!existsSync(paths.fleet)) {
+        if (existsSync(o.dir) && (await readdir(o.dir)).length > 0) throw new BkvError('USAGE', `${o.dir} is neither empty nor a fleet directory`);
+        const members = Number(o.members);
+        const basePort = Number(o.basePort);
+        await createFleet(o.dir, {
+          members,
+          basePort,
+          ...(o.sites ? { sites: o.sites.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+        });
+        created = true;
+      }
+      const config = await readFleetConfig(paths.fleet);
+      out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}`);
+      const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line) });
+      supervisor.startAll();
+      let gateway;
+      try {
+        const leader = await supervisor.waitForLeader(30_000);
+        out.info(`members up (logs in ${o.dir}/logs); leader: member ${leader}`);
+        gateway = await startFleetGateway({
+          fleetPath: paths.fleet,
+          rateLimit: { perAccountPerMinute: Number(o.rateAccount), perAddressPerMinute: Number(o.rateAddress) },
+        });
+      } catch (e) {
+        await supervisor.stop();
+        throw e;
+      }
+      out.info(`gateway listening on ${gateway.url}`);
+      out.info(`pinned fleet keys: ${gateway.fleetKeysPath}`);
+      out.info(`status: bkv fleet status --fleet ${paths.fleet}`);
+      out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
+      out.result('', { url: gateway.url, fleetKeys: gateway.fleetKeysPath, fleet: paths.fleet, fleetId: config.fleetId });
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      out.info('stopping the gateway and the members');
+      await gateway.close();
+      await supervisor.stop();
+    });
+};

@@ -1,0 +1,193 @@
+/**
+ * The gateway's relay in fleet mode: sends each sealed request to a member's `POST /v1/vault` over
+ * keep-alive HTTP, spreading requests round-robin over the members it believes healthy, and fails
+ * over to another member on a connection error, a timeout or a 503, within a bounded retry budget.
+ * A background poll of every member's `GET /v1/status` keeps the health view fresh.
+ *
+ * Resending a request to another member is safe: the host may replay any request anyway, and the
+ * core recognises a replayed recovery start by its attempt id.
+ */
+import { Agent, request } from 'node:http';
+import { BkvError } from '../../client/errors.js';
+import type { VaultRelay } from '../gateway/server.js';
+import { ACCOUNT_HEADER, type MemberStatus } from './member-process.js';
+
+export interface RelayMember {
+  id: number;
+  url: string;
+}
+
+export interface FleetRelayOptions {
+  /** Attempts per request over all members (default 2 × members). */
+  maxAttempts?: number;
+  /** Time budget per request over all attempts (default 12 s). */
+  budgetMs?: number;
+  /** Time limit of one attempt at one member (default 7 s: beyond the members' proposal timeout). */
+  attemptTimeoutMs?: number;
+  /** Period of the status poll (default 500 ms). */
+  pollMs?: number;
+}
+
+export interface MemberHealth {
+  id: number;
+  url: string;
+  healthy: boolean;
+  status: MemberStatus | null;
+  error?: string;
+  /** Consecutive failed polls or relays. */
+  failures: number;
+}
+
+export interface FleetRelay {
+  relay: VaultRelay;
+  members(): MemberHealth[];
+  stats: { relayed: number; failovers: number; exhausted: number };
+  /** Polls every member once now. */
+  refresh(): Promise<void>;
+  close(): void;
+}
+
+interface HttpResult {
+  status: number;
+  body: Buffer;
+}
+
+
+function post(agent: Agent, url: URL, headers: Record<string, string>, body: Uint8Array | null, timeoutMs: number, method = 'POST'): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host: url.hostname, port: url.port, path: url.pathname, method, headers: body ? { ...headers, 'content-length': String(body.length) } : headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : undefined);
+  });
+}
+
+export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = {}): FleetRelay {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 1000 });
+  const pollAgent = new Agent({ keepAlive: true, maxSockets: 2 });
+  const maxAttempts = opts.maxAttempts ?? list.length * 2;
+  const budgetMs = opts.budgetMs ?? 12_000;
+  const attemptTimeoutMs = opts.attemptTimeoutMs ?? 7_000;
+  const health = new Map<number, MemberHealth>(list.map((m) => [m.id, { id: m.id, url: m.url, healthy: true, status: null, failures: 0 }]));
+  const stats = { relayed: 0, failovers: 0, exhausted: 0 };
+  let rr = 0;
+  let closed = false;
+
+  const markDown = (h: MemberHealth, error: string) => {
+    h.healthy = false;
+    h.failures++;
+    h.error = error;
+  };
+
+  async function poll(h: MemberHealth): Promise<void> {
+    try {
+      const r = await post(pollAgent, new URL('/v1/status', h.url), {}, null, 400, 'GET');
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+      const s = JSON.parse(r.body.toString('utf8')) as MemberStatus;
+      h.status = s;
+      h.healthy = s.leader !== null && !s.learner;
+      h.error = h.healthy ? undefined : s.learner ? 'learner' : 'no leader';
+      if (h.healthy) h.failures = 0;
+    } catch (e) {
+      h.status = null;
+      markDown(h, (e as Error).message);
+    }
+  }
+  const refresh = async () => {
+    await Promise.all([...health.values()].map(poll));
+  };
+  let polling = false;
+  const timer = setInterval(() => {
+    if (polling || closed) return;
+    polling = true;
+    refresh().finally(() => (polling = false));
+  }, opts.pollMs ?? 500);
+  timer.unref();
+
+  /** The next member to try: healthy ones round-robin, then any not yet tried. */
+  function pick(tried: Set<number>): MemberHealth | null {
+    const all = [...health.values()];
+    for (const healthyOnly of [true, false]) {
+      for (let k = 0; k < all.length; k++) {
+        const h = all[(rr + k) % all.length]!;
+        if (tried.has(h.id) || (healthyOnly && !h.healthy)) continue;
+        rr = (rr + k + 1) % all.length;
+        return h;
+      }
+    }
+    return null;
+  }
+
+  const relay: VaultRelay = async (account, envelope) => {
+    const deadline = performance.now() + budgetMs;
+    let tried = new Set<number>();
+    let last = 'no member tried';
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      let h = pick(tried);
+      if (!h) {
+        // Every member was tried once: wait a moment (an election, a restart) and go round again.
+        tried = new Set();
+        await new Promise((r) => setTimeout(r, Math.min(250, left)));
+        h = pick(tried);
+        if (!h) break;
+      }
+      tried.add(h.id);
+      if (attempt > 0) stats.failovers++;
+      let r: HttpResult;
+      try {
+        r = await post(agent, new URL('/v1/vault', h.url), { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account }, envelope, Math.min(attemptTimeoutMs, left));
+      } catch (e) {
+        markDown(h, (e as Error).message);
+        last = `member ${h.id}: ${(e as Error).message}`;
+        continue;
+      }
+      if (r.status === 200) {
+        stats.relayed++;
+        return new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength);
+      }
+      let code = 'INTERNAL';
+      let message = `member ${h.id} answered HTTP ${r.status}`;
+      try {
+        const b = JSON.parse(r.body.toString('utf8')) as { error?: { code?: string; message?: string } };
+        code = b.error?.code ?? code;
+        message = b.error?.message ?? message;
+      } catch {
+        /* not JSON */
+      }
+      if (r.status === 503) {
+        markDown(h, message);
+        last = `member ${h.id}: ${message}`;
+        continue;
+      }
+      if (r.status === 400) throw new BkvError(code === 'TAMPERED' ? 'TAMPERED' : 'MALFORMED', message);
+      throw new BkvError('INTERNAL', message);
+    }
+    stats.exhausted++;
+    throw new BkvError('UNAVAILABLE', `no vault member could take the request (${last})`);
+  };
+
+  void refresh();
+  return {
+    relay,
+    members: () => [...health.values()].map((h) => ({ ...h })),
+    stats,
+    refresh,
+    close() {
+      closed = true;
+      clearInterval(timer);
+      agent.destroy();
+      pollAgent.destroy();
+    },
+  };
+}
+

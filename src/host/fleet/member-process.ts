@@ -1,0 +1,263 @@
+/**
+ * One vault member as an operating-system process (`bkv member start`): its identity and the fleet
+ * secrets, a Raft node and driver over a TCP peer transport, the replicated vault state machine, and
+ * the vault core whose replicator is the driver. It serves the member API (docs/api.md, "Member
+ * API") on its apiPort and consensus frames on its raftPort.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BkvError, isBkvError, type ErrorCode } from '../../client/errors.js';
+import { identityFromSeed } from '../../consensus/auth.js';
+import { RaftDriver, type DriverEnv } from '../../consensus/driver.js';
+import { RaftNode } from '../../consensus/node.js';
+import type { NodeStatus, RaftConfig } from '../../consensus/types.js';
+import { systemEnv } from '../../core/env.js';
+import { decodeFleetSecrets } from '../../core/fleet-secrets.js';
+import type { Replicator } from '../../core/replication.js';
+import { VaultStateMachine } from '../../core/state-machine.js';
+import { DEFAULT_POLICY, VaultCore } from '../../core/vault-core.js';
+import { fromB64, toB64 } from '../../protocol/messages.js';
+import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
+import { PeerTransport } from './peer-transport.js';
+import { StandInMemberStorage as MemberStorage } from './storage-standin.js';
+
+/** The header in which the gateway names the account it authenticated. */
+export const ACCOUNT_HEADER = 'x-bkv-account';
+
+export interface MemberOptions {
+  /** The member directory: D/member-<id>. */
+  dir: string;
+  /** Path of fleet.json. */
+  fleetPath: string;
+  logger?: Logger;
+  raftConfig?: Partial<RaftConfig>;
+  /** A proposal that is not committed by then fails with UNAVAILABLE (default 5000 ms). */
+  requestTimeoutMs?: number;
+}
+
+export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
+  fleetId: string;
+  site: string;
+  leader: number | null;
+  /** Committed entries not yet applied on this member. */
+  lag: number;
+  records: number;
+  pid: number;
+  uptimeSeconds: number;
+}
+
+export interface RunningMember {
+  id: number;
+  url: string;
+  config: FleetConfig;
+  node: RaftNode;
+  driver: RaftDriver;
+  core: VaultCore;
+  status(): MemberStatus;
+  close(): Promise<void>;
+}
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, UNAVAILABLE: 503 };
+
+function randomU32(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+export async function startMember(opts: MemberOptions): Promise<RunningMember> {
+  const log = opts.logger;
+  const config = await readFleetConfig(opts.fleetPath);
+  const identity = decodeMemberIdentity(new Uint8Array(await readFile(join(opts.dir, 'member.bin'))));
+  const me = config.members.find((m) => m.id === identity.id);
+  if (!me) throw new BkvError('USAGE', `member ${identity.id} is not in ${opts.fleetPath}`);
+  if (toB64(memberPublicKeys(identity).identityKey) !== me.identityKey) {
+    throw new BkvError('USAGE', `member.bin does not hold the identity fleet.json lists for member ${me.id}`);
+  }
+  const secrets = decodeFleetSecrets(new Uint8Array(await readFile(join(opts.dir, 'fleet-secrets.bin'))));
+  const clusterId = fromB64(config.clusterId, 'clusterId');
+  const storage = await MemberStorage.open(join(opts.dir, 'state'));
+  const stateMachine = new VaultStateMachine();
+  const startedAt = performance.now();
+
+  const node = new RaftNode({
+    identity: identityFromSeed(me.id, identity.identitySeed),
+    members: new Map(config.members.map((m) => [m.id, fromB64(m.identityKey, 'identityKey')])),
+    clusterId,
+    storageKey: memberStorageKey(identity, clusterId),
+    counter: storage.counter,
+    rng: randomU32,
+    stateMachine,
+    boot: storage.bootState(),
+    now: performance.now(),
+    ...(opts.raftConfig ? { config: opts.raftConfig } : {}),
+  });
+
+  // ------------------------------------------------------------------ metrics
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'bkv_member_' });
+  const roleCode = { follower: 0, precandidate: 1, candidate: 2, leader: 3 } as const;
+  new Gauge({
+    name: 'bkv_member_raft',
+    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, last applied, learner, elections started',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    collect() {
+      const s = node.status();
+      this.set({ field: 'role' }, roleCode[s.role]);
+      this.set({ field: 'term' }, s.term);
+      this.set({ field: 'commit_index' }, s.commitIndex);
+      this.set({ field: 'last_applied' }, s.lastApplied);
+      this.set({ field: 'learner' }, s.learner ? 1 : 0);
+      this.set({ field: 'elections' }, node.stats.elections);
+      this.set({ field: 'records' }, stateMachine.size);
+    },
+  });
+  const proposals = new Counter({ name: 'bkv_member_proposals_total', help: 'Proposals by outcome', labelNames: ['outcome'] as const, registers: [registry] });
+  const applied = new Counter({ name: 'bkv_member_applied_entries_total', help: 'Committed entries applied on this member', registers: [registry] });
+  const commitLatency = new Histogram({
+    name: 'bkv_member_commit_seconds',
+    help: 'Time from proposal on this member to commit and apply',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const transportGauge = new Gauge({ name: 'bkv_member_transport', help: 'Peer transport frames', labelNames: ['event'] as const, registers: [registry] });
+  let core: VaultCore | null = null;
+  new Gauge({
+    name: 'bkv_core_events',
+    help: 'Counters reported by the vault core since this process started (requests, rejected, credentialResponses, recoveries)',
+    labelNames: ['event'] as const,
+    registers: [registry],
+    collect() {
+      if (core) for (const [event, v] of Object.entries(core.stats)) this.set({ event }, v);
+    },
+  });
+
+  // ------------------------------------------------------------------ consensus
+  const transport = new PeerTransport(
+    new Map(config.members.filter((m) => m.id !== me.id).map((m) => [m.id, { host: m.host, port: m.raftPort }])),
+    (bytes) => driver.receive(bytes),
+  );
+  const env: DriverEnv = {
+    now: () => performance.now(),
+    setTimer(delayMs, fn) {
+      const t = setTimeout(fn, delayMs);
+      return { cancel: () => clearTimeout(t) };
+    },
+    send: (to, bytes) => transport.send(to, bytes),
+    persist: storage.persist,
+  };
+  const driver: RaftDriver = new RaftDriver(node, env, {
+    requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+    onOutput(o) {
+      if (o.type === 'committed') applied.inc();
+    },
+  });
+  const replicator: Replicator = {
+    async propose(entry) {
+      const stop = commitLatency.startTimer();
+      try {
+        const r = await driver.propose(entry);
+        stop();
+        proposals.inc({ outcome: 'committed' });
+        return r;
+      } catch (e) {
+        proposals.inc({ outcome: 'failed' });
+        throw e;
+      }
+    },
+    readBarrier: () => driver.readBarrier(),
+  };
+  core = await VaultCore.create(secrets, replicator, systemEnv, { ...DEFAULT_POLICY, ...config.policy });
+  const vaultCore = core;
+
+  const status = (): MemberStatus => {
+    const { leaderId, ...s } = node.status();
+    return {
+      ...s,
+      fleetId: config.fleetId,
+      site: me.site,
+      leader: leaderId,
+      lag: s.commitIndex - s.lastApplied,
+      records: stateMachine.size,
+      pid: process.pid,
+      uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
+    };
+  };
+
+  // ------------------------------------------------------------------ member API
+  let closing = false;
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 }) as unknown as FastifyInstance;
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    if (isBkvError(err)) return reply.code(HTTP_STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message } });
+    const e = err as { statusCode?: number; message?: string };
+    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: { code: 'MALFORMED', message: e.message ?? 'bad request' } });
+    log?.error({ err }, 'unexpected member error');
+    return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+  });
+
+  app.post('/v1/vault', async (req, reply) => {
+    const account = req.headers[ACCOUNT_HEADER];
+    if (typeof account !== 'string' || account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
+    if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the sealed request as application/octet-stream');
+    const s = node.status();
+    // A member that cannot reach a leader sends the gateway elsewhere before doing any work.
+    if (closing || s.learner || s.leaderId === null) throw new BkvError('UNAVAILABLE', closing ? 'member shutting down' : 'member has no leader');
+    const out = await vaultCore.handle(account, new Uint8Array(req.body));
+    return reply.type('application/octet-stream').send(Buffer.from(out));
+  });
+  app.post('/v1/raft', async (req, reply) => {
+    if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the envelope as application/octet-stream');
+    driver.receive(new Uint8Array(req.body));
+    return reply.code(204).send();
+  });
+  app.get('/v1/status', async () => status());
+  app.get('/metrics', async (_req, reply) => {
+    for (const [event, v] of Object.entries(transport.stats)) transportGauge.set({ event }, v);
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
+  await transport.listen({ host: me.host, port: me.raftPort });
+  try {
+    await app.listen({ host: me.host, port: me.apiPort });
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+  driver.start();
+  log?.info({ member: me.id, boot: node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort }, 'member started');
+
+  // Role changes in the log.
+  let lastRole = '';
+  let lastTerm = -1;
+  const watch = setInterval(() => {
+    const s = node.status();
+    if (s.role !== lastRole || (s.role === 'leader' && s.term !== lastTerm)) {
+      log?.info({ member: me.id, role: s.role, term: s.term, leader: s.leaderId, commitIndex: s.commitIndex }, 'role');
+      lastRole = s.role;
+      lastTerm = s.term;
+    }
+  }, 200);
+  watch.unref();
+
+  return {
+    id: me.id,
+    url: memberApiUrl(me),
+    config,
+    node,
+    driver,
+    core: vaultCore,
+    status,
+    async close() {
+      if (closing) return;
+      closing = true;
+      clearInterval(watch);
+      await app.close();
+      driver.stop();
+      await transport.close();
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * Starts and watches the member processes of a fleet on this machine (`node bin/bkv.js member
+ * start …` each), with their logs in files, optional restart of members that die, and an orderly
+ * stop. Used by `bkv up`, the fault test, the benchmark and the demo.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { memberApiUrl, type FleetConfig } from './config.js';
+import type { MemberStatus } from './member-process.js';
+import { fleetPaths } from './provision.js';
+
+/** bin/bkv.js, three directories above this module (src/host/fleet or dist/host/fleet). */
+export const BKV_BIN = fileURLToPath(new URL('../../../bin/bkv.js', import.meta.url));
+
+export interface SupervisorOptions {
+  /** Restart a member that exits while the supervisor is running (default false). */
+  restart?: boolean;
+  /** Where member logs go (default D/logs). */
+  logDir?: string;
+  /** Extra arguments for `bkv member start`. */
+  memberArgs?: string[];
+  onEvent?: (line: string) => void;
+}
+
+export interface MemberProc {
+  id: number;
+  child: ChildProcess;
+  pid: number;
+  startedAt: number;
+  exited: Promise<number | string | null>;
+}
+
+export class FleetSupervisor {
+  readonly procs = new Map<number, MemberProc>();
+  readonly restarts = new Map<number, number>();
+  private stopping = false;
+  private readonly logDir: string;
+
+  constructor(
+    readonly dir: string,
+    readonly config: FleetConfig,
+    private readonly opts: SupervisorOptions = {},
+  ) {
+    this.logDir = opts.logDir ?? join(dir, 'logs');
+    mkdirSync(this.logDir, { recursive: true });
+  }
+
+  logPath(id: number): string {
+    return join(this.logDir, `member-${id}.log`);
+  }
+
+  start(id: number): MemberProc {
+    const existing = this.procs.get(id);
+    if (existing && existing.child.exitCode === null && existing.child.signalCode === null) return existing;
+    const paths = fleetPaths(this.dir);
+    const fd = openSync(this.logPath(id), 'a');
+    const child = spawn(process.execPath, [BKV_BIN, 'member', 'start', '--dir', paths.member(id), '--fleet', paths.fleet, ...(this.opts.memberArgs ?? [])], {
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? code)));
+    const proc: MemberProc = { id, child, pid: child.pid ?? -1, startedAt: performance.now(), exited };
+    this.procs.set(id, proc);
+    void exited.then((how) => {
+      if (this.procs.get(id) !== proc) return;
+      this.opts.onEvent?.(`member ${id} (pid ${proc.pid}) exited: ${how}`);
+      if (this.opts.restart && !this.stopping) {
+        this.restarts.set(id, (this.restarts.get(id) ?? 0) + 1);
+        setTimeout(() => {
+          if (!this.stopping) {
+            const p = this.start(id);
+            this.opts.onEvent?.(`member ${id} restarted (pid ${p.pid})`);
+          }
+        }, 500).unref();
+      }
+    });
+    return proc;
+  }
+
+  startAll(): void {
+    for (const m of this.config.members) this.start(m.id);
+  }
+
+  isRunning(id: number): boolean {
+    const p = this.procs.get(id);
+    return !!p && p.child.exitCode === null && p.child.signalCode === null;
+  }
+
+  signal(id: number, sig: NodeJS.Signals): void {
+    const p = this.procs.get(id);
+    if (p && this.isRunning(id)) p.child.kill(sig);
+  }
+
+  /** Sends SIGKILL and waits for the exit. */
+  async kill(id: number): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || !this.isRunning(id)) return;
+    p.child.kill('SIGKILL');
+    await p.exited;
+  }
+
+  /** Stops every member: SIGCONT (in case one is stopped), SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    const running = [...this.procs.values()].filter((p) => this.isRunning(p.id));
+    for (const p of running) {
+      p.child.kill('SIGCONT');
+      p.child.kill('SIGTERM');
+    }
+    await Promise.all(
+      running.map(async (p) => {
+        const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+        await p.exited;
+        clearTimeout(t);
+      }),
+    );
+  }
+
+  /** Waits until a quorum of members report the same leader; resolves with the leader's id. */
+  async waitForLeader(timeoutMs = 20_000): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const statuses = await fetchStatuses(this.config, 300);
+      const votes = new Map<number, number>();
+      for (const s of statuses.values()) if (s && s.leader !== null && !s.learner) votes.set(s.leader, (votes.get(s.leader) ?? 0) + 1);
+      for (const [leader, n] of votes) {
+        if (n >= this.config.quorum && statuses.get(leader)?.role === 'leader') return leader;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no leader within ${timeoutMs} ms`);
+  }
+}
+
+/** Every member's `GET /v1/status` (null where the member does not answer in time). */
+export async function fetchStatuses(config: FleetConfig, timeoutMs = 1000): Promise<Map<number, MemberStatus | null>> {
+  const out = new Map<number, MemberStatus | null>();
+  await Promise.all(
+    config.members.map(async (m) => {
+      try {
+        const res = await fetch(`${memberApiUrl(m)}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+        out.set(m.id, res.ok ? ((await res.json()) as MemberStatus) : null);
+      } catch {
+        out.set(m.id, null);
+      }
+    }),
+  );
+  return out;
+}
