@@ -91,8 +91,8 @@ async function main() {
 
   const bkv = [join(process.cwd(), 'bin', 'bkv.js')];
   execFileSync(process.execPath, [...bkv, 'key', 'new', '--key-file', f('key')]);
-  const enc = measure(process.execPath, [...bkv, 'backup', 'create', f('input'), '-o', f('input.bkv'), '--key-file', f('key')], f('input.bkv'));
-  const dec = measure(process.execPath, [...bkv, 'backup', 'restore', f('input.bkv'), '-o', f('restored'), '--key-file', f('key')], f('restored'));
+  const enc = measure(process.execPath, [...bkv, 'backup', 'create', f('input'), '-o', f('input.bkv'), '--key-file', f('key'), '--json'], f('input.bkv'));
+  const dec = measure(process.execPath, [...bkv, 'backup', 'restore', f('input.bkv'), '-o', f('restored'), '--key-file', f('key'), '--json'], f('restored'));
   if ((await sha256(f('restored'))) !== inputHash) throw new Error('bkv restore differs from the input');
   const libEnc = measureInProcess('create', f('input'), f('lib.bkv'), f('key'));
   const libDec = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'));

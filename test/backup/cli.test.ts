@@ -107,6 +107,9 @@ describe('bkv CLI', () => {
     chmodSync(p('ro'), 0o500);
     const ro = bkv(['backup', 'restore', p('d2.bkv'), '-o', p('ro/out'), '--key-file', p('k3')]);
     if (process.getuid?.() !== 0) expect(ro.code).toBe(EXIT.IO); // root can write anywhere
+    const underFile = bkv(['backup', 'restore', p('d2.bkv'), '-o', p('data.bin/out'), '--key-file', p('k3')]);
+    expect(underFile.code).toBe(EXIT.IO); // unwritable for everyone: the parent is a file
+    expect(underFile.stderr.trim().split('\n')).toHaveLength(1);
     expect(bkv(['backup', 'create', p('missing'), '-o', p('m.bkv'), '--recovery-key']).code).toBe(EXIT.IO);
     expect(bkv(['backup', 'restore', p('d2.bkv'), '-o', p('nodir/out'), '--key-file', p('k3')]).code).toBe(EXIT.IO);
     const typo = bkv(['backup', 'restore', p('d2.bkv'), '-o', p('z'), '--recovery-key-stdin'], 'AAAA-BBBB');
