@@ -25,6 +25,7 @@ import {
 } from '../core/fleet-secrets.js';
 import { deriveChannelKeyPair } from '../protocol/channel.js';
 import type { AttestationBackend, MemberKeyStore } from './backend.js';
+import { keysEndorsementMessage, type FleetPublicKeySet } from './endorsement.js';
 import { encodeAttestation, verifyAttestationRecord, type AttestationRecord, type VerifiedAttestation } from './format.js';
 
 export const MEMBER_BIN_VERSION = 1;
@@ -32,11 +33,7 @@ const DELIVERY_INFO = 'bkv-fleet-secrets-delivery/v1';
 const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 const ab = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
 
-export interface FleetPublicKeySet {
-  opaqueServerPublicKey: Uint8Array;
-  encryptionPublicKey: Uint8Array;
-  signingPublicKey: Uint8Array;
-}
+export { fleetKeysHash, keysEndorsementMessage, type FleetPublicKeySet } from './endorsement.js';
 
 /** What binds an attestation and a delivery to one ceremony. */
 export interface CeremonyContext {
@@ -59,14 +56,6 @@ export interface SecretsDelivery {
   ciphertext: string;
   /** base64 Ed25519 signature by the sender's identity key over deliveryMessage(...) */
   signature: string;
-}
-
-/** The message every member signs to endorse the fleet keys (docs/formats/evidence.md). */
-export function keysEndorsementMessage(fleetId: string, member: number, k: FleetPublicKeySet): Uint8Array {
-  return utf8(
-    `bkv-fleet-keys-endorsement/v1\nfleet ${fleetId}\nmember ${member}\nopaque-server ${encodeBase64(k.opaqueServerPublicKey)}\n` +
-      `encryption ${encodeBase64(k.encryptionPublicKey)}\nsigning ${encodeBase64(k.signingPublicKey)}\n`,
-  );
 }
 
 function deliveryInfo(ctx: CeremonyContext, from: number, to: number): Uint8Array {
@@ -254,7 +243,3 @@ export class MemberCore {
   }
 }
 
-/** Hash of the fleet keys as the transcript records them (`keys=` in the generate step). */
-export function fleetKeysHash(keys: FleetPublicKeySet): string {
-  return encodeHex(sha256(keysEndorsementMessage('', 0, keys)));
-}

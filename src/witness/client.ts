@@ -28,14 +28,16 @@ export class WitnessClient implements WitnessReader {
     if (!res.ok) {
       let code: ErrorCode = res.status >= 500 ? 'UNAVAILABLE' : 'USAGE';
       let message = `witness answered HTTP ${res.status} for ${path}`;
+      let check: string | undefined;
       try {
-        const j = (await res.json()) as { error?: { code?: string; message?: string } };
+        const j = (await res.json()) as { error?: { code?: string; message?: string; check?: string } };
         if (j.error?.code && (KNOWN as string[]).includes(j.error.code)) code = j.error.code as ErrorCode;
         if (j.error?.message) message = `witness: ${j.error.message}`;
+        if (typeof j.error?.check === 'string') check = j.error.check;
       } catch {
         /* not JSON */
       }
-      throw new BkvError(code, message, { status: res.status });
+      throw new BkvError(code, message, { status: res.status, ...(check ? { check } : {}) });
     }
     return res;
   }
@@ -69,6 +71,14 @@ export class WitnessClient implements WitnessReader {
     const res = await this.request(`/v1/namespaces/${WitnessClient.ns(namespace)}/epochs/${epoch}/artifact`);
     return new Uint8Array(await res.arrayBuffer());
   }
+  /** The deployment evidence logged with an epoch (exact bytes). */
+  async evidence(namespace: string, epoch: number): Promise<Uint8Array> {
+    const res = await this.request(`/v1/namespaces/${WitnessClient.ns(namespace)}/epochs/${epoch}/evidence`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  policy(): Promise<{ evidenceRequired: boolean; allowedVendors: string[]; allowedMeasurements: string[] }> {
+    return this.json('/v1/policy');
+  }
   async checkpoint(): Promise<string> {
     return (await this.request('/checkpoint')).text();
   }
@@ -90,7 +100,7 @@ export class WitnessClient implements WitnessReader {
   }
 
   /** Operator: submit an artifact as the next epoch of `namespace`. */
-  submit(namespace: string, epoch: number, artifact: Uint8Array, operator: OperatorKey): Promise<EpochRecord> {
+  submit(namespace: string, epoch: number, artifact: Uint8Array, operator: OperatorKey, evidence?: Uint8Array): Promise<EpochRecord> {
     const digest = encodeHex(artifactDigest(artifact));
     const body = {
       artifact: encodeBase64(artifact),
@@ -98,6 +108,7 @@ export class WitnessClient implements WitnessReader {
       digest,
       operatorKey: encodeBase64(operator.publicKey),
       signature: encodeBase64(operator.sign(submissionMessage(namespace, epoch, digest))),
+      ...(evidence ? { evidence: encodeBase64(evidence) } : {}),
     };
     return this.json(`/v1/namespaces/${WitnessClient.ns(namespace)}/epochs`, {
       method: 'POST',
@@ -127,6 +138,8 @@ export async function publishEpoch(
     epoch?: number;
     /** The fleet's counter-signing: given the message, returns the 64-byte signature. */
     counterSign?: (message: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+    /** Deployment evidence (exact bytes) to submit with the artifact. */
+    evidence?: Uint8Array;
   },
 ): Promise<EpochRecord> {
   let epoch = p.epoch;
@@ -138,7 +151,7 @@ export async function publishEpoch(
       else throw e;
     }
   }
-  const rec = await witness.submit(p.namespace, epoch, p.artifact, p.operator);
+  const rec = await witness.submit(p.namespace, epoch, p.artifact, p.operator, p.evidence);
   if (!p.counterSign) return rec;
   const cs = await p.counterSign(counterSignatureMessage(decodeBase64(rec.witnessSignature, 'witnessSignature', 64)));
   return witness.uploadCounterSignature(p.namespace, epoch, cs);

@@ -41,6 +41,13 @@ export interface WitnessConfig {
   origin: string;
   /** base64 Ed25519 public keys of operators allowed to submit. */
   operatorKeys: string[];
+  /**
+   * Deployment-evidence policy (docs/witness.md). When either list is present, every submission
+   * must carry evidence that chains to one of these vendor roots (base64 Ed25519) and attests one
+   * of these code measurements (hex SHA-256); otherwise the witness refuses to sign (HTTP 422).
+   */
+  allowedVendors?: string[];
+  allowedMeasurements?: string[];
 }
 
 export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -70,7 +77,7 @@ async function readJson(path: string): Promise<unknown | undefined> {
  */
 export async function loadWitnessIdentity(
   dir: string,
-  opts: { origin?: string; addOperatorKeys?: string[] } = {},
+  opts: { origin?: string; addOperatorKeys?: string[]; addAllowedVendors?: string[]; addAllowedMeasurements?: string[] } = {},
 ): Promise<{ config: WitnessConfig; signer: NoteSigner; seed: Uint8Array }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const cfgPath = join(dir, 'config.json');
@@ -90,6 +97,8 @@ export async function loadWitnessIdentity(
   const config: WitnessConfig = {
     origin: opts.origin ?? cfgRaw?.origin ?? defaultOrigin,
     operatorKeys: [...(cfgRaw?.operatorKeys ?? [])],
+    ...(cfgRaw?.allowedVendors ? { allowedVendors: [...cfgRaw.allowedVendors] } : {}),
+    ...(cfgRaw?.allowedMeasurements ? { allowedMeasurements: [...cfgRaw.allowedMeasurements] } : {}),
   };
   if (cfgRaw?.origin && opts.origin && cfgRaw.origin !== opts.origin) {
     throw new BkvError('USAGE', `this witness already has origin "${cfgRaw.origin}"; the origin cannot change`);
@@ -100,6 +109,16 @@ export async function loadWitnessIdentity(
   for (const k of opts.addOperatorKeys ?? []) {
     decodeBase64(k, 'operator public key', 32);
     if (!config.operatorKeys.includes(k)) config.operatorKeys.push(k);
+  }
+  for (const k of opts.addAllowedVendors ?? []) {
+    decodeBase64(k, 'allowed vendor root public key', 32);
+    config.allowedVendors ??= [];
+    if (!config.allowedVendors.includes(k)) config.allowedVendors.push(k);
+  }
+  for (const m of opts.addAllowedMeasurements ?? []) {
+    if (!/^[0-9a-f]{64}$/.test(m)) throw new BkvError('USAGE', 'an allowed measurement is 64 lower-case hex digits (SHA-256)');
+    config.allowedMeasurements ??= [];
+    if (!config.allowedMeasurements.includes(m)) config.allowedMeasurements.push(m);
   }
   if (JSON.stringify(cfgRaw) !== JSON.stringify(config)) {
     await writeFileDurable(cfgPath, JSON.stringify(config, null, 2) + '\n', 0o644);

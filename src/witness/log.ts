@@ -18,7 +18,8 @@ import { checkNamespace, decodeBase64, decodeHex, encodeBase64, encodeHex, equal
 import { formatVerifierKey, formatKeyId, type NoteSigner } from '../client/fleet/note.js';
 import { encodeStatement, parseStatement } from '../client/fleet/statement.js';
 import { MerkleTree, bytesEqual } from '../merkle/index.js';
-import { fastVerify, loadWitnessIdentity, type WitnessConfig } from './keys.js';
+import { assertDeploymentEvidence } from '../ceremony/evidence.js';
+import { fastVerify, loadWitnessIdentity, writeFileDurable, type WitnessConfig } from './keys.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 
 interface Entry {
@@ -31,6 +32,8 @@ interface Entry {
   artifact: Uint8Array;
   leafIndex: number;
   counterSignature?: Uint8Array;
+  /** the exact deployment-evidence bytes, when submitted */
+  evidence?: Uint8Array;
 }
 
 interface Pending {
@@ -43,6 +46,8 @@ interface Pending {
 export interface WitnessLogOptions {
   origin?: string;
   addOperatorKeys?: string[];
+  addAllowedVendors?: string[];
+  addAllowedMeasurements?: string[];
   /** Clock in milliseconds (tests). */
   now?: () => number;
 }
@@ -119,6 +124,7 @@ export class WitnessLog {
             signature: decodeBase64(r.sig, 'signature', 64),
             artifact: decodeBase64(r.art, 'artifact'),
             leafIndex: this.entries.length,
+            ...(typeof r.ev === 'string' ? { evidence: decodeBase64(r.ev, 'evidence') } : {}),
           };
           if (!equalBytes(artifactDigest(e.artifact), e.digest)) throw new Error('artifact does not match digest');
           const prev = this.reservedEpoch.get(e.namespace) ?? 0;
@@ -250,14 +256,59 @@ export class WitnessLog {
     }
     const parsed = parseFleetArtifact(artifact);
     if (parsed.namespace !== namespace) throw new BkvError('MALFORMED', `artifact is for namespace "${parsed.namespace}"`);
-    return this.logStatement(namespace, epoch, digest, artifact);
+    const evidence = body.evidence === undefined ? undefined : decodeBase64(body.evidence, 'evidence');
+    this.checkEvidence(artifact, evidence);
+    const rec = await this.logStatement(namespace, epoch, digest, artifact, evidence);
+    await this.publishFiles(namespace, epoch, artifact, evidence);
+    return rec;
+  }
+
+  /** True when the witness has an evidence policy (either allow list configured). */
+  get evidenceRequired(): boolean {
+    return this.config.allowedVendors !== undefined || this.config.allowedMeasurements !== undefined;
+  }
+
+  /**
+   * The deployment-evidence policy: with allow lists, evidence is required and must chain to an
+   * allowed vendor root and attest an allowed measurement; without, evidence is optional but
+   * verified (against the vendor roots it names) whenever present. Refusals are
+   * VERIFICATION_FAILED (HTTP 422) with details.check naming the failed check.
+   */
+  private checkEvidence(artifact: Uint8Array, evidence: Uint8Array | undefined): void {
+    if (evidence === undefined) {
+      if (this.evidenceRequired) {
+        throw new BkvError('VERIFICATION_FAILED', 'this witness logs only fleets with deployment evidence; none was submitted', {
+          check: 'evidence.missing',
+        });
+      }
+      return;
+    }
+    assertDeploymentEvidence(evidence, {
+      artifact,
+      now: this.now(),
+      ...(this.config.allowedVendors ? { vendorRoots: this.config.allowedVendors.map((k) => decodeBase64(k, 'allowed vendor', 32)) } : {}),
+      ...(this.config.allowedMeasurements ? { allowedMeasurements: this.config.allowedMeasurements } : {}),
+    });
+  }
+
+  /** Static copies for anyone to fetch or mirror: published/<ns>/<epoch>/{artifact,evidence}.json */
+  private async publishFiles(namespace: string, epoch: number, artifact: Uint8Array, evidence: Uint8Array | undefined): Promise<void> {
+    const { mkdir } = await import('node:fs/promises');
+    const d = join(this.dir, 'published', namespace, String(epoch));
+    try {
+      await mkdir(d, { recursive: true });
+      await writeFileDurable(join(d, 'artifact.json'), artifact, 0o644);
+      if (evidence) await writeFileDurable(join(d, 'evidence.json'), evidence, 0o644);
+    } catch {
+      /* the log is authoritative; the static copies are a convenience */
+    }
   }
 
   /**
    * Logs a statement for an artifact that has already been authenticated and parsed (submit()
    * does both): enforces the epoch and digest rules, signs, and appends durably.
    */
-  async logStatement(namespace: string, epoch: number, digest: Uint8Array, artifact: Uint8Array): Promise<EpochRecord> {
+  async logStatement(namespace: string, epoch: number, digest: Uint8Array, artifact: Uint8Array, evidence?: Uint8Array): Promise<EpochRecord> {
     const digestHex = encodeHex(digest);
     const prev = this.reservedEpoch.get(namespace) ?? 0;
     if (epoch !== prev + 1) {
@@ -273,8 +324,15 @@ export class WitnessLog {
     const signature = this.signer.sign(statement);
     const leafIndex = this.nextLeaf++;
     this.reserve(namespace, epoch, digestHex);
-    const e: Entry = { namespace, epoch, timestamp, digest, statement, signature, artifact, leafIndex };
-    const line = JSON.stringify({ t: 's', st: encodeBase64(statement), sig: encodeBase64(signature), art: encodeBase64(artifact) }) + '\n';
+    const e: Entry = { namespace, epoch, timestamp, digest, statement, signature, artifact, leafIndex, ...(evidence ? { evidence } : {}) };
+    const line =
+      JSON.stringify({
+        t: 's',
+        st: encodeBase64(statement),
+        sig: encodeBase64(signature),
+        art: encodeBase64(artifact),
+        ...(evidence ? { ev: encodeBase64(evidence) } : {}),
+      }) + '\n';
     await this.enqueue(line, () => this.applyEntry(e));
     return this.record(e);
   }
@@ -306,6 +364,7 @@ export class WitnessLog {
       witnessSignature: encodeBase64(e.signature),
       leafIndex: e.leafIndex,
       ...(e.counterSignature ? { counterSignature: encodeBase64(e.counterSignature) } : {}),
+      ...(e.evidence ? { evidence: true } : {}),
     };
   }
 
@@ -335,6 +394,13 @@ export class WitnessLog {
 
   artifact(namespace: string, epoch: number): Uint8Array {
     return this.getEntry(namespace, epoch).artifact;
+  }
+
+  /** The deployment evidence logged with an epoch (404 when it has none). */
+  evidence(namespace: string, epoch: number): Uint8Array {
+    const e = this.getEntry(namespace, epoch);
+    if (!e.evidence) throw new BkvError('USAGE', `epoch ${epoch} of "${namespace}" was logged without deployment evidence`, { status: 404 });
+    return e.evidence;
   }
 
   checkpoint(): SignedCheckpoint {

@@ -18,6 +18,11 @@ export interface SubmissionBody {
   operatorKey: string;
   /** base64 Ed25519 signature over submissionMessage(namespace, epoch, digest) */
   signature: string;
+  /**
+   * base64 of the exact deployment-evidence bytes (docs/formats/evidence.md). Required when the
+   * witness has an evidence policy (allow lists); verified whenever present.
+   */
+  evidence?: string;
 }
 
 /** One logged epoch as the witness serves it. */
@@ -33,6 +38,8 @@ export interface EpochRecord {
   leafIndex: number;
   /** base64 fleet counter-signature, once uploaded */
   counterSignature?: string;
+  /** true when deployment evidence was verified and logged with this epoch */
+  evidence?: boolean;
 }
 
 export interface WitnessKeyInfo {

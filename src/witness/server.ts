@@ -24,7 +24,8 @@ const STATUS: Record<string, number> = {
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BkvError) {
     const status = (err.details.status as number | undefined) ?? STATUS[err.code] ?? 500;
-    return reply.code(status).send({ error: { code: err.code, message: err.message } });
+    const check = typeof err.details.check === 'string' ? { check: err.details.check } : {};
+    return reply.code(status).send({ error: { code: err.code, message: err.message, ...check } });
   }
   return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
 }
@@ -69,6 +70,20 @@ export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {
       return sendError(reply, e);
     }
   });
+  app.get('/v1/namespaces/:ns/epochs/:epoch/evidence', async (req, reply) => {
+    try {
+      const p = req.params as Record<string, string>;
+      const bytes = log.evidence(p.ns!, num(p.epoch, 'epoch'));
+      return reply.type('application/json').send(Buffer.from(bytes));
+    } catch (e) {
+      return sendError(reply, e);
+    }
+  });
+  app.get('/v1/policy', wrap(() => ({
+    evidenceRequired: log.evidenceRequired,
+    allowedVendors: log.config.allowedVendors ?? [],
+    allowedMeasurements: log.config.allowedMeasurements ?? [],
+  })));
   app.put(
     '/v1/namespaces/:ns/epochs/:epoch/counter-signature',
     wrap(({ params, body }) => {
