@@ -22,7 +22,7 @@ export interface FleetRelayOptions {
   maxAttempts?: number;
   /** Time budget per request over all attempts (default 12 s). */
   budgetMs?: number;
-  /** Time limit of one attempt at one member (default 7 s: beyond the members' proposal timeout). */
+  /** Time limit of one attempt at one member (default 5 s: beyond the members' 3 s proposal timeout). */
   attemptTimeoutMs?: number;
   /** Period of the status poll (default 500 ms). */
   pollMs?: number;
@@ -75,7 +75,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const pollAgent = new Agent({ keepAlive: true, maxSockets: 2 });
   const maxAttempts = opts.maxAttempts ?? list.length * 2;
   const budgetMs = opts.budgetMs ?? 12_000;
-  const attemptTimeoutMs = opts.attemptTimeoutMs ?? 7_000;
+  const attemptTimeoutMs = opts.attemptTimeoutMs ?? 5_000;
   const health = new Map<number, MemberHealth>(list.map((m) => [m.id, { id: m.id, url: m.url, healthy: true, status: null, failures: 0 }]));
   const stats = { relayed: 0, failovers: 0, exhausted: 0 };
   let rr = 0;

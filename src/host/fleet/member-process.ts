@@ -22,7 +22,7 @@ import { DEFAULT_POLICY, VaultCore } from '../../core/vault-core.js';
 import { fromB64, toB64 } from '../../protocol/messages.js';
 import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
 import { PeerTransport } from './peer-transport.js';
-import { StandInMemberStorage as MemberStorage } from './storage-standin.js';
+import { MemberStorage } from './member-storage.js';
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
@@ -34,7 +34,10 @@ export interface MemberOptions {
   fleetPath: string;
   logger?: Logger;
   raftConfig?: Partial<RaftConfig>;
-  /** A proposal that is not committed by then fails with UNAVAILABLE (default 5000 ms). */
+  /**
+   * A proposal that is not committed by then fails with UNAVAILABLE, outcome unknown (default
+   * 3000 ms). It bounds how long a request waits when it was forwarded to a leader that just died.
+   */
   requestTimeoutMs?: number;
 }
 
@@ -149,7 +152,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     persist: storage.persist,
   };
   const driver: RaftDriver = new RaftDriver(node, env, {
-    requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+    requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
     onOutput(o) {
       if (o.type === 'committed') applied.inc();
     },
