@@ -6,6 +6,10 @@ import { BkvError } from '../../client/errors.js';
 import { auditNamespace, formatAudit } from '../../witness/audit.js';
 import { WitnessClient } from '../../witness/client.js';
 import { FileCheckpointStore } from '../../witness/file-store.js';
+import { readFile } from 'node:fs/promises';
+import { decodeBase64 } from '../../client/fleet/encoding.js';
+import { auditDeployment, formatDeploymentAudit } from '../../ceremony/audit.js';
+import { buildVaultCore } from '../../attestation/reproducible-build.js';
 
 function intOpt(v: string | undefined, what: string, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -41,6 +45,40 @@ export const auditCommands: CommandModule = (program: Command, ctx) => {
         });
         if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
         else out.result(formatAudit(result).join('\n'), {});
+        if (!result.ok) ctx.setExitCode(EXIT.VERIFICATION);
+      },
+    );
+  audit
+    .command('deployment <evidence-file>')
+    .description("verify a fleet's deployment evidence: attestations, measurement, key signatures, transcript, log, counter-signature")
+    .option('--witness <url>', 'also check the log inclusion, consistency and counter-signature at this witness')
+    .option('--rebuild', 'rebuild the vault core from this source tree and compare its measurement')
+    .option('--vendor-root <base64...>', 'pinned vendor root public keys (default: the roots the evidence names)')
+    .option('--witness-key <vkey>', 'pinned witness verifier key')
+    .option('--state <file>', 'remember the newest checkpoint here and check consistency with it next time')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        file: string,
+        opts: { witness?: string; rebuild?: boolean; vendorRoot?: string[]; witnessKey?: string; state?: string; json?: boolean },
+      ) => {
+        const out = makeOutput(!!opts.json);
+        let evidence: Uint8Array;
+        try {
+          evidence = new Uint8Array(await readFile(file));
+        } catch (e) {
+          throw new BkvError('IO', `cannot read ${file}: ${(e as Error).message}`);
+        }
+        const result = await auditDeployment(evidence, {
+          ...(opts.witness ? { witness: new WitnessClient(opts.witness) } : {}),
+          ...(opts.rebuild ? { rebuild: async () => (await buildVaultCore()).measurement } : {}),
+          ...(opts.vendorRoot ? { vendorRoots: opts.vendorRoot.map((k) => decodeBase64(k, '--vendor-root', 32)) } : {}),
+          ...(opts.witnessKey ? { witnessKey: opts.witnessKey } : {}),
+          ...(opts.state ? { store: new FileCheckpointStore(opts.state) } : {}),
+          now: Date.now(),
+        });
+        if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else out.result(formatDeploymentAudit(result).join('\n'), {});
         if (!result.ok) ctx.setExitCode(EXIT.VERIFICATION);
       },
     );

@@ -11,3 +11,6 @@ import { fleetCommands } from './fleet.js';
 
 /** Every `bkv` command group. One module per group; add a line here to add a group. */
 export const commandModules: CommandModule[] = [backupCommands, keyCommands, vaultCommands, demoCommand, witnessCommands, auditCommands, memberCommands, upCommand, fleetCommands];
+import { hsmCommands } from './hsm.js';
+import { fleetDeployCommands } from './fleet-deploy.js';
+commandModules.push(hsmCommands, fleetDeployCommands);

@@ -34,14 +34,18 @@ export const witnessCommands: CommandModule = (program: Command) => {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--origin <origin>', 'checkpoint origin and key name (first start only)')
     .option('--operator-key <base64...>', 'register operator Ed25519 public keys allowed to submit')
+    .option('--allow-vendor <base64...>', 'vendor root public keys whose devices may attest fleets (requires evidence)')
+    .option('--allow-measurement <hex...>', 'vault core measurements fleets may run (requires evidence)')
     .option('--json', 'print the start-up information as JSON')
-    .action(async (opts: { dir: string; port: string; host: string; origin?: string; operatorKey?: string[]; json?: boolean }) => {
+    .action(async (opts: { dir: string; port: string; host: string; origin?: string; operatorKey?: string[]; allowVendor?: string[]; allowMeasurement?: string[]; json?: boolean }) => {
       const out = makeOutput(!!opts.json);
       const running = await startWitness(opts.dir, {
         port: intOpt(opts.port, '--port') ?? 8730,
         host: opts.host,
         ...(opts.origin ? { origin: opts.origin } : {}),
         ...(opts.operatorKey ? { addOperatorKeys: opts.operatorKey } : {}),
+        ...(opts.allowVendor ? { addAllowedVendors: opts.allowVendor } : {}),
+        ...(opts.allowMeasurement ? { addAllowedMeasurements: opts.allowMeasurement } : {}),
       });
       const info = running.log.keyInfo();
       out.result(
@@ -50,6 +54,7 @@ export const witnessCommands: CommandModule = (program: Command) => {
           `origin:        ${info.origin}`,
           `verifier key:  ${info.verifierKey}   (pin this in clients)`,
           `operators:     ${running.log.config.operatorKeys.length} registered`,
+          `evidence:      ${running.log.evidenceRequired ? `required (${running.log.config.allowedVendors?.length ?? 0} vendor roots, ${running.log.config.allowedMeasurements?.length ?? 0} measurements allowed)` : 'optional (no allow lists)'}`,
           `log size:      ${running.log.checkpoint().size}`,
         ].join('\n'),
         { url: running.url, ...info, treeSize: running.log.checkpoint().size },
