@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import pino from 'pino';
+import { BkvError } from '../../client/errors.js';
 import { startMember } from '../../host/fleet/member-process.js';
 import type { CommandModule } from '../context.js';
 
@@ -12,9 +13,12 @@ export const memberCommands: CommandModule = (program: Command) => {
     .requiredOption('--dir <dir>', 'the member directory (D/member-<id>)')
     .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
     .option('--log-level <level>', 'log level (info, warn, error)', 'info')
-    .action(async (o: { dir: string; fleet: string; logLevel: string }) => {
+    .option('--snapshot-every <n>', 'compact the log after this many applied entries', '4096')
+    .action(async (o: { dir: string; fleet: string; logLevel: string; snapshotEvery: string }) => {
       const logger = pino({ level: o.logLevel });
-      const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger });
+      const snapshotThreshold = Number(o.snapshotEvery);
+      if (!Number.isInteger(snapshotThreshold) || snapshotThreshold < 1) throw new BkvError('USAGE', 'invalid --snapshot-every');
+      const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger, raftConfig: { snapshotThreshold } });
       // A second signal (a process group and a supervisor both signalling) must not cut the close short.
       await new Promise<void>((resolve) => {
         process.on('SIGINT', () => resolve());

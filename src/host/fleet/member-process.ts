@@ -94,7 +94,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     stateMachine,
     boot: storage.bootState(),
     now: performance.now(),
-    ...(opts.raftConfig ? { config: opts.raftConfig } : {}),
+    // Compaction serialises the whole state machine: with many records, do it rarely.
+    config: { snapshotThreshold: 4096, ...opts.raftConfig },
   });
 
   // ------------------------------------------------------------------ metrics

@@ -1,0 +1,216 @@
+/**
+ * Fleet throughput: registrations/s and recoveries/s of a five-member fleet (member processes, and
+ * the gateway in its own `bkv up` process) next to the bare @serenity-kit/opaque server calls in
+ * the same run; commit latency p50/p99 from the members' histograms; member memory (RSS); and the
+ * same with a fleet that already holds --preload users (default one million).
+ *
+ * The preloaded records are installed as a sealed snapshot in every member's state directory
+ * before the members start (the state a fleet reaches after applying that many `register`
+ * entries); pushing a million entries through the log, each fsynced, would take hours here.
+ *
+ *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000]
+ */
+import * as opaque from '@serenity-kit/opaque';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFile, rm, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { httpTransport } from '../src/client/sdk/transport.js';
+import { VaultClient } from '../src/client/sdk/vault-client.js';
+import { readFleetKeys } from '../src/cli/vault-options.js';
+import { sealHardState, sealSnapshot, snapshotDigest } from '../src/consensus/sealed-state.js';
+import { encodeEntry } from '../src/core/entries.js';
+import { VaultStateMachine } from '../src/core/state-machine.js';
+import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig } from '../src/host/fleet/config.js';
+import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
+import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
+import { writeFileDurable } from '../src/host/fs-durable.js';
+import { fromB64 } from '../src/protocol/messages.js';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const USERS = arg('users', 200);
+const RECOVERIES = arg('recoveries', 1500);
+const CONCURRENCY = arg('concurrency', 16);
+const PRELOAD = arg('preload', 1_000_000);
+const LIGHT_KSF = { memory: 8, iterations: 1, parallelism: 1 };
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function runPool(total: number, concurrency: number, op: (i: number) => Promise<void>) {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const s = performance.now();
+        await op(i);
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { rate: total / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+function bare(seconds: number) {
+  const setup = opaque.server.createSetup();
+  const start = opaque.client.startRegistration({ password: 'pw' });
+  const { registrationResponse } = opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: 'u', registrationRequest: start.registrationRequest });
+  const reg = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } });
+  let n = 0;
+  let t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: `u${n}`, registrationRequest: start.registrationRequest });
+    n++;
+  }
+  const regRate = n / ((performance.now() - t0) / 1000);
+  const prepared = Array.from({ length: 200 }, () => {
+    const c = opaque.client.startLogin({ password: 'pw' });
+    const s = opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: c.startLoginRequest, userIdentifier: 'u' });
+    const f = opaque.client.finishLogin({ clientLoginState: c.clientLoginState, loginResponse: s.loginResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } })!;
+    return { ke1: c.startLoginRequest, ke3: f.finishLoginRequest, state: s.serverLoginState };
+  });
+  n = 0;
+  t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    const p = prepared[n % prepared.length]!;
+    opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: p.ke1, userIdentifier: 'u' });
+    opaque.server.finishLogin({ serverLoginState: p.state, finishLoginRequest: p.ke3 });
+    n++;
+  }
+  return { regRate, recRate: n / ((performance.now() - t0) / 1000) };
+}
+
+/** Installs `count` synthetic records as the sealed snapshot (index `count`, term 1) of every member. */
+async function preload(dir: string, config: FleetConfig, count: number): Promise<number> {
+  const t0 = performance.now();
+  const sm = new VaultStateMachine();
+  const record = crypto.getRandomValues(new Uint8Array(192));
+  const wrapped = crypto.getRandomValues(new Uint8Array(60));
+  for (let i = 1; i <= count; i++) {
+    sm.apply(i, encodeEntry({ type: 'register', ts: 1_700_000_000_000, user: `preloaded-${i}`, opaqueRecord: record, wrappedKey: wrapped, ksf: LIGHT_KSF, limit: 10 }));
+  }
+  const data = sm.snapshot();
+  const clusterId = fromB64(config.clusterId, 'clusterId');
+  for (const m of config.members) {
+    const md = fleetPaths(dir).member(m.id);
+    const identity = decodeMemberIdentity(new Uint8Array(await readFile(join(md, 'member.bin'))));
+    const key = memberStorageKey(identity, clusterId);
+    const rnd = () => crypto.getRandomValues(new Uint8Array(12));
+    const sealedSnap = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data });
+    const digest = snapshotDigest(sealedSnap);
+    const hard = sealHardState(key, m.id, 1, rnd(), {
+      term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest },
+    });
+    const stateDir = join(md, 'state');
+    await writeFileDurable(join(stateDir, `snapshot-${Buffer.from(digest).toString('hex')}`), sealedSnap);
+    await writeFileDurable(join(stateDir, 'hard-state'), hard);
+    await writeFile(join(stateDir, 'counter'), 'bkv-counter v1 1\n');
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+/** p50/p99 of the commit-latency histograms of every member, summed (bucket upper bounds). */
+async function commitLatency(config: FleetConfig): Promise<{ p50: number; p99: number }> {
+  const buckets = new Map<number, number>();
+  for (const m of config.members) {
+    const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
+    for (const hit of text.matchAll(/bkv_member_commit_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
+      const le = hit[1] === '+Inf' ? Infinity : Number(hit[1]);
+      buckets.set(le, (buckets.get(le) ?? 0) + Number(hit[2]));
+    }
+  }
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  const q = (p: number) => (sorted.find(([, c]) => c >= p * total)?.[0] ?? NaN) * 1000;
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+async function rssMiB(config: FleetConfig): Promise<number[]> {
+  const st = await fetchStatuses(config, 2000);
+  return [...st.values()].map((s) => (s ? Number(execFileSync('ps', ['-o', 'rss=', '-p', String(s.pid)]).toString().trim()) / 1024 : NaN));
+}
+
+async function runFleet(preloadCount: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'bkv-bench-fleet-'));
+  const fleet = await createFleet(dir, { members: 5, basePort: 0 });
+  let preloadSecs = 0;
+  if (preloadCount > 0) preloadSecs = await preload(dir, fleet.config, preloadCount);
+  const up = spawn(process.execPath, [BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: up.stdout! }).once('line', resolve);
+      up.once('exit', (c) => reject(new Error(`bkv up exited with ${c}`)));
+    });
+    const { url } = JSON.parse(line) as { url: string };
+    const keys = await readFleetKeys(fleet.fleetKeysPath);
+    const tokens = new Map<string, string>();
+    const tokenFor = async (account: string) => {
+      let t = tokens.get(account);
+      if (!t) {
+        const res = await fetch(`${url}/v1/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account }) });
+        t = ((await res.json()) as { token: string }).token;
+        tokens.set(account, t);
+      }
+      return t;
+    };
+    const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
+    const secrets = Array.from({ length: USERS }, () => crypto.getRandomValues(new Uint8Array(32)));
+    for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
+    const reg = await runPool(USERS, CONCURRENCY, async (i) => {
+      await client(`user${i}`).registerKey(`password ${i}`, secrets[i]!);
+    });
+    const rec = await runPool(RECOVERIES, CONCURRENCY, async (i) => {
+      const u = i % USERS;
+      const k = await client(`user${u}`).recoverKey(`password ${u}`);
+      if (k[0] !== secrets[u]![0]) throw new Error('recovered the wrong key');
+    });
+    const lat = await commitLatency(fleet.config);
+    const rss = await rssMiB(fleet.config);
+    const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
+    return { reg, rec, lat, rss, records, preloadSecs };
+  } finally {
+    up.kill('SIGTERM');
+    await new Promise((r) => up.once('exit', r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function main(): Promise<Record<string, number>> {
+  await opaque.ready;
+  const empty = await runFleet(0);
+  const b = bare(3);
+  const full = PRELOAD > 0 ? await runFleet(PRELOAD) : null;
+  const rssText = (r: number[]) => `${Math.min(...r).toFixed(0)}–${Math.max(...r).toFixed(0)}`;
+  console.log(`\nFleet (5 member processes + gateway process, loopback, ${USERS} users, ${RECOVERIES} recoveries, concurrency ${CONCURRENCY}; load generator, gateway and members share ${(await import('node:os')).cpus().length} cores)`);
+  console.log('| fleet | operation | ops/s | p50 ms | p99 ms | bare OPAQUE server ops/s | ratio | commit p50 / p99 ms | member RSS MiB |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  const rows = [['empty', empty] as const, ...(full ? [[`${full.records.toLocaleString('en')} records`, full] as const] : [])];
+  for (const [name, r] of rows) {
+    console.log(`| ${name} | registrations | ${r.reg.rate.toFixed(0)} | ${r.reg.p50.toFixed(1)} | ${r.reg.p99.toFixed(1)} | ${b.regRate.toFixed(0)} | ${(r.reg.rate / b.regRate).toFixed(2)}x | | |`);
+    console.log(`| ${name} | recoveries | ${r.rec.rate.toFixed(0)} | ${r.rec.p50.toFixed(1)} | ${r.rec.p99.toFixed(1)} | ${b.recRate.toFixed(0)} | ${(r.rec.rate / b.recRate).toFixed(2)}x | ${r.lat.p50} / ${r.lat.p99} | ${rssText(r.rss)} |`);
+  }
+  if (full) {
+    console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
+  }
+  return {
+    regRate: empty.reg.rate, recRate: empty.rec.rate, bareReg: b.regRate, bareRec: b.recRate,
+    ...(full ? { recRateFull: full.rec.rate, regRateFull: full.reg.rate } : {}),
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
