@@ -35,6 +35,14 @@ export async function codeMeasurement(): Promise<string> {
 }
 
 /**
+ * Rebuilds `build/vault-core.js` from this source tree and returns its measurement: what a
+ * deployment should attest, so that the build members load is the one made from the source.
+ */
+export async function freshCodeMeasurement(): Promise<string> {
+  return (await writeVaultBuild(projectRoot(), vaultBuildPath())).measurement;
+}
+
+/**
  * The check a member runs at start, before it loads any secret: the vault core code it is about to
  * load (`build/vault-core.js`, or `path`) must hash to `expected`, the measurement in the fleet
  * artifact and in the member's attestation. Throws VERIFICATION_FAILED (details.check

@@ -5,7 +5,7 @@ import { BkvError } from '../../client/errors.js';
 import { encodeEvidence } from '../../ceremony/evidence.js';
 import { runCeremony } from '../../ceremony/ceremony.js';
 import { publishDeployment } from '../../ceremony/publish.js';
-import { codeMeasurement } from '../../host/measurement.js';
+import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js';
 import { readOperatorKeyFile } from '../../witness/keys.js';
 
 /** `bkv fleet deploy`: the deployment ceremony, and optionally its publication at a witness. */
@@ -34,7 +34,8 @@ export const fleetDeployCommands: CommandModule = (program: Command) => {
         if (!/^[1-9][0-9]{0,4}$/.test(opts.validityDays)) throw new BkvError('USAGE', '--validity-days must be a positive integer');
         if (opts.witness && !opts.operatorKey) throw new BkvError('USAGE', '--witness needs --operator-key');
         const operator = opts.operatorKey ? await readOperatorKeyFile(opts.operatorKey) : undefined;
-        const measurement = await codeMeasurement();
+        // Rebuild when the toolchain is here, so the attested build is the one made from this source.
+        const measurement = await freshCodeMeasurement().catch(() => codeMeasurement());
         out.info(`vault core measurement ${measurement}`);
         const r = await runCeremony({
           dir: opts.dir,
