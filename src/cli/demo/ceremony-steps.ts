@@ -1,0 +1,105 @@
+import { join } from 'node:path';
+import { decodeBase64, encodeBase64 } from '../../client/fleet/encoding.js';
+import { isBkvError } from '../../client/errors.js';
+import { encodeAttestation, parseAttestation } from '../../attestation/format.js';
+import { vendorInit } from '../../attestation/software-hsm.js';
+import { auditDeployment, formatDeploymentAudit } from '../../ceremony/audit.js';
+import { runCeremony, type CeremonyResult } from '../../ceremony/ceremony.js';
+import { encodeEvidence, type DeploymentEvidence } from '../../ceremony/evidence.js';
+import { publishDeployment } from '../../ceremony/publish.js';
+import { buildVaultCore } from '../../attestation/reproducible-build.js';
+import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js';
+import { WitnessClient } from '../../witness/client.js';
+import { operatorKeyFromSeed, type OperatorKey } from '../../witness/keys.js';
+import { startWitness, type RunningWitness } from '../../witness/server.js';
+import { need, type DemoContext, type DemoStep } from './steps.js';
+
+const NAMESPACE = 'demo.fleet-deployment';
+
+function onCleanup(ctx: DemoContext, fn: () => Promise<void>): void {
+  const list = (ctx.state.get('cleanup') as (() => Promise<void>)[] | undefined) ?? [];
+  list.push(fn);
+  ctx.state.set('cleanup', list);
+}
+
+/** A fleet's deployment ceremony, its publication with evidence, and the deployment audit: before any user registers. */
+export const ceremonySteps: DemoStep[] = [
+  {
+    name: 'A hardware vendor root, and the vault core built reproducibly ($ bkv hsm vendor-init, npm run build:vault)',
+    async run(ctx) {
+      const vendorDir = join(ctx.workDir, 'vendor');
+      const vendor = await vendorInit(vendorDir, 'demo-hsm-vendor');
+      ctx.say(`vendor root ${vendor.publicKey.slice(0, 16)}…: it certifies each device's attestation key (software HSM backend)`);
+      const measurement = await freshCodeMeasurement().catch(() => codeMeasurement());
+      ctx.say(`vault core bundled into one file, byte-identical on any machine; its SHA-256 is the code measurement:`);
+      ctx.say(`  ${measurement}`);
+      ctx.state.set('ceremonyVendorDir', vendorDir);
+      ctx.state.set('ceremonyVendorKey', vendor.publicKey);
+      ctx.state.set('ceremonyMeasurement', measurement);
+    },
+  },
+  {
+    name: 'Deployment ceremony: three members at three sites ($ bkv fleet deploy --members 3)',
+    async run(ctx) {
+      const r = await runCeremony({
+        dir: join(ctx.workDir, 'fleet-ceremony'),
+        members: 3,
+        sites: ['site-a', 'site-b', 'site-c'],
+        namespace: NAMESPACE,
+        vendorDir: need<string>(ctx, 'ceremonyVendorDir'),
+        measurement: need<string>(ctx, 'ceremonyMeasurement'),
+      });
+      ctx.say('each member generated its X25519 + Ed25519 identity inside its core; its device attested the keys, the code and the site');
+      ctx.say('member 1 checked every attestation, generated the fleet secrets inside its core, and sealed them to each attested X25519 key');
+      ctx.say('members 2 and 3 opened their copy inside their cores; all three signed the fleet keys they derived themselves');
+      ctx.say(`the transcript (${decodeBase64(r.evidence.transcript, 't').length} bytes, one hash per step) is signed by all three members`);
+      ctx.say(`written: ${r.artifactPath.slice(ctx.workDir.length + 1)}, ${r.evidencePath.slice(ctx.workDir.length + 1)}, fleet.json, member-1..3/`);
+      ctx.state.set('ceremony', r);
+    },
+  },
+  {
+    name: 'Publish at a witness that checks the evidence first',
+    async run(ctx) {
+      const r = need<CeremonyResult>(ctx, 'ceremony');
+      const operator: OperatorKey = operatorKeyFromSeed(crypto.getRandomValues(new Uint8Array(32)));
+      const witness: RunningWitness = await startWitness(join(ctx.workDir, 'ceremony-witness'), {
+        addOperatorKeys: [encodeBase64(operator.publicKey)],
+        addAllowedVendors: [need<string>(ctx, 'ceremonyVendorKey')],
+        addAllowedMeasurements: [r.measurement],
+      });
+      onCleanup(ctx, () => witness.close());
+      ctx.say(`witness on ${witness.url}: allows one vendor root and one measurement`);
+      // An operator who edits an attestation is refused.
+      const forged: DeploymentEvidence = JSON.parse(JSON.stringify(r.evidence)) as DeploymentEvidence;
+      const a = parseAttestation(decodeBase64(forged.attestations[1]!.attestation.body, 'a'));
+      forged.attestations[1]!.attestation.body = encodeBase64(encodeAttestation({ ...a, site: 'site-a' }));
+      try {
+        await new WitnessClient(witness.url).submit(NAMESPACE, 1, r.artifact, operator, encodeEvidence(forged));
+        throw new Error('the witness accepted forged evidence');
+      } catch (e) {
+        if (!isBkvError(e, 'VERIFICATION_FAILED')) throw e;
+        ctx.say(`forged evidence (member 2 "moved" to site-a): HTTP ${String(e.details.status)} ${String(e.details.check)}`);
+      }
+      const rec = await publishDeployment({ witnessUrl: witness.url, namespace: NAMESPACE, artifact: r.artifact, evidence: encodeEvidence(r.evidence), operator, counterSign: r.counterSign });
+      ctx.say(`genuine evidence: logged as epoch ${rec.epoch} (digest ${rec.digest.slice(0, 16)}…), counter-signed inside member 1's core`);
+      ctx.state.set('ceremonyWitness', witness);
+    },
+  },
+  {
+    name: 'Audit the deployment as an outsider would ($ bkv audit deployment evidence.json --witness … --rebuild)',
+    async run(ctx) {
+      const r = need<CeremonyResult>(ctx, 'ceremony');
+      const witness = need<RunningWitness>(ctx, 'ceremonyWitness');
+      const evidence = encodeEvidence(r.evidence);
+      const report = await auditDeployment(evidence, {
+        witness: new WitnessClient(witness.url),
+        vendorRoots: [decodeBase64(need<string>(ctx, 'ceremonyVendorKey'), 'vendor', 32)],
+        rebuild: async () => (await buildVaultCore()).measurement,
+        now: Date.now(),
+      });
+      for (const line of formatDeploymentAudit(report)) ctx.say(line);
+      if (!report.ok) throw new Error('the deployment audit failed');
+      ctx.say('no user has registered yet: the fleet was checkable before it held a single key');
+    },
+  },
+];
