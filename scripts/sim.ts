@@ -1,9 +1,10 @@
 /**
  * Deterministic consensus simulator.
- *   npm run sim -- --seeds N --ops M [--seed S] [--members 5] [--no-faults]
+ *   npm run sim -- --seeds N --ops M [--seed S] [--members 5] [--no-faults] [--workload vault|escrow]
  * Runs seeds S, S+1, ... S+N-1 (S defaults to 1). A failing seed prints one command that reproduces it.
  */
 import { runSimulation } from '../src/sim/simulator.js';
+import type { WorkloadName } from '../src/sim/simulator.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,6 +23,12 @@ const seeds = arg('seeds', explicitSeed ? 1 : 20);
 const ops = arg('ops', 300);
 const members = arg('members', 5);
 const faults = !process.argv.includes('--no-faults');
+const wi = process.argv.indexOf('--workload');
+const workload = (wi < 0 ? 'vault' : process.argv[wi + 1]) as WorkloadName;
+if (workload !== 'vault' && workload !== 'escrow') {
+  console.error('--workload must be vault or escrow');
+  process.exit(2);
+}
 if (members % 2 === 0 || members < 1 || members > 9) {
   console.error('--members must be odd, 1..9');
   process.exit(2);
@@ -30,13 +37,13 @@ if (members % 2 === 0 || members < 1 || members > 9) {
 const t0 = performance.now();
 let failed = 0;
 for (let s = first; s < first + seeds; s++) {
-  const r = runSimulation({ seed: s, ops, members, faults });
+  const r = runSimulation({ seed: s, ops, members, faults, workload });
   const st = r.stats;
   const line =
     `seed ${s}: ${r.ok ? 'ok' : 'FAIL'} ops ok=${st.opsOk} failed=${st.opsFailed} committed=${st.committed} ` +
     `crashes=${st.crashes} rollbacks=${st.rollbacks} learners=${st.learnerBoots} partitions=${st.partitions} ` +
     `elections=${st.elections} snapshots=${st.snapshotsInstalled} forged/corrupt dropped=${st.droppedAuth + st.droppedMalformed} ` +
-    `sim=${st.simTimeMs}ms heal=${st.healTimeMs}ms`;
+    `disk=${st.diskWrites} writes/${(st.diskBytes / 1024).toFixed(0)}KiB sim=${st.simTimeMs}ms heal=${st.healTimeMs}ms`;
   console.log(line);
   if (!r.ok) {
     failed++;
@@ -45,5 +52,5 @@ for (let s = first; s < first + seeds; s++) {
   }
 }
 const secs = ((performance.now() - t0) / 1000).toFixed(1);
-console.log(`${seeds - failed}/${seeds} seeds passed (${ops} ops, ${members} members) in ${secs}s`);
+console.log(`${seeds - failed}/${seeds} seeds passed (${ops} ops, ${members} members, ${workload} workload) in ${secs}s`);
 process.exit(failed > 0 ? 1 : 0);

@@ -16,8 +16,15 @@ import { EventQueue } from './events.js';
 import { CALM, SimNetwork } from './network.js';
 import type { NetworkFaults } from './network.js';
 import { Prng } from './prng.js';
+import { VaultWorkload } from './vault-workload.js';
 import { EscrowWorkload } from './workload.js';
 import type { SimWorkload } from './workload.js';
+
+export type WorkloadName = 'vault' | 'escrow';
+
+export function makeWorkload(name: WorkloadName): SimWorkload {
+  return name === 'escrow' ? new EscrowWorkload() : new VaultWorkload();
+}
 
 export interface SimOptions {
   seed: number;
@@ -25,7 +32,8 @@ export interface SimOptions {
   members?: number;
   /** Inject faults (default true). */
   faults?: boolean;
-  workload?: SimWorkload;
+  /** The workload: a name, or an instance (default: the real vault state machine). */
+  workload?: WorkloadName | SimWorkload;
   /** Simulated ms allowed, after all faults heal, for every operation to finish and members to converge. */
   healBoundMs?: number;
   /** TEST ONLY: run a deliberately broken commit rule to show the checker can fail. */
@@ -49,6 +57,8 @@ export interface SimStats {
   droppedMalformed: number;
   delivered: number;
   diskWrites: number;
+  /** Bytes handed to the disks (hard states, frames, snapshots). */
+  diskBytes: number;
   healTimeMs: number;
 }
 
@@ -81,7 +91,7 @@ const STORM: NetworkFaults = { loss: 0.05, duplicate: 0.03, corrupt: 0.01, repla
 export function runSimulation(opts: SimOptions): SimResult {
   const n = opts.members ?? 5;
   const faultsOn = opts.faults ?? true;
-  const workload = opts.workload ?? new EscrowWorkload();
+  const workload = typeof opts.workload === 'object' ? opts.workload : makeWorkload(opts.workload ?? 'vault');
   const healBound = opts.healBoundMs ?? 30_000;
   const f = Math.floor((n - 1) / 2);
   const rng = new Prng(opts.seed);
@@ -89,7 +99,7 @@ export function runSimulation(opts: SimOptions): SimResult {
   const checker = new SafetyChecker();
   const stats: SimStats = {
     simTimeMs: 0, opsOk: 0, opsFailed: 0, committed: 0, elections: 0, crashes: 0, rollbacks: 0, learnerBoots: 0,
-    partitions: 0, snapshotsInstalled: 0, droppedAuth: 0, droppedMalformed: 0, delivered: 0, diskWrites: 0, healTimeMs: 0,
+    partitions: 0, snapshotsInstalled: 0, droppedAuth: 0, droppedMalformed: 0, delivered: 0, diskWrites: 0, diskBytes: 0, healTimeMs: 0,
   };
   const config: Partial<RaftConfig> = {
     electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, maxBatch: 32, snapshotThreshold: 24,
@@ -189,7 +199,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     t += rng.int(2, 40);
     q.schedule(t, () => {
       issued++;
-      if (members.some((m) => m.up)) submit(workload.nextOperation(rng));
+      if (members.some((m) => m.up)) submit(workload.nextOperation(rng, q.now));
     });
   }
   const activeEnd = t + 200;
@@ -257,7 +267,7 @@ export function runSimulation(opts: SimOptions): SimResult {
   for (const m of members) if (!m.up) start(m);
   let probesOk = 0;
   const probe = (): void => {
-    submit(workload.nextOperation(rng), (ok) => {
+    submit(workload.nextOperation(rng, q.now), (ok) => {
       if (ok) probesOk++;
       else if (q.now - healStart < healBound) q.schedule(50, probe);
     });
@@ -291,7 +301,10 @@ export function runSimulation(opts: SimOptions): SimResult {
   stats.committed = checker.committed.size;
   stats.delivered = net.delivered;
   stats.diskWrites = members.reduce((a, m) => a + m.disk.writes, 0);
-  const extra = (opts.members ?? 5) !== 5 ? ` --members ${n}` : '';
+  stats.diskBytes = members.reduce((a, m) => a + m.disk.bytesWritten, 0);
+  let extra = (opts.members ?? 5) !== 5 ? ` --members ${n}` : '';
+  if (workload.name !== 'vault') extra += ` --workload ${workload.name}`;
+  if (!faultsOn) extra += ' --no-faults';
   return {
     seed: opts.seed,
     ok: checker.violations.length === 0,

@@ -1,7 +1,8 @@
 /**
  * Pluggable simulator workloads. A workload supplies the replicated state machine, generates
  * client operations, and checks application-level invariants (here: guess limits and durable
- * registrations) from what clients observed plus the committed log.
+ * registrations) from what clients observed plus the committed log. `EscrowWorkload` is a small
+ * model of the vault's counters; `VaultWorkload` (vault-workload.ts, the default) runs the real one.
  */
 import type { ReplicatedStateMachine } from '../core/replication.js';
 import { EscrowOp, EscrowStateMachine, EscrowStatus, decodeCommand, encodeCommand } from './escrow-model.js';
@@ -16,7 +17,8 @@ export interface Observation {
 export interface SimWorkload {
   name: string;
   createStateMachine(): ReplicatedStateMachine;
-  nextOperation(rng: Prng): Uint8Array;
+  /** The next client operation; `now` is the simulated time in ms (for entry timestamps). */
+  nextOperation(rng: Prng, now: number): Uint8Array;
   /** A client saw `entry` committed at `index` with `result`. Returns a violation or null. */
   observe(o: Observation, committed: ReadonlyMap<number, Uint8Array>): string | null;
   /** End-of-run checks over the committed log and the converged state-machine snapshot. */
@@ -34,7 +36,7 @@ export class EscrowWorkload implements SimWorkload {
     return new EscrowStateMachine();
   }
 
-  nextOperation(rng: Prng): Uint8Array {
+  nextOperation(rng: Prng, _now: number): Uint8Array {
     const user = rng.int(0, this.users - 1);
     const r = rng.float();
     const op = r < 0.15 ? EscrowOp.Register : r < 0.8 ? EscrowOp.Attempt : r < 0.95 ? EscrowOp.Reset : EscrowOp.Delete;
