@@ -61,7 +61,8 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   const { key, fresh } = await keyForCreate(o);
   // Save a new key before any backup exists, so a backup never outlives its only key.
   if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
-  const total = kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
+  const showProgress = !out.json && process.stderr.isTTY;
+  const total = !showProgress ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
   const progress = await makeProgress('Encrypting', total, out.json);
   try {
     await createBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
