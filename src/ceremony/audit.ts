@@ -16,7 +16,8 @@ import { parseStatement, verifyStatementSignature } from '../client/fleet/statem
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../merkle/index.js';
 import type { WitnessReader } from '../witness/reader.js';
-import { EVIDENCE_CHECKS, verifyDeploymentEvidence } from './evidence.js';
+import { EVIDENCE_CHECKS, parseEvidence, verifyDeploymentEvidence } from './evidence.js';
+import { parseTranscript } from './transcript.js';
 
 export interface AuditCheckResult {
   name: string;
@@ -60,11 +61,28 @@ export async function auditDeployment(evidence: Uint8Array, o: DeploymentAuditOp
     ok: rep.checks[c].ok,
     ...(rep.checks[c].error ? { detail: rep.checks[c].error } : {}),
   }));
-  if (rep.vendorRootsFromEvidence) {
-    const vc = checks.find((c) => c.name === 'vendor-chain')!;
-    if (vc.ok) vc.detail = 'vendor roots taken from the evidence itself (pin them with --vendor-root)';
-  }
   const a = rep.artifact;
+  if (a) {
+    const n = a.members.length;
+    const steps = (() => {
+      try {
+        return parseTranscript(decodeBase64(parseEvidence(evidence).transcript, 'transcript')).steps.length;
+      } catch {
+        return 0;
+      }
+    })();
+    const ok: Record<string, string> = {
+      'vendor-chain': rep.vendorRootsFromEvidence
+        ? `${n} device certificates chain to the roots the evidence names (not pinned: use --vendor-root)`
+        : `${n} device certificates chain to a pinned vendor root`,
+      attestation: `${n} members attested by their devices: ${a.members.map((m) => `${m.id}@${m.site}`).join(', ')}`,
+      measurement: `every member attests ${a.measurement.slice(0, 16)}…${o.allowedMeasurements ? ' (allowed)' : ''}`,
+      'key-endorsements': `all ${n} members signed the fleet keys they hold`,
+      transcript: `${steps} steps, every member present`,
+      'transcript-signatures': `signed by all ${n} members`,
+    };
+    for (const c of checks) if (c.ok && ok[c.name]) c.detail = ok[c.name];
+  }
   const out: DeploymentAudit = {
     ok: false,
     ...(a ? { namespace: a.namespace, fleetId: a.fleetId, measurement: a.measurement } : {}),

@@ -193,6 +193,11 @@ describe('deployment ceremony', () => {
       ['attest', 'constructor', 'counterSign', 'endorseKeys', 'fleetPublicKeys', 'generateFleetSecrets', 'receiveFleetSecrets', 'sealFleetSecretsFor', 'signTranscript'].sort(),
     );
     for (const k of ['secrets', 'x25519Seed', 'ed25519Seed', '#secrets']) expect((core as unknown as Record<string, unknown>)[k]).toBeUndefined();
+    // VaultCore (the serving core) has no getter and no method that hands out its secrets either.
+    const { VaultCore } = await import('../../src/core/vault-core.js');
+    const descriptors = Object.getOwnPropertyDescriptors(VaultCore.prototype);
+    expect(Object.values(descriptors).filter((p) => p.get !== undefined)).toEqual([]);
+    expect(Object.keys(descriptors).filter((k) => /secret|seed|key$/i.test(k) && k !== 'publicKeys')).toEqual([]);
     // The core signs only transcripts about itself, so it is no signing oracle for secrets either.
     await expect(core.signTranscript(bytes('bkv-ceremony-transcript/v1\nanything\n'), new Uint8Array(10))).rejects.toThrow(/does not record member 1/);
   });

@@ -78,3 +78,28 @@ export async function resignTranscript(d: Deployed, ev: DeploymentEvidence, tran
 
 export const text = (b64: string) => new TextDecoder().decode(decodeBase64(b64, 'x'));
 export const bytes = (s: string) => new TextEncoder().encode(s);
+
+/** Every secret of a deployed fleet, from the members' own key stores, in raw, base64, base64url and hex form. */
+export async function secretNeedles(d: Deployed): Promise<{ what: string; needle: Buffer }[]> {
+  const { loadMemberFleetSecrets } = await import('../../src/ceremony/member-files.js');
+  const out: { what: string; needle: Buffer }[] = [];
+  const add = (what: string, b: Uint8Array) => {
+    const raw = Buffer.from(b);
+    for (const form of [raw, Buffer.from(raw.toString('base64')), Buffer.from(raw.toString('base64url')), Buffer.from(raw.toString('hex'))]) out.push({ what, needle: form });
+  };
+  for (let i = 1; i <= d.evidence.attestations.length; i++) {
+    const dir = join(d.result.dir, `member-${i}`);
+    const s = await loadMemberFleetSecrets(dir);
+    add('channel seed', s.channelSeed);
+    add('signing seed', s.signingSeed);
+    add('login-state key', s.loginStateKey);
+    add('storage key', s.storageKey);
+    const setup = Buffer.from(s.opaqueServerSetup, 'base64');
+    add('OPAQUE setup', setup);
+    add('OPRF seed', setup.subarray(0, 32));
+    const id = await loadMemberIdentity(dir);
+    add('member X25519 seed', id.x25519Seed);
+    add('member Ed25519 seed', id.ed25519Seed);
+  }
+  return out;
+}

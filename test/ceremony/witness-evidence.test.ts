@@ -13,7 +13,7 @@ import { main } from '../../src/cli/main.js';
 import { WitnessClient } from '../../src/witness/client.js';
 import { operatorKeyFromSeed, writeOperatorKeyFile } from '../../src/witness/keys.js';
 import { startWitness, type RunningWitness } from '../../src/witness/server.js';
-import { bytes, cleanup, clone, deploy, resignTranscript, tempDir, type Deployed } from './fixture.js';
+import { bytes, cleanup, clone, deploy, resignTranscript, secretNeedles, tempDir, type Deployed } from './fixture.js';
 
 let d: Deployed;
 let w: RunningWitness;
@@ -124,6 +124,12 @@ describe('the witness verifies deployment evidence before it signs', () => {
     expect(Buffer.from(await client.evidence(NS, 1))).toEqual(Buffer.from(d.evidenceBytes));
     expect(existsSync(join(w.log.dir, 'published', NS, '1', 'evidence.json'))).toBe(true);
     expect((await client.policy()).evidenceRequired).toBe(true);
+    // No witness API response carries a fleet or member secret.
+    const needles = await secretNeedles(d);
+    for (const path of [`/v1/namespaces/${NS}/epochs/1`, `/v1/namespaces/${NS}/epochs/1/artifact`, `/v1/namespaces/${NS}/epochs/1/evidence`, `/v1/bundle/${NS}`, '/checkpoint', '/v1/policy', '/v1/key']) {
+      const body = Buffer.from(await (await fetch(w.url + path)).arrayBuffer());
+      for (const n of needles) expect(body.includes(n.needle), `${n.what} in ${path}`).toBe(false);
+    }
 
     const state = join(d.root, 'audit-state.json');
     const ok = await cli(['audit', 'deployment', d.result.evidencePath, '--witness', w.url, '--vendor-root', d.vendorKey, '--state', state, '--json']);
