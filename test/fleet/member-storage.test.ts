@@ -85,7 +85,9 @@ describe('MemberStorage', () => {
     const b = await boot(dir, 8);
     expect(b.node.status().bootNote).toBe('resumed');
     expect(b.node.status().learner).toBe(false);
-    expect(b.node.status().lastIndex).toBe(status.lastIndex);
+    // (A single member may already have elected itself again and appended a no-op.)
+    expect(b.node.status().lastIndex).toBeGreaterThanOrEqual(status.lastIndex);
+    expect(b.node.status().term).toBeGreaterThanOrEqual(status.term);
     await register(b, 20, 25);
     expect(b.sm.records.size).toBe(25);
     await b.stop();
@@ -100,7 +102,9 @@ describe('MemberStorage', () => {
     await writeFile(join(dir, 'log'), Buffer.concat([log, Buffer.from([0, 0, 0, 90, 1, 2, 3])]));
     const b = await boot(dir);
     expect(b.node.status().bootNote).toBe('resumed');
-    expect((await readFile(join(dir, 'log'))).length).toBe(log.length);
+    const after = new Uint8Array(await readFile(join(dir, 'log')));
+    expect(after.length).toBeGreaterThanOrEqual(log.length);
+    expect(parseLog(after).validLength).toBe(after.length); // the torn bytes are gone
     await register(b, 5, 6);
     expect(b.sm.records.size).toBe(6);
     await b.stop();

@@ -164,14 +164,18 @@ export class MemberStorage {
   private log: FileHandle | null;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Length of the log file up to its last complete record. */
+  private logLength: number;
 
   private constructor(
     private readonly dir: string,
     private readonly boot: BootState,
     readonly counter: MonotonicCounter,
     log: FileHandle,
+    logLength: number,
   ) {
     this.log = log;
+    this.logLength = logLength;
   }
 
   static async open(stateDir: string): Promise<MemberStorage> {
@@ -200,10 +204,11 @@ export class MemberStorage {
       await handle.sync();
     }
     await fsyncDir(stateDir);
+    await fsyncDir(join(stateDir, '..'));
     // Every frame goes to the node (dead ones are ignored there); only compaction uses markers.
     const logFrames = records.filter((r) => r.kind === 'frame').map((r) => (r as { bytes: Uint8Array }).bytes);
     const counter = new FileCounter(join(stateDir, COUNTER));
-    return new MemberStorage(stateDir, { hardState, logFrames, snapshot }, counter, handle);
+    return new MemberStorage(stateDir, { hardState, logFrames, snapshot }, counter, handle, validLength);
   }
 
   /** What RaftNode needs to boot from disk (pass as `RaftNodeOptions.boot`). */
@@ -229,8 +234,15 @@ export class MemberStorage {
     for (const f of rec.frames) parts.push(encodeRecord(REC_FRAME, f));
     if (parts.length > 0) {
       const buf = Buffer.concat(parts);
-      await this.log.appendFile(buf);
-      await this.log.datasync();
+      try {
+        await this.log.appendFile(buf);
+        await this.log.datasync();
+      } catch (err) {
+        // Never leave a partial record in front of the retry's appends.
+        await this.log.truncate(this.logLength).catch(() => undefined);
+        throw err;
+      }
+      this.logLength += buf.length;
     }
     await writeFileDurable(join(this.dir, HARD_STATE), rec.hardState);
     if (rec.snapshot !== null || rec.truncateFrom === 1) await this.compact(rec.hardState);
@@ -260,6 +272,7 @@ export class MemberStorage {
     await rename(tmp, logPath);
     await fsyncDir(this.dir);
     this.log = await open(logPath, 'a+', 0o600);
+    this.logLength = buf.length;
   }
 
   async close(): Promise<void> {
