@@ -151,6 +151,24 @@ describe('the witness verifies deployment evidence before it signs', () => {
     expect(failed.stdout).toMatch(/DEPLOYMENT AUDIT FAILED/);
   });
 
+  it('evidence survives a witness restart (replayed from the log), and the allow lists from config.json', async () => {
+    const { WitnessLog } = await import('../../src/witness/log.js');
+    const dir = await tempDir();
+    const opts = { addOperatorKeys: [encodeBase64(operator.publicKey)], addAllowedVendors: [d.vendorKey], addAllowedMeasurements: [d.measurement] };
+    const { submission } = await import('../witness/fixtures.js');
+    let log = await WitnessLog.open(dir, opts);
+    await log.submit(NS, { ...submission(NS, 1, d.result.artifact, operator), evidence: encodeBase64(d.evidenceBytes) });
+    await log.close();
+    log = await WitnessLog.open(dir); // no flags: the policy is in config.json
+    try {
+      expect(log.evidenceRequired).toBe(true);
+      expect(Buffer.from(log.evidence(NS, 1))).toEqual(Buffer.from(d.evidenceBytes));
+      expect(log.epochRecord(NS, 1).evidence).toBe(true);
+    } finally {
+      await log.close();
+    }
+  });
+
   it('bkv fleet deploy publishes through the CLI with evidence', async () => {
     const dir = await tempDir();
     const opFile = join(dir, 'op.key');
