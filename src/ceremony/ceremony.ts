@@ -41,6 +41,8 @@ export interface CeremonyOptions {
   validityDays?: number;
   /** Ports for fleet.json. */
   basePorts?: { raft?: number; api?: number; gateway?: number };
+  /** Explicit ports per member (index i is member i+1), e.g. from `freePorts`; overrides basePorts. */
+  ports?: { raft: number[]; api: number[]; gateway: number };
   host?: string;
   env?: CoreEnv;
   now?: number;
@@ -195,12 +197,12 @@ export async function runCeremony(opts: CeremonyOptions): Promise<CeremonyResult
       id: c.id,
       site: sites[i]!,
       host,
-      raftPort: (opts.basePorts?.raft ?? 7501) + i,
-      apiPort: (opts.basePorts?.api ?? 7601) + i,
+      raftPort: opts.ports?.raft[i] ?? (opts.basePorts?.raft ?? 7501) + i,
+      apiPort: opts.ports?.api[i] ?? (opts.basePorts?.api ?? 7601) + i,
       identityKey: toB64(c.x25519PublicKey),
       signingKey: toB64(c.ed25519PublicKey),
     })),
-    gateway: { host, port: opts.basePorts?.gateway ?? 7410 },
+    gateway: { host, port: opts.ports?.gateway ?? opts.basePorts?.gateway ?? 7410 },
     policy: { defaultLimit: 10, maxLimit: 100 },
   };
   await writeFileDurable(join(opts.dir, 'fleet.json'), JSON.stringify(fleetConfig, null, 2) + '\n', 0o644);

@@ -4,17 +4,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandModule } from '../context.js';
 import { backupSteps } from '../demo/backup-steps.js';
+import { ceremonySteps } from '../demo/ceremony-steps.js';
+import { fleetFaultSteps, fleetStartSteps } from '../demo/fleet-steps.js';
+import { restoreSteps, vaultSteps } from '../demo/vault-steps.js';
 import type { DemoContext, DemoStep } from '../demo/steps.js';
 import { makeOutput } from '../output.js';
 
 /** Demo steps in order. Add a feature's steps here (after the ones they depend on). */
-export const demoSteps: DemoStep[] = [...backupSteps];
+export const demoSteps: DemoStep[] = [
+  ...backupSteps, // client-side encryption with a recovery key
+  ...ceremonySteps, // deploy a fleet with verifiable evidence, publish it, audit it
+  ...fleetStartSteps, // run the deployed fleet
+  ...vaultSteps, // over-the-air fleet keys, password escrow, a wrong password
+  ...fleetFaultSteps, // recovery survives two members dying
+  ...restoreSteps, // restore and compare
+];
 
 /** `bkv demo`: a narrated tour of the system on sample data, in a temporary directory. */
 export const demoCommand: CommandModule = (program: Command) => {
   program
     .command('demo')
-    .description('run a narrated demo: back up a sample chat history, restore it, verify it')
+    .description('run a narrated demo of the whole system on this machine, in a temporary directory')
     .option('--json', 'print a JSON summary of the steps')
     .action(async (opts: { json?: boolean }) => {
       const out = makeOutput(!!opts.json);
@@ -30,6 +40,9 @@ export const demoCommand: CommandModule = (program: Command) => {
           done.push(step.name);
         }
       } finally {
+        // Stop servers and member processes the steps started (last started, first stopped).
+        const cleanups = (ctx.state.get('cleanup') as (() => Promise<void>)[] | undefined) ?? [];
+        for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
         await rm(workDir, { recursive: true, force: true });
       }
       out.result(`Demo complete: ${done.length} steps passed; temporary files removed.`, { steps: done });

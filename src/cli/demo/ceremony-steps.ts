@@ -12,6 +12,7 @@ import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js
 import { WitnessClient } from '../../witness/client.js';
 import { operatorKeyFromSeed, type OperatorKey } from '../../witness/keys.js';
 import { startWitness, type RunningWitness } from '../../witness/server.js';
+import { freePorts } from '../../host/fleet/provision.js';
 import { need, type DemoContext, type DemoStep } from './steps.js';
 
 const NAMESPACE = 'demo.fleet-deployment';
@@ -39,21 +40,23 @@ export const ceremonySteps: DemoStep[] = [
     },
   },
   {
-    name: 'Deployment ceremony: three members at three sites ($ bkv fleet deploy --members 3)',
+    name: 'Deployment ceremony: five members at five sites ($ bkv fleet deploy --members 5)',
     async run(ctx) {
+      const ports = await freePorts(11);
       const r = await runCeremony({
-        dir: join(ctx.workDir, 'fleet-ceremony'),
-        members: 3,
-        sites: ['site-a', 'site-b', 'site-c'],
+        dir: join(ctx.workDir, 'fleet'),
+        members: 5,
+        sites: ['site-a', 'site-b', 'site-c', 'site-d', 'site-e'],
+        ports: { raft: ports.slice(0, 5), api: ports.slice(5, 10), gateway: ports[10]! },
         namespace: NAMESPACE,
         vendorDir: need<string>(ctx, 'ceremonyVendorDir'),
         measurement: need<string>(ctx, 'ceremonyMeasurement'),
       });
       ctx.say('each member generated its X25519 + Ed25519 identity inside its core; its device attested the keys, the code and the site');
       ctx.say('member 1 checked every attestation, generated the fleet secrets inside its core, and sealed them to each attested X25519 key');
-      ctx.say('members 2 and 3 opened their copy inside their cores; all three signed the fleet keys they derived themselves');
-      ctx.say(`the transcript (${decodeBase64(r.evidence.transcript, 't').length} bytes, one hash per step) is signed by all three members`);
-      ctx.say(`written: ${r.artifactPath.slice(ctx.workDir.length + 1)}, ${r.evidencePath.slice(ctx.workDir.length + 1)}, fleet.json, member-1..3/`);
+      ctx.say('members 2 to 5 opened their copy inside their cores; all five signed the fleet keys they derived themselves');
+      ctx.say(`the transcript (${decodeBase64(r.evidence.transcript, 't').length} bytes, one hash per step) is signed by all five members`);
+      ctx.say(`written: ${r.artifactPath.slice(ctx.workDir.length + 1)}, ${r.evidencePath.slice(ctx.workDir.length + 1)}, fleet.json, member-1..5/`);
       ctx.state.set('ceremony', r);
     },
   },
@@ -83,6 +86,9 @@ export const ceremonySteps: DemoStep[] = [
       const rec = await publishDeployment({ witnessUrl: witness.url, namespace: NAMESPACE, artifact: r.artifact, evidence: encodeEvidence(r.evidence), operator, counterSign: r.counterSign });
       ctx.say(`genuine evidence: logged as epoch ${rec.epoch} (digest ${rec.digest.slice(0, 16)}…), counter-signed inside member 1's core`);
       ctx.state.set('ceremonyWitness', witness);
+      ctx.state.set('witnessUrl', witness.url);
+      ctx.state.set('witnessKey', (await new WitnessClient(witness.url).keyInfo()).verifierKey);
+      ctx.state.set('namespace', NAMESPACE);
     },
   },
   {

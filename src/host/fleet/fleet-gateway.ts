@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { DevTokenIssuer, type AccountVerifier } from '../gateway/auth.js';
 import { buildGateway } from '../gateway/server.js';
+import { buildValidationBundle } from '../../witness/bundle.js';
+import { WitnessClient } from '../../witness/client.js';
 import { memberApiUrl, readFleetConfig, type FleetConfig } from './config.js';
 import { createFleetRelay, type FleetRelay, type FleetRelayOptions } from './gateway-relay.js';
 
@@ -22,6 +24,8 @@ export interface FleetGatewayOptions {
   logger?: Logger | false;
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
   relay?: FleetRelayOptions;
+  /** Serve validation bundles for this fleet's keys from a witness (over-the-air clients). */
+  overTheAir?: { witnessUrl: string; namespace: string };
 }
 
 export interface RunningFleetGateway {
@@ -39,11 +43,21 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
   const fleetKeys = JSON.parse(await readFile(fleetKeysPath, 'utf8')) as Record<string, string>;
   const relay = createFleetRelay(config.members.map((m) => ({ id: m.id, url: memberApiUrl(m) })), opts.relay);
   const devIssuer = opts.verifier ? undefined : await DevTokenIssuer.create();
+  const ota = opts.overTheAir;
   const app = await buildGateway({
     relay: relay.relay,
     verifier: opts.verifier ?? (await devIssuer!.verifier()),
     ...(devIssuer ? { devIssuer } : {}),
-    fleetInfo: () => ({ mode: 'pinned', fleetId: config.fleetId, keys: fleetKeys }),
+    fleetInfo: async ({ knownTreeSize }) =>
+      ota
+        ? {
+            mode: 'over-the-air',
+            fleetId: config.fleetId,
+            namespace: ota.namespace,
+            keys: fleetKeys,
+            bundle: await buildValidationBundle(new WitnessClient(ota.witnessUrl), ota.namespace, { knownTreeSize }),
+          }
+        : { mode: 'pinned', fleetId: config.fleetId, keys: fleetKeys },
     health: () => {
       const members = relay.members().map((h) => ({
         id: h.id,
