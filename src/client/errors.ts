@@ -39,7 +39,14 @@ export class BkvError extends Error {
   }
 }
 
-/** True when `e` is a BkvError, optionally of one of the given codes. */
+/**
+ * True when `e` is a BkvError, optionally of one of the given codes. Also recognises a BkvError
+ * thrown by a separately loaded copy of this module (a member runs the measured single-file build
+ * of the vault core, whose classes are not this module's).
+ */
 export function isBkvError(e: unknown, ...codes: ErrorCode[]): e is BkvError {
-  return e instanceof BkvError && (codes.length === 0 || codes.includes(e.code));
+  const like =
+    e instanceof BkvError ||
+    (e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { details?: unknown }).details === 'object');
+  return like && (codes.length === 0 || codes.includes((e as BkvError).code));
 }

@@ -22,6 +22,7 @@ import { DEFAULT_POLICY, VaultCore } from '../../core/vault-core.js';
 import { fromB64, toB64 } from '../../protocol/messages.js';
 import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
 import { PeerTransport } from './peer-transport.js';
+import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
 
 /** The header in which the gateway names the account it authenticated. */
@@ -78,14 +79,17 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   if (toB64(memberPublicKeys(identity).identityKey) !== me.identityKey) {
     throw new BkvError('USAGE', `member.bin does not hold the identity fleet.json lists for member ${me.id}`);
   }
-  const secrets = decodeFleetSecrets(new Uint8Array(await readFile(join(opts.dir, 'fleet-secrets.bin'))));
+  // The code this member runs: for a ceremony-deployed fleet, the measured build, checked before
+  // any secret is loaded (a mismatch refuses to start).
+  const vault = await loadVaultCode(opts.fleetPath);
+  const secrets = vault.code.decodeFleetSecrets(new Uint8Array(await readFile(join(opts.dir, 'fleet-secrets.bin'))));
   const clusterId = fromB64(config.clusterId, 'clusterId');
   const storage = await MemberStorage.open(join(opts.dir, 'state'));
-  const stateMachine = new VaultStateMachine();
+  const stateMachine = new vault.code.VaultStateMachine();
   const startedAt = performance.now();
 
-  const node = new RaftNode({
-    identity: identityFromSeed(me.id, identity.identitySeed),
+  const node = new vault.code.consensus.RaftNode({
+    identity: vault.code.consensus.identityFromSeed(me.id, identity.identitySeed),
     members: new Map(config.members.map((m) => [m.id, fromB64(m.identityKey, 'identityKey')])),
     clusterId,
     storageKey: memberStorageKey(identity, clusterId),
@@ -152,7 +156,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     send: (to, bytes) => transport.send(to, bytes),
     persist: storage.persist,
   };
-  const driver: RaftDriver = new RaftDriver(node, env, {
+  const driver: RaftDriver = new vault.code.consensus.RaftDriver(node, env, {
     requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
     onOutput(o) {
       if (o.type === 'committed') applied.inc();
@@ -173,7 +177,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     },
     readBarrier: () => driver.readBarrier(),
   };
-  core = await VaultCore.create(secrets, replicator, systemEnv, { ...DEFAULT_POLICY, ...config.policy });
+  core = await vault.code.VaultCore.create(secrets, replicator, systemEnv, { ...DEFAULT_POLICY, ...config.policy });
+  log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
   const vaultCore = core;
 
   const status = (): MemberStatus => {
