@@ -1,6 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT } from '../../src/cli/exit-codes.js';
@@ -28,6 +28,13 @@ beforeAll(() => {
   writeFileSync(p('tree/a.json'), '{"hello":"world"}');
   writeFileSync(p('tree/sub/b.txt'), bytes(10_000, 4));
   writeFileSync(p('tree/empty.txt'), '');
+});
+
+afterAll(() => {
+  if (dir) {
+    chmodSync(p('ro'), 0o700);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('bkv CLI', () => {
