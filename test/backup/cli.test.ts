@@ -32,7 +32,7 @@ beforeAll(() => {
 
 afterAll(() => {
   if (dir) {
-    chmodSync(p('ro'), 0o700);
+    if (existsSync(p('ro'))) chmodSync(p('ro'), 0o700);
     rmSync(dir, { recursive: true, force: true });
   }
 });
