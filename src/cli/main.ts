@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
-import { commandModules } from './commands/index.js';
+import { commandModulesFor } from './commands/index.js';
 
 /** Runs the `bkv` command line and resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -20,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = code;
     },
   };
-  for (const register of commandModules) register(program, ctx);
+  for (const register of await commandModulesFor(argv)) register(program, ctx);
   // Every subcommand inherits the override so usage errors anywhere give EXIT.USAGE.
   const applyOverride = (cmd: Command) => {
     cmd.exitOverride();
