@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -9,32 +8,10 @@ import { httpTransport } from '../client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64 } from '../protocol/messages.js';
 import type { KsfParams } from '../protocol/messages.js';
+import { DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';
 
-export const DEFAULT_VAULT_URL = 'http://127.0.0.1:7410';
+export { addVaultOptions, DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';
 
-export interface VaultOptions {
-  vault?: string;
-  fleetKeys?: string;
-  account?: string;
-  token?: string;
-  witnessKey?: string;
-  namespace?: string;
-  checkpointStore?: string;
-  /** Argon2id memory in KiB (tests and demos lower it; see docs/vault.md). */
-  ksfMemory?: string;
-}
-
-/** Adds the options that say which vault to use and who we are. */
-export function addVaultOptions(cmd: Command): Command {
-  return cmd
-    .option('--vault <url>', `vault gateway URL (env BKV_VAULT_URL, default ${DEFAULT_VAULT_URL})`)
-    .option('--fleet-keys <file>', 'pinned fleet public keys, fleet-keys.json (env BKV_FLEET_KEYS)')
-    .option('--account <name>', 'account name at the gateway (env BKV_ACCOUNT, default the OS user)')
-    .option('--token <jwt>', 'bearer token for the gateway (env BKV_TOKEN; default: ask the development issuer)')
-    .option('--witness-key <key>', 'over the air: trust fleet keys vouched for by this witness (env BKV_WITNESS_KEY)')
-    .option('--namespace <ns>', 'over the air: the fleet namespace (env BKV_NAMESPACE)')
-    .option('--checkpoint-store <file>', 'over the air: where seen witness checkpoints are kept (env BKV_CHECKPOINTS)');
-}
 
 /** Reads pinned fleet keys (docs/formats/fleet-keys.md). */
 export async function readFleetKeys(path: string): Promise<TrustedFleetKeys> {

@@ -9,10 +9,12 @@ import { regularFileSize } from '../../node/file-source.js';
 import { keyFileExists, readKeyFile, writeKeyFile } from '../../node/key-file.js';
 import type { CommandModule } from '../context.js';
 import { readExistingKey } from '../key-input.js';
-import { makeOutput } from '../output.js';
+import { makeOutput, type Output } from '../output.js';
+import { readPassword, wantsPassword, type PasswordOptions } from '../password-input.js';
+import { addVaultOptions, type VaultOptions } from '../vault-flags.js';
 import { makeProgress } from '../progress.js';
 
-interface CreateOpts {
+interface CreateOpts extends PasswordOptions, VaultOptions {
   output: string;
   recoveryKey?: boolean;
   keyFile?: string;
@@ -22,7 +24,7 @@ interface CreateOpts {
   json?: boolean;
 }
 
-interface RestoreOpts {
+interface RestoreOpts extends PasswordOptions, VaultOptions {
   output: string;
   keyFile?: string;
   recoveryKeyStdin?: boolean;
@@ -43,9 +45,13 @@ export function parseChunkSize(text: string): number {
 
 /** Picks the key for a new backup and says whether it is new (and so must be shown or saved). */
 async function keyForCreate(o: CreateOpts): Promise<{ key: Uint8Array; fresh: boolean }> {
-  const ways = [o.recoveryKey, o.recoveryKeyStdin, o.keyFile].filter(Boolean).length;
+  const ways = [o.recoveryKey, o.recoveryKeyStdin, o.keyFile, wantsPassword(o)].filter(Boolean).length;
   if (ways === 0) {
-    throw new BkvError('USAGE', 'choose a key: --recovery-key (new key, printed), --key-file F, or --recovery-key-stdin');
+    throw new BkvError('USAGE', 'choose a key: --recovery-key (new key, printed), --key-file F, --recovery-key-stdin, or --password (escrowed in the vault)');
+  }
+  if (wantsPassword(o)) {
+    if (ways > 1) throw new BkvError('USAGE', '--password escrows a new key in the vault; it cannot be combined with another key option');
+    return { key: generateBackupKey(), fresh: true };
   }
   if (o.recoveryKey && o.recoveryKeyStdin) throw new BkvError('USAGE', '--recovery-key makes a new key; it cannot be combined with --recovery-key-stdin');
   if (o.recoveryKey) return { key: generateBackupKey(), fresh: true };
@@ -61,6 +67,8 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   const { key, fresh } = await keyForCreate(o);
   // Save a new key before any backup exists, so a backup never outlives its only key.
   if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
+  let escrow: { account: string; attemptsRemaining: number } | null = null;
+  if (wantsPassword(o)) escrow = await escrowKey(o, key, out);
   const showProgress = !out.json && process.stderr.isTTY;
   const total = !showProgress ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
   const progress = await makeProgress('Encrypting', total, out.json);
@@ -76,6 +84,10 @@ async function create(input: string, o: CreateOpts): Promise<void> {
     out.info(`New recovery key saved in ${o.keyFile}. Keep it safe: it is the only way to restore this backup.`);
     data.keyFile = o.keyFile;
   }
+  if (escrow) {
+    out.info(`K is escrowed in the vault for account ${escrow.account}: restore with --password; ${escrow.attemptsRemaining} wrong guesses allowed.`);
+    data.escrow = escrow;
+  }
   if (fresh && o.recoveryKey) {
     const text = encodeRecoveryKey(key);
     data.recoveryKey = text;
@@ -86,10 +98,32 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   }
 }
 
+/** Registers K in the vault under a password (OPAQUE; the password never leaves this machine). */
+async function escrowKey(o: CreateOpts, key: Uint8Array, out: Output): Promise<{ account: string; attemptsRemaining: number }> {
+  const password = await readPassword(o, true);
+  const { vaultClientFromOptions, ksfFromOptions } = await import('../vault-options.js');
+  const client = await vaultClientFromOptions(o, ksfFromOptions(o));
+  out.info(`Escrowing the backup key in the vault as ${client.account} (OPAQUE; Argon2id runs here)...`);
+  const { attemptsRemaining } = await client.registerKey(password, key);
+  return { account: client.account, attemptsRemaining };
+}
+
+/** Recovers K from the vault with a password, on a device that holds nothing else. */
+async function recoverKey(o: RestoreOpts, out: Output): Promise<Uint8Array> {
+  const password = await readPassword(o, false);
+  const { vaultClientFromOptions } = await import('../vault-options.js');
+  const client = await vaultClientFromOptions(o);
+  out.info(`Recovering the backup key from the vault as ${client.account}...`);
+  return client.recoverKey(password);
+}
+
 async function restore(input: string, o: RestoreOpts): Promise<void> {
   const out = makeOutput(!!o.json);
   const total = await regularFileSize(input);
-  const key = await readExistingKey(o);
+  if (wantsPassword(o) && (o.keyFile || o.recoveryKeyStdin)) {
+    throw new BkvError('USAGE', 'give either a key (--key-file, --recovery-key-stdin) or --password, not both');
+  }
+  const key = wantsPassword(o) ? await recoverKey(o, out) : await readExistingKey(o);
   const progress = await makeProgress('Decrypting', total, out.json);
   let result;
   try {
@@ -105,7 +139,7 @@ async function restore(input: string, o: RestoreOpts): Promise<void> {
 /** `bkv backup create|restore`: encrypted backups of a file or directory. */
 export const backupCommands: CommandModule = (program: Command) => {
   const backup = program.command('backup').description('create and restore encrypted backups');
-  backup
+  const create_ = backup
     .command('create')
     .description('encrypt a file or a directory into a backup file')
     .argument('<input>', 'file or directory to back up')
@@ -113,18 +147,24 @@ export const backupCommands: CommandModule = (program: Command) => {
     .option('--recovery-key', 'make a new backup key and print it as a recovery key')
     .option('--key-file <file>', 'use the recovery key in this file; if it does not exist, make a new key and save it there')
     .option('--recovery-key-stdin', 'read an existing recovery key from standard input')
+    .option('--password', 'make a new key and escrow it in the vault under a password (asked on a terminal, else read from stdin)')
+    .option('--password-file <file>', 'like --password, reading the password from the first line of a file')
     .option('--chunk-size <size>', 'plaintext bytes per chunk, a power of two from 4K to 16M (default 1M)')
     .option('--force', 'overwrite an existing output (and key file)')
     .option('--json', 'print the result as JSON')
     .action(create);
-  backup
+  addVaultOptions(create_);
+  const restore_ = backup
     .command('restore')
     .description('decrypt a backup file into a file or directory, verifying every chunk')
     .argument('<backup>', 'backup file to read')
     .requiredOption('-o, --output <path>', 'file or directory to create')
     .option('--key-file <file>', 'read the recovery key from this file')
     .option('--recovery-key-stdin', 'read the recovery key from standard input')
+    .option('--password', 'recover the key from the vault with a password (asked on a terminal, else read from stdin)')
+    .option('--password-file <file>', 'like --password, reading the password from the first line of a file')
     .option('--force', 'overwrite an existing output')
     .option('--json', 'print the result as JSON')
     .action(restore);
+  addVaultOptions(restore_);
 };

@@ -50,6 +50,11 @@ const ksfConfig = (k: KsfParams) => ({ 'argon2id-custom': { memory: k.memory, it
 export class VaultClient {
   constructor(private readonly opts: VaultClientOptions) {}
 
+  /** The account this client acts for. */
+  get account(): string {
+    return this.opts.account;
+  }
+
   private async fleet(): Promise<TrustedFleetKeys> {
     return typeof this.opts.fleet === 'function' ? this.opts.fleet() : this.opts.fleet;
   }
