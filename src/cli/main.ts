@@ -2,9 +2,11 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
 import { commandModulesFor } from './commands/index.js';
+import { installNativeSha256 } from '../node/native-sha256.js';
 
 /** Runs the `bkv` command line and resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  installNativeSha256();
   const program = new Command('bkv')
     .description('backup-key-vault: end-to-end encrypted backups with a guess-limited key vault')
     .version('0.1.0')

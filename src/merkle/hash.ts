@@ -5,11 +5,26 @@
  *   node hash  = SHA-256(0x01 ‖ left ‖ right)
  *   empty root = SHA-256("")
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 
 export const HASH_SIZE = 32;
 
-const EMPTY = sha256(new Uint8Array(0));
+/** The SHA-256 in use: @noble/hashes (runs everywhere) unless a platform one was installed. */
+let sha256: (data: Uint8Array) => Uint8Array = nobleSha256;
+
+/**
+ * Installs a faster SHA-256 (Node's native one: `src/node/native-sha256.ts`). It is checked against
+ * @noble/hashes on a known input first, so a wrong implementation is refused, never used.
+ */
+export function useSha256(impl: (data: Uint8Array) => Uint8Array): void {
+  const probe = new Uint8Array(65).map((_, i) => i);
+  const a = impl(probe);
+  const b = nobleSha256(probe);
+  if (a.length !== 32 || a.some((v, i) => v !== b[i])) throw new Error('the SHA-256 implementation gives wrong results');
+  sha256 = impl;
+}
+
+const EMPTY = nobleSha256(new Uint8Array(0));
 
 /** The root hash of the empty tree, SHA-256 of the empty string. */
 export function emptyRoot(): Uint8Array {

@@ -2,6 +2,7 @@
  * The witness HTTP API (fastify). Node only. Routes: docs/formats/witness-api.md.
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { installNativeSha256 } from '../node/native-sha256.js';
 import { BkvError } from '../client/errors.js';
 import { encodeBase64 } from '../client/fleet/encoding.js';
 import { parseDecimal } from '../client/fleet/encoding.js';
@@ -191,6 +192,7 @@ export async function startWitness(
   dir: string,
   opts: WitnessLogOptions & { host?: string; port?: number; logger?: boolean } = {},
 ): Promise<RunningWitness> {
+  installNativeSha256();
   const log = await WitnessLog.open(dir, opts);
   const app = createWitnessApp(log, { logger: opts.logger ?? false });
   try {
