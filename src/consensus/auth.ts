@@ -35,6 +35,11 @@ export function identityFromSeed(id: MemberId, seed: Uint8Array): Identity {
   return { id, privateKey: seed.slice(), publicKey: x25519.getPublicKey(seed) };
 }
 
+/** HMAC-SHA256(key, data). A host may inject a native implementation; the default is @noble/hashes. */
+export type HmacSha256 = (key: Uint8Array, data: Uint8Array) => Uint8Array;
+
+export const nobleHmacSha256: HmacSha256 = (key, data) => hmac(sha256, key, data);
+
 export class PeerAuth {
   private readonly sendKeys = new Map<MemberId, Uint8Array>();
   private readonly recvKeys = new Map<MemberId, Uint8Array>();
@@ -43,6 +48,7 @@ export class PeerAuth {
     readonly self: Identity,
     peers: ReadonlyMap<MemberId, Uint8Array>,
     clusterId: Uint8Array,
+    private readonly mac: HmacSha256 = nobleHmacSha256,
   ) {
     for (const [peer, pub] of peers) {
       if (peer === self.id) continue;
@@ -60,7 +66,7 @@ export class PeerAuth {
     out[1] = this.self.id;
     out[2] = to;
     out.set(body, HEADER);
-    out.set(hmac(sha256, key, out.subarray(0, HEADER + body.length)), HEADER + body.length);
+    out.set(this.mac(key, out.subarray(0, HEADER + body.length)), HEADER + body.length);
     return out;
   }
 
@@ -74,7 +80,7 @@ export class PeerAuth {
     const key = this.recvKeys.get(from);
     if (!key) throw new AuthError('envelope from unknown member');
     const macAt = bytes.length - MAC_LEN;
-    const expect = hmac(sha256, key, bytes.subarray(0, macAt));
+    const expect = this.mac(key, bytes.subarray(0, macAt));
     if (!bytesEqual(expect, bytes.subarray(macAt))) throw new AuthError('bad MAC');
     return { from, body: bytes.slice(HEADER, macAt) };
   }

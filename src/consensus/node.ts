@@ -12,7 +12,7 @@
  */
 import type { ReplicatedStateMachine } from '../core/replication.js';
 import { AuthError, PeerAuth } from './auth.js';
-import type { Identity } from './auth.js';
+import type { HmacSha256, Identity } from './auth.js';
 import { ConsensusDecodeError } from './codec.js';
 import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
@@ -43,6 +43,8 @@ export interface RaftNodeOptions {
   boot: BootState;
   now: number;
   config?: Partial<RaftConfig>;
+  /** Optional native HMAC-SHA256 for message authentication (same result as the default). */
+  hmacSha256?: HmacSha256;
 }
 
 export interface NodeStats {
@@ -148,7 +150,7 @@ export class RaftNode {
     this.peers = this.members.filter((m) => m !== this.id);
     this.majority = Math.floor(this.members.length / 2) + 1;
     this.commitQuorum = this.cfg.unsafeCommitQuorum ?? this.majority;
-    this.auth = new PeerAuth(opts.identity, opts.members, opts.clusterId);
+    this.auth = new PeerAuth(opts.identity, opts.members, opts.clusterId, opts.hmacSha256);
     this.counter = opts.counter;
     this.storageKey = opts.storageKey;
     this.rng = opts.rng;

@@ -5,6 +5,7 @@
  * API") on its apiPort and consensus frames on its raftPort.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -98,6 +99,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     stateMachine,
     boot: storage.bootState(),
     now: performance.now(),
+    hmacSha256: (key, data) => createHmac('sha256', key).update(data).digest(),
     // Compaction serialises the whole state machine: with many records, do it rarely.
     config: { snapshotThreshold: 4096, ...opts.raftConfig },
   });

@@ -3,32 +3,37 @@
  * sealed bytes). Layout under the member's `state/` directory, byte formats in
  * docs/formats/member-state.md:
  *
- *   hard-state                 sealed hard state, replaced atomically (temp, fsync, rename, dir fsync)
- *   log                        append-only records: sealed log frames and truncation markers (fdatasync)
+ *   log                        append-only records: sealed log frames, truncation markers and sealed
+ *                              hard states; one fdatasync per persist
  *   snapshot-<sha256 hex>      sealed snapshots, each written atomically; only the referenced one is kept
- *   counter                    the monotonic counter (software build: a file, replaced atomically)
+ *   counter                    the monotonic counter (software build: a fixed-width file rewritten in place)
  *
- * A persist is applied in the order the node requires: snapshot file, log appends + fdatasync,
- * hard state. Only then is the node told (`done()`). Afterwards unreferenced snapshots are
- * deleted and, after a new snapshot, the log is rewritten without compacted or dead frames.
+ * A persist is applied in the order the node requires: snapshot file, then one append of the
+ * truncation marker, the frames and the new hard state followed by one fdatasync, then the
+ * counter is advanced to the new hard state's stamp (one fdatasync). Only then is the node told
+ * (`done()`). Afterwards unreferenced snapshots are deleted and, after a new snapshot or a learner
+ * reset, the log is rewritten without compacted or dead frames and with only the current hard state.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { fdatasync, write as writeFs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { sha256 } from '@noble/hashes/sha2.js';
 import type { MonotonicCounter } from '../../consensus/counter.js';
 import type { DriverEnv } from '../../consensus/driver.js';
 import { peekFrame, peekHardState } from '../../consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../fs-durable.js';
 
-const HARD_STATE = 'hard-state';
+/** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */
+const LEGACY_HARD_STATE = 'hard-state';
 const LOG = 'log';
 const COUNTER = 'counter';
 const SNAP_PREFIX = 'snapshot-';
 const REC_FRAME = 1;
 const REC_TRUNCATE = 2;
+const REC_HARD_STATE = 3;
 /** Record header: u32 payload length, u8 kind, 4-byte check (SHA-256 of kind ‖ payload, truncated). */
 const REC_HEADER = 9;
 const MAX_RECORD = 64 * 1024 * 1024;
@@ -45,10 +50,7 @@ function hex(b: Uint8Array): string {
 }
 
 function check(kind: number, payload: Uint8Array): Uint8Array {
-  const b = new Uint8Array(1 + payload.length);
-  b[0] = kind;
-  b.set(payload, 1);
-  return sha256(b).subarray(0, 4);
+  return createHash('sha256').update(Uint8Array.of(kind)).update(payload).digest().subarray(0, 4);
 }
 
 function encodeRecord(kind: number, payload: Uint8Array): Uint8Array {
@@ -69,7 +71,7 @@ function truncationPayload(from: number): Uint8Array {
   return p;
 }
 
-type LogRecord = { kind: 'frame'; bytes: Uint8Array } | { kind: 'truncate'; from: number };
+type LogRecord = { kind: 'frame'; bytes: Uint8Array } | { kind: 'truncate'; from: number } | { kind: 'hard'; bytes: Uint8Array };
 
 /** Parses the log file; stops at the first incomplete or damaged record (a torn tail). */
 export function parseLog(buf: Uint8Array): { records: LogRecord[]; validLength: number } {
@@ -85,6 +87,7 @@ export function parseLog(buf: Uint8Array): { records: LogRecord[]; validLength: 
     const got = buf.subarray(off + 5, off + 9);
     if (!want.every((x, i) => x === got[i])) break;
     if (kind === REC_FRAME) records.push({ kind: 'frame', bytes: payload.slice() });
+    else if (kind === REC_HARD_STATE) records.push({ kind: 'hard', bytes: payload.slice() });
     else if (kind === REC_TRUNCATE && len === 8) records.push({ kind: 'truncate', from: v.getUint32(off + REC_HEADER) * 0x100000000 + v.getUint32(off + REC_HEADER + 4) });
     else break;
     off += REC_HEADER + len;
@@ -102,6 +105,7 @@ function liveFrames(records: readonly LogRecord[], snapIndex: number): Uint8Arra
       killFrom = Math.min(killFrom, r.from);
       continue;
     }
+    if (r.kind !== 'frame') continue;
     let index: number;
     try {
       index = peekFrame(r.bytes).index;
@@ -122,21 +126,56 @@ function fsyncDirSync(dir: string): void {
   }
 }
 
+const COUNTER_RE = /^bkv-counter v1 (\d+)\n$/;
+/** Fixed width, so that every update rewrites the same bytes in place (one sector, one fdatasync). */
+const counterText = (v: number) => `bkv-counter v1 ${String(v).padStart(20, '0')}\n`;
+
 /**
- * The member's monotonic counter as a file, replaced atomically and fsynced on every increment.
- * (In an HSM this is NVRAM the host cannot touch; in the software build it trusts the host.)
+ * The member's monotonic counter as a file (in an HSM this is NVRAM the host cannot touch; in the
+ * software build it trusts the host). The file has a fixed width and is rewritten in place with
+ * one fdatasync. `MemberStorage` advances it to the stamp of each hard state right after that hard
+ * state is durable (`advanceTo`, asynchronous), so the node's `increment()` then finds the value
+ * already durable and does no I/O; a caller without the storage gets a synchronous write.
  */
 export class FileCounter implements MonotonicCounter {
+  /** The value the node has confirmed (what `read()` returns). */
   private value: number;
+  /** The value durable in the file (>= value). */
+  private durable: number;
+  private fd: number | null = null;
 
   constructor(private readonly path: string) {
     this.value = 0;
     if (existsSync(path)) {
-      const m = /^bkv-counter v1 (\d+)\n$/.exec(readFileSync(path, 'utf8'));
+      const text = readFileSync(path, 'utf8');
+      const m = COUNTER_RE.exec(text);
       if (!m) throw new MemberStorageError(`${path}: not a member counter file`);
       this.value = Number(m[1]);
       if (!Number.isSafeInteger(this.value)) throw new MemberStorageError(`${path}: counter out of range`);
+      if (text !== counterText(this.value)) this.replace(this.value); // an older variable-width file
+    } else {
+      this.replace(0);
     }
+    this.durable = this.value;
+  }
+
+  /** Atomic replace (temp, fsync, rename, directory fsync): only at creation or format upgrade. */
+  private replace(v: number): void {
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, counterText(v));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    fsyncDirSync(join(this.path, '..'));
+  }
+
+  private handle(): number {
+    if (this.fd === null) this.fd = openSync(this.path, 'r+');
+    return this.fd;
   }
 
   read(): number {
@@ -145,18 +184,32 @@ export class FileCounter implements MonotonicCounter {
 
   increment(): number {
     const next = this.value + 1;
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `bkv-counter v1 ${next}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    if (this.durable < next) {
+      const fd = this.handle();
+      writeSync(fd, counterText(next), 0, 'utf8');
+      fdatasyncSync(fd);
+      this.durable = next;
     }
-    renameSync(tmp, this.path);
-    fsyncDirSync(join(this.path, '..'));
     this.value = next;
     return next;
+  }
+
+  /**
+   * Makes `v` durable ahead of the node's `increment()` (which then returns it without I/O). Only
+   * for the value the next increment will produce, after the hard state stamped `v` is durable.
+   */
+  async advanceTo(v: number): Promise<void> {
+    if (v !== this.value + 1 || this.durable >= v) return;
+    const fd = this.handle();
+    await new Promise<void>((resolve, reject) => {
+      writeFs(fd, counterText(v), 0, 'utf8', (err) => (err ? reject(err) : fdatasync(fd, (e) => (e ? reject(e) : resolve()))));
+    });
+    this.durable = Math.max(this.durable, v);
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
   }
 }
 
@@ -166,11 +219,13 @@ export class MemberStorage {
   private closed = false;
   /** Length of the log file up to its last complete record. */
   private logLength: number;
+  /** Counts for tests and the benchmark. */
+  readonly stats = { persists: 0, syncs: 0, bytes: 0, compactions: 0 };
 
   private constructor(
     private readonly dir: string,
     private readonly boot: BootState,
-    readonly counter: MonotonicCounter,
+    readonly counter: FileCounter,
     log: FileHandle,
     logLength: number,
   ) {
@@ -181,9 +236,33 @@ export class MemberStorage {
   static async open(stateDir: string): Promise<MemberStorage> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     for (const name of await readdir(stateDir)) if (name.includes('.tmp')) await rm(join(stateDir, name), { force: true });
-    const hsPath = join(stateDir, HARD_STATE);
-    const hardState = existsSync(hsPath) ? new Uint8Array(await readFile(hsPath)) : null;
+    const counter = new FileCounter(join(stateDir, COUNTER));
 
+    const logPath = join(stateDir, LOG);
+    const raw = existsSync(logPath) ? new Uint8Array(await readFile(logPath)) : new Uint8Array(0);
+    const { records, validLength } = parseLog(raw);
+    const handle = await open(logPath, 'a+', 0o600);
+    let logLength = validLength;
+    if (validLength < raw.length) {
+      await handle.truncate(validLength); // a torn tail from a crash during an append
+      await handle.sync();
+    }
+    const hardStates = records.filter((r) => r.kind === 'hard').map((r) => (r as { bytes: Uint8Array }).bytes);
+    // Version 2 kept the hard state in its own file: move it into the log once.
+    const legacy = join(stateDir, LEGACY_HARD_STATE);
+    if (hardStates.length === 0 && existsSync(legacy)) {
+      const hs = new Uint8Array(await readFile(legacy));
+      const rec = encodeRecord(REC_HARD_STATE, hs);
+      await handle.appendFile(rec);
+      await handle.datasync();
+      logLength += rec.length;
+      hardStates.push(hs);
+      await rm(legacy, { force: true });
+    }
+    await fsyncDir(stateDir);
+    await fsyncDir(join(stateDir, '..'));
+
+    const hardState = pickHardState(hardStates, counter.read());
     let snapshot: Uint8Array | null = null;
     if (hardState !== null) {
       try {
@@ -194,21 +273,26 @@ export class MemberStorage {
         // An unreadable hard state is the node's to judge (it boots as a learner).
       }
     }
-
-    const logPath = join(stateDir, LOG);
-    const raw = existsSync(logPath) ? new Uint8Array(await readFile(logPath)) : new Uint8Array(0);
-    const { records, validLength } = parseLog(raw);
-    const handle = await open(logPath, 'a+', 0o600);
-    if (validLength < raw.length) {
-      await handle.truncate(validLength); // a torn tail from a crash during an append
-      await handle.sync();
-    }
-    await fsyncDir(stateDir);
-    await fsyncDir(join(stateDir, '..'));
     // Every frame goes to the node (dead ones are ignored there); only compaction uses markers.
     const logFrames = records.filter((r) => r.kind === 'frame').map((r) => (r as { bytes: Uint8Array }).bytes);
-    const counter = new FileCounter(join(stateDir, COUNTER));
-    return new MemberStorage(stateDir, { hardState, logFrames, snapshot }, counter, handle, validLength);
+    return new MemberStorage(stateDir, { hardState, logFrames, snapshot }, counter, handle, logLength);
+  }
+
+  /**
+   * Installs a state that was built elsewhere (a sealed snapshot and the hard state that names it,
+   * stamped `counter + 1`) into a member that is not running, through the same persist path a
+   * member uses. Used to give a benchmark fleet a large preloaded state without replaying it.
+   */
+  static async install(stateDir: string, snapshot: Uint8Array, hardState: Uint8Array): Promise<void> {
+    const s = await MemberStorage.open(stateDir);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.persist({ snapshot, truncateFrom: 1, frames: [], hardState }, (err) => (err ? reject(err) : resolve()));
+      });
+      s.counter.increment();
+    } finally {
+      await s.close();
+    }
   }
 
   /** What RaftNode needs to boot from disk (pass as `RaftNodeOptions.boot`). */
@@ -226,30 +310,37 @@ export class MemberStorage {
 
   private async write(rec: PersistRecord): Promise<void> {
     if (this.closed || this.log === null) throw new MemberStorageError('member storage is closed');
+    this.stats.persists++;
     if (rec.snapshot !== null) {
-      await writeFileDurable(join(this.dir, SNAP_PREFIX + hex(sha256(rec.snapshot))), rec.snapshot);
+      await writeFileDurable(join(this.dir, SNAP_PREFIX + createHash('sha256').update(rec.snapshot).digest('hex')), rec.snapshot);
+      this.stats.syncs += 2;
     }
     const parts: Uint8Array[] = [];
     if (rec.truncateFrom !== null) parts.push(encodeRecord(REC_TRUNCATE, truncationPayload(rec.truncateFrom)));
     for (const f of rec.frames) parts.push(encodeRecord(REC_FRAME, f));
-    if (parts.length > 0) {
-      const buf = Buffer.concat(parts);
-      try {
-        await this.log.appendFile(buf);
-        await this.log.datasync();
-      } catch (err) {
-        // Never leave a partial record in front of the retry's appends.
-        await this.log.truncate(this.logLength).catch(() => undefined);
-        throw err;
-      }
-      this.logLength += buf.length;
+    // The hard state goes last: if it is on disk after a crash, so is everything before it.
+    parts.push(encodeRecord(REC_HARD_STATE, rec.hardState));
+    const buf = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+    try {
+      await this.log.appendFile(buf);
+      await this.log.datasync();
+    } catch (err) {
+      // Never leave a partial record in front of the retry's appends.
+      await this.log.truncate(this.logLength).catch(() => undefined);
+      throw err;
     }
-    await writeFileDurable(join(this.dir, HARD_STATE), rec.hardState);
+    this.logLength += buf.length;
+    this.stats.syncs++;
+    this.stats.bytes += buf.length + (rec.snapshot?.length ?? 0);
+    // The hard state is durable: the counter may now reach its stamp (the node confirms it next).
+    await this.counter.advanceTo(peekHardState(rec.hardState).stamp);
+    this.stats.syncs++;
     if (rec.snapshot !== null || rec.truncateFrom === 1) await this.compact(rec.hardState);
   }
 
   /** After a durable hard state: drop unreferenced snapshots and rewrite the log without dead frames. */
   private async compact(hardState: Uint8Array): Promise<void> {
+    this.stats.compactions++;
     const ref = peekHardState(hardState).snapshot;
     const keep = ref.index > 0 ? SNAP_PREFIX + hex(ref.digest) : null;
     for (const name of await readdir(this.dir)) {
@@ -258,7 +349,7 @@ export class MemberStorage {
     const logPath = join(this.dir, LOG);
     const { records } = parseLog(new Uint8Array(await readFile(logPath)));
     const live = liveFrames(records, ref.index);
-    const buf = Buffer.concat(live.map((f) => encodeRecord(REC_FRAME, f)));
+    const buf = Buffer.concat([...live.map((f) => encodeRecord(REC_FRAME, f)), encodeRecord(REC_HARD_STATE, hardState)]);
     const tmp = `${logPath}.tmp`;
     const h = await open(tmp, 'w', 0o600);
     try {
@@ -280,5 +371,23 @@ export class MemberStorage {
     await this.queue.catch(() => undefined);
     await this.log?.close();
     this.log = null;
+    this.counter.close();
   }
+}
+
+/**
+ * The hard state to boot from: the newest one whose stamp equals the counter (the last one the
+ * member confirmed), else the newest. Any other choice the host could make (an older record, a
+ * log from an older copy of the directory) is refused by the member's stamp check.
+ */
+function pickHardState(hardStates: readonly Uint8Array[], counter: number): Uint8Array | null {
+  for (let k = hardStates.length - 1; k >= 0; k--) {
+    const hs = hardStates[k] as Uint8Array;
+    try {
+      if (peekHardState(hs).stamp === counter) return hs;
+    } catch {
+      // not readable: the node judges the newest one below
+    }
+  }
+  return hardStates.at(-1) ?? null;
 }

@@ -15,8 +15,16 @@ export const TOKEN_ISSUER = 'bkv-dev-issuer';
 export const TOKEN_AUDIENCE = 'bkv-gateway';
 const ACCOUNT_RE = /^[A-Za-z0-9._@+-]{1,128}$/;
 
-/** Verifies EdDSA (Ed25519) signed JWT bearer tokens with `jose`. */
+const CACHE_MAX = 50_000;
+
+/**
+ * Verifies EdDSA (Ed25519) signed JWT bearer tokens with `jose`. A token that verified is
+ * remembered (by its exact string) until it expires, so a client that sends the same token with
+ * every request costs one signature check, not one per request.
+ */
 export class JwtAccountVerifier implements AccountVerifier {
+  private readonly cache = new Map<string, { sub: string; expMs: number }>();
+
   constructor(
     private readonly key: JoseKey | Uint8Array,
     private readonly issuer = TOKEN_ISSUER,
@@ -30,14 +38,22 @@ export class JwtAccountVerifier implements AccountVerifier {
   async verify(authorization: string | undefined): Promise<string> {
     const m = /^Bearer ([A-Za-z0-9._-]+)$/.exec(authorization ?? '');
     if (!m) throw new BkvError('UNAUTHORIZED', 'missing or malformed bearer token');
+    const token = m[1]!;
+    const hit = this.cache.get(token);
+    if (hit) {
+      if (Date.now() < hit.expMs) return hit.sub;
+      this.cache.delete(token);
+    }
     try {
-      const { payload } = await jwtVerify(m[1]!, this.key, {
+      const { payload } = await jwtVerify(token, this.key, {
         algorithms: ['EdDSA', 'Ed25519'],
         issuer: this.issuer,
         audience: this.audience,
         requiredClaims: ['sub', 'exp'],
       });
       if (typeof payload.sub !== 'string' || !ACCOUNT_RE.test(payload.sub)) throw new Error('bad subject');
+      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(token, { sub: payload.sub, expMs: (payload.exp as number) * 1000 });
       return payload.sub;
     } catch {
       throw new BkvError('UNAUTHORIZED', 'invalid or expired bearer token');
