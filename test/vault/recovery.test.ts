@@ -68,6 +68,17 @@ describe('password escrow of the backup key', () => {
     expect(fx.member.state.peek('twin')?.attemptsRemaining).toBe(10);
   });
 
+  it('a prepared recovery spends no attempt until used, and works once', async () => {
+    const k = randomKey();
+    await fx.client('prep').registerKey('pw', k);
+    const c = fx.client('prep');
+    const p = await c.prepareRecovery('pw');
+    expect(fx.member.state.peek('prep')?.attemptsRemaining).toBe(10);
+    expect(await c.recoverKey('pw', p)).toEqual(k);
+    await expect(c.recoverKey('pw', p)).rejects.toSatisfy((e) => isBkvError(e, 'USAGE'));
+    await expect(c.recoverKey('other', await c.prepareRecovery('pw'))).rejects.toSatisfy((e) => isBkvError(e, 'USAGE'));
+  });
+
   it('honours a configured attempt limit', async () => {
     await fx.client('erin', undefined, 3).registerKey('right', randomKey());
     const c = fx.client('erin');

@@ -31,6 +31,17 @@ export interface VaultClientOptions {
   attemptLimit?: number;
 }
 
+/** A recovery start computed ahead of time (`VaultClient.prepareRecovery`); single use. */
+export interface PreparedRecovery {
+  readonly password: string;
+  readonly clientLoginState: string;
+  readonly req: VaultRequest;
+  readonly envelope: Uint8Array;
+  readonly responseKey: Uint8Array;
+  readonly continuationKey: Uint8Array;
+  used: boolean;
+}
+
 /** OPAQUE's "memory-constrained" Argon2id profile: 64 MiB, 3 passes, 4 lanes. */
 export const DEFAULT_CLIENT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
 
@@ -114,9 +125,23 @@ export class VaultClient {
   }
 
   /** Recovers K with `password`, or throws WrongPasswordError / LockedError / NotRegisteredError. */
-  async recoverKey(password: string): Promise<Uint8Array> {
-    const out = await this.login(password, false);
+  async recoverKey(password: string, prepared?: PreparedRecovery): Promise<Uint8Array> {
+    const out = await this.login(password, false, prepared);
     return out!;
+  }
+
+  /**
+   * Does the part of a recovery that needs no server round trip (the OPAQUE credential request and
+   * its HPKE sealing) ahead of time, e.g. while the user is still typing; pass the result to
+   * `recoverKey` once. Nothing is sent, and no attempt is spent, until then.
+   */
+  async prepareRecovery(password: string): Promise<PreparedRecovery> {
+    await opaque.ready;
+    const fleet = await this.fleet();
+    const start = opaque.client.startLogin({ password });
+    const req: VaultRequest = { op: 'recover-start', user: this.opts.account, startLoginRequest: start.startLoginRequest };
+    const sealed = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    return { password, clientLoginState: start.clientLoginState, req, ...sealed, used: false };
   }
 
   /** Deletes this account's record; needs the password (an untrusted host cannot erase keys). */
@@ -124,12 +149,17 @@ export class VaultClient {
     await this.login(password, true);
   }
 
-  private async login(password: string, erase: boolean): Promise<Uint8Array | null> {
-    await opaque.ready;
+  private async login(password: string, erase: boolean, prepared?: PreparedRecovery): Promise<Uint8Array | null> {
+    const p = prepared ?? (await this.prepareRecovery(password));
+    if (p.used || p.password !== password || p.req.user !== this.opts.account) {
+      throw new BkvError('USAGE', 'a prepared recovery is for one use, with the password and account it was made for');
+    }
+    p.used = true;
     const account = this.opts.account;
     const fleet = await this.fleet();
-    const start = opaque.client.startLogin({ password });
-    const { res: r1, continuationKey } = await this.call({ op: 'recover-start', user: account, startLoginRequest: start.startLoginRequest });
+    const start = { clientLoginState: p.clientLoginState };
+    const continuationKey = p.continuationKey;
+    const r1 = await this.exchange(p.req, p.envelope, p.responseKey);
     if (r1.op !== 'recover-start') throw new BkvError('MALFORMED', 'unexpected reply');
     if (r1.status === 'unknown') throw new NotRegisteredError();
     if (r1.status === 'locked') throw new LockedError();
