@@ -5,14 +5,15 @@
  * same with a fleet that already holds --preload users (default one million).
  *
  * The preloaded records are installed as a sealed snapshot in every member's state directory
- * before the members start (the state a fleet reaches after applying that many `register`
- * entries); pushing a million entries through the log, each fsynced, would take hours here.
+ * before the members start, through `MemberStorage.install` (the state a fleet reaches after
+ * applying that many `register` entries); pushing a million entries through consensus would take
+ * far longer than the measurement.
  *
  *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000]
  */
 import * as opaque from '@serenity-kit/opaque';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFile, rm, mkdtemp, writeFile } from 'node:fs/promises';
+import { readFile, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,7 +26,7 @@ import { VaultStateMachine } from '../src/core/state-machine.js';
 import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig } from '../src/host/fleet/config.js';
 import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
 import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
-import { writeFileDurable } from '../src/host/fs-durable.js';
+import { MemberStorage } from '../src/host/fleet/member-storage.js';
 import { fromB64 } from '../src/protocol/messages.js';
 
 const arg = (name: string, dflt: number) => {
@@ -90,7 +91,12 @@ function bare(seconds: number) {
   return { regRate, recRate: n / ((performance.now() - t0) / 1000) };
 }
 
-/** Installs `count` synthetic records as the sealed snapshot (index `count`, term 1) of every member. */
+/**
+ * Gives every member `count` synthetic users: the state machine is built by applying `register`
+ * entries (the real apply path), and its snapshot is sealed per member and installed through
+ * `MemberStorage.install` (the persist path and counter a running member uses) as the member's
+ * state at index `count`, term 1, as if the fleet had committed those registrations.
+ */
 async function preload(dir: string, config: FleetConfig, count: number): Promise<number> {
   const t0 = performance.now();
   const sm = new VaultStateMachine();
@@ -106,15 +112,13 @@ async function preload(dir: string, config: FleetConfig, count: number): Promise
     const identity = decodeMemberIdentity(new Uint8Array(await readFile(join(md, 'member.bin'))));
     const key = memberStorageKey(identity, clusterId);
     const rnd = () => crypto.getRandomValues(new Uint8Array(12));
-    const sealedSnap = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data });
-    const digest = snapshotDigest(sealedSnap);
-    const hard = sealHardState(key, m.id, 1, rnd(), {
-      term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest },
+    await MemberStorage.install(join(md, 'state'), (stamp) => {
+      const snapshot = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data });
+      const hardState = sealHardState(key, m.id, stamp, rnd(), {
+        term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest: snapshotDigest(snapshot) },
+      });
+      return { snapshot, hardState };
     });
-    const stateDir = join(md, 'state');
-    await writeFileDurable(join(stateDir, `snapshot-${Buffer.from(digest).toString('hex')}`), sealedSnap);
-    await writeFileDurable(join(stateDir, 'hard-state'), hard);
-    await writeFile(join(stateDir, 'counter'), 'bkv-counter v1 1\n');
   }
   return (performance.now() - t0) / 1000;
 }
@@ -175,6 +179,12 @@ async function runFleet(preloadCount: number) {
       if (k[0] !== secrets[u]![0]) throw new Error('recovered the wrong key');
     });
     const lat = await commitLatency(fleet.config);
+    if (process.env.BKV_BENCH_DEBUG) {
+      for (const m of fleet.config.members) {
+        const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
+        console.error(`member ${m.id}:`, [...text.matchAll(/^(bkv_member_transport\{[^}]*\}|bkv_member_raft\{field="(?:role|commit_index)"\}|bkv_member_proposals_total\{[^}]*\}|bkv_member_process_cpu_seconds_total) (.*)$/gm)].map((h) => `${h[1]}=${h[2]}`).join(' '));
+      }
+    }
     const rss = await rssMiB(fleet.config);
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
     return { reg, rec, lat, rss, records, preloadSecs };

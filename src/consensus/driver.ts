@@ -7,7 +7,7 @@ import { BkvError } from '../client/errors.js';
 import type { Replicator } from '../core/replication.js';
 import type { RaftNode } from './node.js';
 import type { PersistRecord } from './sealed-state.js';
-import type { MemberId, NodeOutput } from './types.js';
+import type { MemberId, NodeInput, NodeOutput } from './types.js';
 
 export interface TimerHandle {
   cancel(): void;
@@ -28,6 +28,13 @@ export interface DriverEnv {
    * record). At most one call is outstanding. See docs/formats/member-state.md.
    */
   persist(record: PersistRecord, done: (err?: unknown) => void): void;
+  /**
+   * Optional: runs `fn` soon, after the I/O events already queued (setImmediate in Node). When
+   * given, inputs that arrive in the same turn of the event loop (frames from several peers,
+   * proposals, persist confirmations) are handed to the node in one `step`, so they share one
+   * persist and one round of AppendEntries. Without it every input is stepped at once.
+   */
+  defer?(fn: () => void): void;
 }
 
 export interface DriverOptions {
@@ -59,6 +66,7 @@ export class RaftDriver implements Replicator {
   private readonly reads = new Map<number, Pending<number>>();
   private tickTimer: TimerHandle | null = null;
   private stopped = false;
+  private queued: NodeInput[] = [];
 
   constructor(
     readonly node: RaftNode,
@@ -144,7 +152,23 @@ export class RaftDriver implements Replicator {
     });
   }
 
-  private run(inputs: Parameters<RaftNode['step']>[0]): void {
+  private run(inputs: NodeInput[]): void {
+    const defer = this.env.defer;
+    if (defer === undefined) {
+      this.runNow(inputs);
+      return;
+    }
+    if (this.queued.length === 0) {
+      defer(() => {
+        const batch = this.queued;
+        this.queued = [];
+        if (!this.stopped) this.runNow(batch);
+      });
+    }
+    for (const i of inputs) this.queued.push(i);
+  }
+
+  private runNow(inputs: NodeInput[]): void {
     const outputs = this.node.step(inputs);
     for (const o of outputs) this.handle(o);
   }

@@ -56,6 +56,8 @@ export interface NodeStats {
 }
 
 const FORWARD_WINDOW = 4096;
+/** Bytes a log entry costs besides its data (frame header, entry header, GCM tag, record header). */
+const ENTRY_OVERHEAD = 100;
 
 interface PendingRead {
   seq: number;
@@ -92,6 +94,8 @@ export class RaftNode {
   private leaderId: MemberId | null = null;
   private commitIndex = 0;
   private lastApplied = 0;
+  /** Bytes of the entries applied since the snapshot (for the compaction policy). */
+  private appliedBytes = 0;
   private now: number;
   private electionDeadline = 0;
   private lastLeaderContact = -Infinity;
@@ -632,6 +636,7 @@ export class RaftNode {
       this.snapshotDirty = true;
       this.sm.restore(m.data);
       this.commitIndex = this.lastApplied = m.index;
+      this.appliedBytes = 0;
       this.durableLastIndex = Math.min(this.durableLastIndex, m.index);
       this.stats.snapshotsInstalled++;
       this.dirty();
@@ -647,6 +652,7 @@ export class RaftNode {
       const e = this.log.entry(index);
       if (e === undefined) break;
       this.lastApplied = index;
+      this.appliedBytes += ENTRY_OVERHEAD + e.data.length;
       if (e.kind !== EntryKind.Data) continue;
       const result = this.sm.apply(index, e.data);
       const mine = e.origin === this.id && e.incarnation === this.incarnation;
@@ -655,7 +661,11 @@ export class RaftNode {
         : { type: 'committed', index, entry: e.data, result });
     }
     this.serveLocalReads();
-    if (this.lastApplied - this.log.snapshot.index >= this.cfg.snapshotThreshold) {
+    if (
+      this.lastApplied - this.log.snapshot.index >= this.cfg.snapshotThreshold &&
+      this.appliedBytes >= this.cfg.snapshotLogRatio * this.log.snapshot.data.length
+    ) {
+      this.appliedBytes = 0;
       this.log.compact(this.lastApplied, this.sm.snapshot());
       this.snapshotDirty = true;
       this.dirty();

@@ -53,8 +53,14 @@ export interface RaftConfig {
   heartbeatInterval: number;
   /** Max entries per AppendEntries message. */
   maxBatch: number;
-  /** Compact the log once this many applied entries sit above the snapshot. */
+  /** Compact the log once this many applied entries sit above the snapshot... */
   snapshotThreshold: number;
+  /**
+   * ...and their bytes are at least this multiple of the current snapshot's size. With a large
+   * state (a million users: hundreds of MB) a compaction re-serialises, seals and writes all of
+   * it, so it should happen only once the log has grown comparably; 0 compacts on entry count only.
+   */
+  snapshotLogRatio: number;
   /** Max proposals a follower buffers while it knows no leader. */
   maxPendingForwards: number;
   /**
@@ -72,6 +78,7 @@ export const DEFAULT_CONFIG: RaftConfig = {
   heartbeatInterval: 60,
   maxBatch: 64,
   snapshotThreshold: 10_000,
+  snapshotLogRatio: 1,
   maxPendingForwards: 256,
 };
 

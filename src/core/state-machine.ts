@@ -154,28 +154,81 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     this.destroyed.add(user);
   }
 
+  /**
+   * The whole state as bytes (same layout as `Writer`/`Reader` would produce: u64 applied index,
+   * u32 count, then per user in sorted order: string user, bytes record, bytes wrapped key, ksf,
+   * limit, remaining, u64 version, open attempts, recent ids; then the destroyed users). Written
+   * with one sizing pass and one buffer, so a million records take a fraction of a second more
+   * than sorting their names.
+   */
   snapshot(): Uint8Array {
-    const w = new Writer(1024 + this.records.size * 400);
-    w.u64(this.appliedIndex).u32(this.records.size);
     const users = [...this.records.keys()].sort();
-    for (const user of users) {
-      const r = this.records.get(user)!;
-      w.string(user).bytes(r.opaqueRecord).bytes(r.wrappedKey);
-      w.u32(r.ksf.memory).u32(r.ksf.iterations).u32(r.ksf.parallelism);
-      w.u32(r.limit).u32(r.attemptsRemaining).u64(r.version);
-      w.u32(r.open.length);
-      for (const a of r.open) w.raw(a.id).u64(a.ts);
-      w.u32(r.recent.length);
-      for (const id of r.recent) w.raw(id);
-    }
     const gone = [...this.destroyed].sort();
-    w.u32(gone.length);
-    for (const user of gone) w.string(user);
-    return w.finish();
+    const userBytes = new Array<Uint8Array>(users.length);
+    let size = 8 + 4 + 4;
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i]!;
+      const ub = te.encode(user);
+      userBytes[i] = ub;
+      const r = this.records.get(user)!;
+      size += 4 + ub.length + 4 + r.opaqueRecord.length + 4 + r.wrappedKey.length + 12 + 8 + 8 + 4 + r.open.length * (ATTEMPT_ID_BYTES + 8) + 4 + r.recent.length * ATTEMPT_ID_BYTES;
+    }
+    const goneBytes = gone.map((u) => te.encode(u));
+    for (const g of goneBytes) size += 4 + g.length;
+    const out = new Uint8Array(size);
+    const v = new DataView(out.buffer);
+    let p = 0;
+    const u32 = (x: number) => {
+      v.setUint32(p, x);
+      p += 4;
+    };
+    const u64 = (x: number) => {
+      v.setUint32(p, Math.floor(x / 2 ** 32));
+      v.setUint32(p + 4, x >>> 0);
+      p += 8;
+    };
+    const bytes = (b: Uint8Array) => {
+      u32(b.length);
+      out.set(b, p);
+      p += b.length;
+    };
+    u64(this.appliedIndex);
+    u32(users.length);
+    for (let i = 0; i < users.length; i++) {
+      const r = this.records.get(users[i]!)!;
+      bytes(userBytes[i]!);
+      bytes(r.opaqueRecord);
+      bytes(r.wrappedKey);
+      u32(r.ksf.memory);
+      u32(r.ksf.iterations);
+      u32(r.ksf.parallelism);
+      u32(r.limit);
+      u32(r.attemptsRemaining);
+      u64(r.version);
+      u32(r.open.length);
+      for (const a of r.open) {
+        out.set(a.id, p);
+        p += ATTEMPT_ID_BYTES;
+        u64(a.ts);
+      }
+      u32(r.recent.length);
+      for (const id of r.recent) {
+        out.set(id, p);
+        p += ATTEMPT_ID_BYTES;
+      }
+    }
+    u32(goneBytes.length);
+    for (const g of goneBytes) bytes(g);
+    if (p !== size) throw new Error('vault snapshot size mismatch');
+    return out;
   }
 
+  /**
+   * Replaces the state with a snapshot. Byte fields are views into `snapshot` (not copies): the
+   * records share its one buffer, which the log keeps as its snapshot anyway.
+   */
   restore(snapshot: Uint8Array): void {
-    const r = new Reader(snapshot, 'vault snapshot');
+    const r = new SnapshotReader(snapshot);
     const appliedIndex = r.u64();
     const n = r.u32();
     const records = new Map<string, VaultRecord>();
@@ -188,9 +241,9 @@ export class VaultStateMachine implements ReplicatedStateMachine {
       const attemptsRemaining = r.u32();
       const version = r.u64();
       const open: OpenAttempt[] = [];
-      for (let k = r.u32(); k > 0; k--) open.push({ id: r.raw(ATTEMPT_ID_BYTES), ts: r.u64() });
+      for (let k = r.u32(); k > 0; k--) open.push({ id: r.view(ATTEMPT_ID_BYTES), ts: r.u64() });
       const recent: Uint8Array[] = [];
-      for (let k = r.u32(); k > 0; k--) recent.push(r.raw(ATTEMPT_ID_BYTES));
+      for (let k = r.u32(); k > 0; k--) recent.push(r.view(ATTEMPT_ID_BYTES));
       records.set(user, { opaqueRecord, wrappedKey, ksf, limit, attemptsRemaining, version, open, recent });
     }
     const destroyed = new Set<string>();
@@ -201,6 +254,64 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     this.appliedIndex = appliedIndex;
   }
 }
+
+/** A strict reader for snapshots that returns views instead of copies (see `restore`). */
+class SnapshotReader {
+  private pos = 0;
+  private readonly dv: DataView;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new BkvError('MALFORMED', `vault snapshot is truncated (needs ${n} more bytes at offset ${this.pos})`);
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.dv.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  u64(): number {
+    this.need(8);
+    const v = this.dv.getUint32(this.pos) * 2 ** 32 + this.dv.getUint32(this.pos + 4);
+    this.pos += 8;
+    if (!Number.isSafeInteger(v)) throw new BkvError('MALFORMED', 'vault snapshot has an integer out of range');
+    return v;
+  }
+
+  view(n: number): Uint8Array {
+    this.need(n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  bytes(max: number): Uint8Array {
+    const n = this.u32();
+    if (n > max) throw new BkvError('MALFORMED', `vault snapshot has a field of ${n} bytes (limit ${max})`);
+    return this.view(n);
+  }
+
+  string(max: number): string {
+    const b = this.bytes(max);
+    try {
+      return td.decode(b);
+    } catch {
+      throw new BkvError('MALFORMED', 'vault snapshot has a string that is not UTF-8');
+    }
+  }
+
+  end(): void {
+    if (this.pos !== this.buf.length) throw new BkvError('MALFORMED', 'vault snapshot has trailing bytes');
+  }
+}
+
+const te = new TextEncoder();
+const td = new TextDecoder('utf-8', { fatal: true });
 
 type AnyResult =
   | { kind: 'invalid' }

@@ -62,7 +62,7 @@ export class TestCluster {
     m.node = new RaftNode({
       identity: m.identity, members: this.publicKeys, clusterId: this.clusterId, storageKey: m.storageKey,
       counter: m.counter, rng: () => rng.u32(), stateMachine: m.sm, boot: bootStateOf(m.disk), now: this.q.now,
-      config: { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, snapshotThreshold: 16, ...this.config },
+      config: { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, snapshotThreshold: 16, snapshotLogRatio: 0, ...this.config },
     });
     m.outputs = [];
     m.driver = new RaftDriver(m.node, {

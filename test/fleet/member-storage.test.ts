@@ -36,7 +36,7 @@ async function boot(dir: string, snapshotThreshold = 10_000) {
   const node = new RaftNode({
     identity, members, clusterId, storageKey, counter: storage.counter, rng: () => rng.u32(), stateMachine: sm,
     boot: storage.bootState(), now: performance.now(),
-    config: { electionTimeoutMin: 5, electionTimeoutMax: 10, heartbeatInterval: 5, snapshotThreshold },
+    config: { electionTimeoutMin: 5, electionTimeoutMax: 10, heartbeatInterval: 5, snapshotThreshold, snapshotLogRatio: 0 },
   });
   const records: PersistRecord[] = [];
   const driver = new RaftDriver(node, {

@@ -157,6 +157,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     },
     send: (to, bytes) => transport.send(to, bytes),
     persist: storage.persist,
+    defer: (fn) => setImmediate(fn),
   };
   const driver: RaftDriver = new vault.code.consensus.RaftDriver(node, env, {
     requestTimeoutMs: opts.requestTimeoutMs ?? 3000,

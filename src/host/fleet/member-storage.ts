@@ -279,17 +279,20 @@ export class MemberStorage {
   }
 
   /**
-   * Installs a state that was built elsewhere (a sealed snapshot and the hard state that names it,
-   * stamped `counter + 1`) into a member that is not running, through the same persist path a
-   * member uses. Used to give a benchmark fleet a large preloaded state without replaying it.
+   * Installs a state that was built elsewhere into a member that is not running, through the same
+   * persist path (and counter) a running member uses: `make(stamp)` returns the sealed snapshot and
+   * the sealed hard state naming it, stamped `stamp` (the counter's next value). Used to give a
+   * benchmark fleet a large preloaded state without replaying millions of entries.
    */
-  static async install(stateDir: string, snapshot: Uint8Array, hardState: Uint8Array): Promise<void> {
+  static async install(stateDir: string, make: (stamp: number) => { snapshot: Uint8Array; hardState: Uint8Array }): Promise<void> {
     const s = await MemberStorage.open(stateDir);
     try {
+      const stamp = s.counter.read() + 1;
+      const { snapshot, hardState } = make(stamp);
       await new Promise<void>((resolve, reject) => {
         s.persist({ snapshot, truncateFrom: 1, frames: [], hardState }, (err) => (err ? reject(err) : resolve()));
       });
-      s.counter.increment();
+      if (s.counter.increment() !== stamp) throw new MemberStorageError('counter moved during install');
     } finally {
       await s.close();
     }
