@@ -13,6 +13,7 @@
  */
 import * as opaque from '@serenity-kit/opaque';
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig 
 import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
 import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
 import { MemberStorage } from '../src/host/fleet/member-storage.js';
+import { nativeSealCrypto } from '../src/host/fleet/native-crypto.js';
 import { fromB64 } from '../src/protocol/messages.js';
 
 const arg = (name: string, dflt: number) => {
@@ -97,7 +99,7 @@ function bare(seconds: number) {
  * `MemberStorage.install` (the persist path and counter a running member uses) as the member's
  * state at index `count`, term 1, as if the fleet had committed those registrations.
  */
-async function preload(dir: string, config: FleetConfig, count: number): Promise<number> {
+export async function preload(dir: string, config: FleetConfig, count: number): Promise<number> {
   const t0 = performance.now();
   const sm = new VaultStateMachine();
   const record = crypto.getRandomValues(new Uint8Array(192));
@@ -113,10 +115,10 @@ async function preload(dir: string, config: FleetConfig, count: number): Promise
     const key = memberStorageKey(identity, clusterId);
     const rnd = () => crypto.getRandomValues(new Uint8Array(12));
     await MemberStorage.install(join(md, 'state'), (stamp) => {
-      const snapshot = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data });
+      const snapshot = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data }, nativeSealCrypto);
       const hardState = sealHardState(key, m.id, stamp, rnd(), {
-        term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest: snapshotDigest(snapshot) },
-      });
+        term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest: snapshotDigest(snapshot, nativeSealCrypto) },
+      }, nativeSealCrypto);
       return { snapshot, hardState };
     });
   }
@@ -139,6 +141,16 @@ async function commitLatency(config: FleetConfig): Promise<{ p50: number; p99: n
   return { p50: q(0.5), p99: q(0.99) };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (NaN where there is none). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
 async function rssMiB(config: FleetConfig): Promise<number[]> {
   const st = await fetchStatuses(config, 2000);
   return [...st.values()].map((s) => (s ? Number(execFileSync('ps', ['-o', 'rss=', '-p', String(s.pid)]).toString().trim()) / 1024 : NaN));
@@ -155,7 +167,8 @@ async function runFleet(preloadCount: number) {
       createInterface({ input: up.stdout! }).once('line', resolve);
       up.once('exit', (c) => reject(new Error(`bkv up exited with ${c}`)));
     });
-    const { url } = JSON.parse(line) as { url: string };
+    const { url } = JSON.parse(line) as { url?: string };
+    if (!url) throw new Error(`bkv up did not start the fleet: ${line}`);
     const keys = await readFleetKeys(fleet.fleetKeysPath);
     const tokens = new Map<string, string>();
     const tokenFor = async (account: string) => {
@@ -173,11 +186,21 @@ async function runFleet(preloadCount: number) {
     const reg = await runPool(USERS, CONCURRENCY, async (i) => {
       await client(`user${i}`).registerKey(`password ${i}`, secrets[i]!);
     });
+    const memberPids = [...(await fetchStatuses(fleet.config)).values()].map((s) => s?.pid ?? -1);
+    const cpu = () => ({ members: memberPids.reduce((a, p) => a + cpuSeconds(p), 0), gateway: cpuSeconds(up.pid ?? -1), load: cpuSeconds(process.pid) });
+    const cpu0 = cpu();
     const rec = await runPool(RECOVERIES, CONCURRENCY, async (i) => {
       const u = i % USERS;
       const k = await client(`user${u}`).recoverKey(`password ${u}`);
       if (k[0] !== secrets[u]![0]) throw new Error('recovered the wrong key');
     });
+    const cpu1 = cpu();
+    /** CPU milliseconds per recovery: all members together, the gateway process, the load generator. */
+    const cpuPerRec = {
+      members: ((cpu1.members - cpu0.members) * 1000) / RECOVERIES,
+      gateway: ((cpu1.gateway - cpu0.gateway) * 1000) / RECOVERIES,
+      load: ((cpu1.load - cpu0.load) * 1000) / RECOVERIES,
+    };
     const lat = await commitLatency(fleet.config);
     if (process.env.BKV_BENCH_DEBUG) {
       for (const m of fleet.config.members) {
@@ -187,7 +210,7 @@ async function runFleet(preloadCount: number) {
     }
     const rss = await rssMiB(fleet.config);
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
-    return { reg, rec, lat, rss, records, preloadSecs };
+    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec };
   } finally {
     up.kill('SIGTERM');
     await new Promise((r) => up.once('exit', r));
@@ -209,6 +232,8 @@ export async function main(): Promise<Record<string, number>> {
     console.log(`| ${name} | registrations | ${r.reg.rate.toFixed(0)} | ${r.reg.p50.toFixed(1)} | ${r.reg.p99.toFixed(1)} | ${b.regRate.toFixed(0)} | ${(r.reg.rate / b.regRate).toFixed(2)}x | | |`);
     console.log(`| ${name} | recoveries | ${r.rec.rate.toFixed(0)} | ${r.rec.p50.toFixed(1)} | ${r.rec.p99.toFixed(1)} | ${b.recRate.toFixed(0)} | ${(r.rec.rate / b.recRate).toFixed(2)}x | ${r.lat.p50} / ${r.lat.p99} | ${rssText(r.rss)} |`);
   }
+  console.log('\nCPU ms per recovery (user + system, from /proc): members together / gateway process / load generator (client side of OPAQUE, Argon2id, HPKE, HTTP)');
+  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerRec.members.toFixed(1)} / ${r.cpuPerRec.gateway.toFixed(1)} / ${r.cpuPerRec.load.toFixed(1)}`);
   if (full) {
     console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
   }

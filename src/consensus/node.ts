@@ -22,9 +22,9 @@ import type {
   VoteMsg, VoteRespMsg,
 } from './messages.js';
 import {
-  SealedStateError, ZERO_DIGEST, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
+  SealedStateError, ZERO_DIGEST, nobleSealCrypto, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
 } from './sealed-state.js';
-import type { BootState, HardState, PersistRecord, SnapshotMeta, SnapshotRef } from './sealed-state.js';
+import type { BootState, HardState, PersistRecord, SealCrypto, SnapshotMeta, SnapshotRef } from './sealed-state.js';
 import { DEFAULT_CONFIG, EntryKind, VOTE_ABSTAIN } from './types.js';
 import type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, Role } from './types.js';
 
@@ -45,6 +45,8 @@ export interface RaftNodeOptions {
   config?: Partial<RaftConfig>;
   /** Optional native HMAC-SHA256 for message authentication (same result as the default). */
   hmacSha256?: HmacSha256;
+  /** Optional native AES-GCM and SHA-256 for sealing persistent state (same bytes as the default). */
+  sealCrypto?: SealCrypto;
 }
 
 export interface NodeStats {
@@ -56,6 +58,8 @@ export interface NodeStats {
 }
 
 const FORWARD_WINDOW = 4096;
+/** A snapshot sent to a peer is not resent for this many election timeouts while it installs. */
+const SNAPSHOT_RETRY_TIMEOUTS = 4;
 /** Bytes a log entry costs besides its data (frame header, entry header, GCM tag, record header). */
 const ENTRY_OVERHEAD = 100;
 
@@ -80,6 +84,7 @@ export class RaftNode {
   private readonly auth: PeerAuth;
   private readonly counter: MonotonicCounter;
   private readonly storageKey: Uint8Array;
+  private readonly sc: SealCrypto;
   private readonly rng: () => number;
   private readonly sm: ReplicatedStateMachine;
 
@@ -106,6 +111,8 @@ export class RaftNode {
   private matchIndex = new Map<MemberId, number>();
   private peerVoter = new Map<MemberId, boolean>();
   private peerAckAt = new Map<MemberId, number>();
+  /** When the leader last sent each peer a snapshot (cleared by an acknowledgement that covers it). */
+  private snapshotSentAt = new Map<MemberId, number>();
   private ackedSeq = new Map<MemberId, number>();
   private readSeq = 0;
   private pendingReads: PendingRead[] = [];
@@ -157,6 +164,7 @@ export class RaftNode {
     this.auth = new PeerAuth(opts.identity, opts.members, opts.clusterId, opts.hmacSha256);
     this.counter = opts.counter;
     this.storageKey = opts.storageKey;
+    this.sc = opts.sealCrypto ?? nobleSealCrypto;
     this.rng = opts.rng;
     this.sm = opts.stateMachine;
     this.now = opts.now;
@@ -180,7 +188,7 @@ export class RaftNode {
     let snapshot: SnapshotMeta;
     let entries: LogEntry[];
     try {
-      const opened = openHardState(this.storageKey, this.id, disk.hardState);
+      const opened = openHardState(this.storageKey, this.id, disk.hardState, this.sc);
       if (opened.stamp !== c && !this.cfg.unsafeAcceptRollback) {
         return this.startAsLearner(`rollback detected: sealed stamp ${opened.stamp}, counter ${c}`);
       }
@@ -190,9 +198,9 @@ export class RaftNode {
         snapshot = { index: 0, term: 0, data: new Uint8Array(0) };
       } else {
         if (disk.snapshot === null) throw new SealedStateError(`snapshot at ${hs.snapshot.index} is missing`);
-        snapshot = openSnapshot(this.storageKey, this.id, disk.snapshot, hs.snapshot);
+        snapshot = openSnapshot(this.storageKey, this.id, disk.snapshot, hs.snapshot, this.sc);
       }
-      entries = rebuildLog(this.storageKey, this.id, hs, disk.logFrames);
+      entries = rebuildLog(this.storageKey, this.id, hs, disk.logFrames, this.sc);
     } catch (e) {
       if (e instanceof SealedStateError) return this.startAsLearner(e.message);
       throw e;
@@ -310,14 +318,14 @@ export class RaftNode {
     const snap = this.log.snapshot;
     let snapshot: Uint8Array | null = null;
     if (this.snapshotDirty) {
-      snapshot = sealSnapshot(this.storageKey, this.id, this.nonce(), snap);
-      this.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot) };
+      snapshot = sealSnapshot(this.storageKey, this.id, this.nonce(), snap, this.sc);
+      this.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot, this.sc) };
       this.snapshotDirty = false;
     }
     const frames: Uint8Array[] = [];
     for (let i = Math.max(this.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
       const e = this.log.entry(i) as LogEntry;
-      frames.push(sealFrame(this.storageKey, this.id, i, this.log.termAt(i - 1) ?? 0, this.nonce(), e));
+      frames.push(sealFrame(this.storageKey, this.id, i, this.log.termAt(i - 1) ?? 0, this.nonce(), e, this.sc));
     }
     this.diskIndex = this.log.lastIndex;
     const truncateFrom = this.truncateFrom;
@@ -325,7 +333,7 @@ export class RaftNode {
     const hardState = sealHardState(this.storageKey, this.id, stamp, this.nonce(), {
       term: this.term, votedFor: this.votedFor, learner: this.learner,
       lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.snapRef,
-    });
+    }, this.sc);
     return { snapshot, truncateFrom, frames, hardState };
   }
 
@@ -387,8 +395,16 @@ export class RaftNode {
   private heartbeat(): void {
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
     for (const p of this.peers) {
-      const match = this.matchIndex.get(p) ?? 0;
-      if (match < this.log.lastIndex) this.nextIndex.set(p, match + 1);
+      // Retransmit from the last acknowledged entry. A peer that has not answered yet in this term
+      // keeps its optimistic position (a mismatch makes it answer with a hint), and a peer that was
+      // sent a snapshot recently is given time to install it: rewinding either to index 1 would
+      // resend the whole state machine every heartbeat, hundreds of MB with a million users.
+      const match = this.matchIndex.get(p);
+      if (match !== undefined && match < this.log.lastIndex) {
+        const sentAt = this.snapshotSentAt.get(p);
+        const installing = match < this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax;
+        if (!installing) this.nextIndex.set(p, match + 1);
+      }
       this.sendAppend(p);
     }
   }
@@ -484,6 +500,7 @@ export class RaftNode {
     this.leaderId = this.id;
     this.nextIndex.clear();
     this.matchIndex.clear();
+    this.snapshotSentAt.clear();
     this.peerVoter.clear();
     this.ackedSeq.clear();
     this.forwardSeen.clear();
@@ -514,10 +531,23 @@ export class RaftNode {
   }
 
   private sendAppend(p: MemberId): void {
-    const next = this.nextIndex.get(p) ?? this.log.lastIndex + 1;
+    let next = this.nextIndex.get(p) ?? this.log.lastIndex + 1;
+    const sentAt = this.snapshotSentAt.get(p);
+    if (next <= this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax) {
+      // The peer was sent the snapshot moments ago and is still installing it (or it was lost and
+      // will be resent later): an empty append at the snapshot keeps the leader's authority.
+      next = this.log.snapshot.index + 1;
+      const prevIndex = next - 1;
+      this.send(p, {
+        t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
+        commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries: [],
+      }, false);
+      return;
+    }
     if (next <= this.log.snapshot.index) {
       const s = this.log.snapshot;
       this.stats.snapshotsSent++;
+      this.snapshotSentAt.set(p, this.now);
       this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.readSeq, data: s.data }, false);
       this.nextIndex.set(p, s.index + 1);
       return;
@@ -546,6 +576,7 @@ export class RaftNode {
     if (m.success) {
       const newMatch = Math.min(Math.max(match, m.match), this.log.lastIndex);
       this.matchIndex.set(from, newMatch);
+      if (newMatch >= this.log.snapshot.index) this.snapshotSentAt.delete(from);
       if (next <= newMatch) this.nextIndex.set(from, newMatch + 1);
       this.advanceCommit();
       if ((this.nextIndex.get(from) ?? 0) <= this.log.lastIndex) this.sendAppend(from);

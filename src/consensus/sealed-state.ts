@@ -90,9 +90,26 @@ export class SealedStateError extends Error {
   }
 }
 
-function seal(key: Uint8Array, header: Uint8Array, nonce: Uint8Array, body: Uint8Array): Uint8Array {
+/**
+ * The primitives sealing uses: AES-256-GCM (ciphertext ‖ 16-byte tag; `open` throws on a bad tag)
+ * and SHA-256. The default is @noble (pure JS, runs anywhere); a host may inject a native
+ * implementation with the same results (the member process uses node:crypto).
+ */
+export interface SealCrypto {
+  gcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  gcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array;
+  sha256(data: Uint8Array): Uint8Array;
+}
+
+export const nobleSealCrypto: SealCrypto = {
+  gcmSeal: (key, nonce, aad, pt) => gcm(key, nonce, aad).encrypt(pt),
+  gcmOpen: (key, nonce, aad, ct) => gcm(key, nonce, aad).decrypt(ct),
+  sha256: (data) => sha256(data),
+};
+
+function seal(key: Uint8Array, header: Uint8Array, nonce: Uint8Array, body: Uint8Array, c: SealCrypto): Uint8Array {
   if (nonce.length !== 12) throw new RangeError('nonce must be 12 bytes');
-  const ct = gcm(key, nonce, header).encrypt(body);
+  const ct = c.gcmSeal(key, nonce, header, body);
   const out = new Uint8Array(header.length + ct.length);
   out.set(header);
   out.set(ct, header.length);
@@ -115,7 +132,7 @@ function wrap<T>(what: string, f: () => T): T {
 
 // ---------------------------------------------------------------- hard state
 
-export function sealHardState(key: Uint8Array, member: MemberId, stamp: number, nonce: Uint8Array, s: HardState): Uint8Array {
+export function sealHardState(key: Uint8Array, member: MemberId, stamp: number, nonce: Uint8Array, s: HardState, c: SealCrypto = nobleSealCrypto): Uint8Array {
   if (s.snapshot.digest.length !== 32) throw new RangeError('snapshot digest must be 32 bytes');
   const header = new Writer(HARD_HEADER_LEN).raw(new Uint8Array(HARD_MAGIC)).u8(VERSION).u8(member).u64(stamp)
     .u64(s.snapshot.index).u64(s.snapshot.term).raw(s.snapshot.digest).raw(nonce).finish();
@@ -124,7 +141,7 @@ export function sealHardState(key: Uint8Array, member: MemberId, stamp: number, 
   w.u8(s.votedFor === null ? 0 : s.votedFor < 0 ? 1 : 2);
   if (s.votedFor !== null && s.votedFor >= 0) w.u8(s.votedFor);
   w.bool(s.learner).u64(s.lastIndex).u64(s.lastTerm);
-  return seal(key, header, nonce, w.finish());
+  return seal(key, header, nonce, w.finish(), c);
 }
 
 /** The cleartext (authenticated) header of a hard state, for hosts: no key needed, nothing verified. */
@@ -141,12 +158,12 @@ export function peekHardState(sealed: Uint8Array): { member: MemberId; stamp: nu
 }
 
 /** Opens a sealed hard state; throws SealedStateError if it is not this member's or was altered. */
-export function openHardState(key: Uint8Array, member: MemberId, sealed: Uint8Array): { stamp: number; state: HardState } {
+export function openHardState(key: Uint8Array, member: MemberId, sealed: Uint8Array, c: SealCrypto = nobleSealCrypto): { stamp: number; state: HardState } {
   return wrap('hard state', () => {
     const h = peekHardState(sealed);
     if (h.member !== member) throw new SealedStateError('sealed hard state belongs to another member');
     const nonce = sealed.subarray(HARD_HEADER_LEN - 12, HARD_HEADER_LEN);
-    const pt = gcm(key, nonce, sealed.subarray(0, HARD_HEADER_LEN)).decrypt(sealed.subarray(HARD_HEADER_LEN));
+    const pt = c.gcmOpen(key, nonce, sealed.subarray(0, HARD_HEADER_LEN), sealed.subarray(HARD_HEADER_LEN));
     const r = new Reader(pt);
     const term = r.u64();
     const vk = r.u8();
@@ -173,12 +190,12 @@ export interface FrameHeader {
   prevTerm: number;
 }
 
-export function sealFrame(key: Uint8Array, member: MemberId, index: number, prevTerm: number, nonce: Uint8Array, e: LogEntry): Uint8Array {
+export function sealFrame(key: Uint8Array, member: MemberId, index: number, prevTerm: number, nonce: Uint8Array, e: LogEntry, c: SealCrypto = nobleSealCrypto): Uint8Array {
   const header = new Writer(FRAME_HEADER_LEN).raw(new Uint8Array(FRAME_MAGIC)).u8(VERSION).u8(member)
     .u64(index).u64(e.term).u64(prevTerm).raw(nonce).finish();
   const w = new Writer(64 + e.data.length);
   writeEntry(w, e);
-  return seal(key, header, nonce, w.finish());
+  return seal(key, header, nonce, w.finish(), c);
 }
 
 /** The cleartext (authenticated) header of a log frame, for hosts: nothing verified. */
@@ -192,12 +209,12 @@ export function peekFrame(sealed: Uint8Array): FrameHeader {
 }
 
 /** Opens a log frame; throws SealedStateError if it is not this member's or was altered. */
-export function openFrame(key: Uint8Array, member: MemberId, sealed: Uint8Array): FrameHeader & { entry: LogEntry } {
+export function openFrame(key: Uint8Array, member: MemberId, sealed: Uint8Array, c: SealCrypto = nobleSealCrypto): FrameHeader & { entry: LogEntry } {
   return wrap('log frame', () => {
     const h = peekFrame(sealed);
     if (h.member !== member) throw new SealedStateError('sealed log frame belongs to another member');
     const nonce = sealed.subarray(FRAME_HEADER_LEN - 12, FRAME_HEADER_LEN);
-    const pt = gcm(key, nonce, sealed.subarray(0, FRAME_HEADER_LEN)).decrypt(sealed.subarray(FRAME_HEADER_LEN));
+    const pt = c.gcmOpen(key, nonce, sealed.subarray(0, FRAME_HEADER_LEN), sealed.subarray(FRAME_HEADER_LEN));
     const r = new Reader(pt);
     const entry = readEntry(r);
     r.end();
@@ -208,20 +225,20 @@ export function openFrame(key: Uint8Array, member: MemberId, sealed: Uint8Array)
 
 // ---------------------------------------------------------------- snapshot
 
-export function sealSnapshot(key: Uint8Array, member: MemberId, nonce: Uint8Array, s: SnapshotMeta): Uint8Array {
+export function sealSnapshot(key: Uint8Array, member: MemberId, nonce: Uint8Array, s: SnapshotMeta, c: SealCrypto = nobleSealCrypto): Uint8Array {
   const header = new Writer(SNAP_HEADER_LEN).raw(new Uint8Array(SNAP_MAGIC)).u8(VERSION).u8(member)
     .u64(s.index).u64(s.term).raw(nonce).finish();
-  return seal(key, header, nonce, s.data);
+  return seal(key, header, nonce, s.data, c);
 }
 
-export function snapshotDigest(sealed: Uint8Array): Uint8Array {
-  return sha256(sealed);
+export function snapshotDigest(sealed: Uint8Array, c: SealCrypto = nobleSealCrypto): Uint8Array {
+  return c.sha256(sealed);
 }
 
 /** Opens a sealed snapshot and checks it is the one `ref` names (digest, index, term). */
-export function openSnapshot(key: Uint8Array, member: MemberId, sealed: Uint8Array, ref: SnapshotRef): SnapshotMeta {
+export function openSnapshot(key: Uint8Array, member: MemberId, sealed: Uint8Array, ref: SnapshotRef, c: SealCrypto = nobleSealCrypto): SnapshotMeta {
   return wrap('snapshot', () => {
-    if (!equalBytes(snapshotDigest(sealed), ref.digest)) throw new SealedStateError('snapshot does not match the digest in the hard state');
+    if (!equalBytes(snapshotDigest(sealed, c), ref.digest)) throw new SealedStateError('snapshot does not match the digest in the hard state');
     if (sealed.length < SNAP_HEADER_LEN + GCM_TAG) throw new SealedStateError('sealed snapshot is too short');
     const r = new Reader(sealed.subarray(0, SNAP_HEADER_LEN));
     checkMagic(r, SNAP_MAGIC, 'snapshot');
@@ -230,7 +247,7 @@ export function openSnapshot(key: Uint8Array, member: MemberId, sealed: Uint8Arr
     const term = r.u64();
     if (index !== ref.index || term !== ref.term) throw new SealedStateError('snapshot position differs from the hard state');
     const nonce = sealed.subarray(SNAP_HEADER_LEN - 12, SNAP_HEADER_LEN);
-    const data = gcm(key, nonce, sealed.subarray(0, SNAP_HEADER_LEN)).decrypt(sealed.subarray(SNAP_HEADER_LEN));
+    const data = c.gcmOpen(key, nonce, sealed.subarray(0, SNAP_HEADER_LEN), sealed.subarray(SNAP_HEADER_LEN));
     return { index, term, data };
   });
 }
@@ -256,7 +273,7 @@ export function selectSnapshot(hardState: Uint8Array | null, candidates: readonl
  * frames allowed). Walks down from (lastIndex, lastTerm) following each frame's previous-term
  * binding until the snapshot. Throws SealedStateError if a needed frame is missing or altered.
  */
-export function rebuildLog(key: Uint8Array, member: MemberId, hs: HardState, frames: readonly Uint8Array[]): LogEntry[] {
+export function rebuildLog(key: Uint8Array, member: MemberId, hs: HardState, frames: readonly Uint8Array[], c: SealCrypto = nobleSealCrypto): LogEntry[] {
   const byPos = new Map<string, Uint8Array[]>();
   for (const f of frames) {
     let h: FrameHeader;
@@ -278,9 +295,9 @@ export function rebuildLog(key: Uint8Array, member: MemberId, hs: HardState, fra
     const cands = byPos.get(`${i}:${term}`);
     let found: (FrameHeader & { entry: LogEntry }) | null = null;
     let why = `log frame ${i} (term ${term}) is missing`;
-    for (const c of cands ?? []) {
+    for (const cand of cands ?? []) {
       try {
-        found = openFrame(key, member, c);
+        found = openFrame(key, member, cand, c);
         break;
       } catch (e) {
         why = (e as Error).message;

@@ -4,9 +4,10 @@
  * truncation markers, and snapshot files. The monotonic counter lives inside the trusted member
  * and survives crashes, rollbacks and wipes.
  *
- * A persist lands in two steps, like the real host: first the snapshot and the log appends
- * (fdatasync), then the hard state (atomic replace); the confirmation reaches the member a little
- * later. A crash before the first step may still leave a prefix of the appends on disk (pages the
+ * A persist lands in two steps: first the snapshot and the log appends, then the hard state (the
+ * real host appends it as the last record of the same write and fdatasyncs once, so "frames
+ * without the new hard state" is its torn last record); the confirmation reaches the member a
+ * little later. A crash before the first step may still leave a prefix of the appends on disk (pages the
  * kernel wrote early); a crash between the steps leaves new frames next to the old hard state; a
  * crash after the second leaves a landed but unconfirmed write. The adversary can also restore an
  * older copy of every file, or of the log alone, or wipe the disk.

@@ -103,6 +103,8 @@ export function runSimulation(opts: SimOptions): SimResult {
   };
   const config: Partial<RaftConfig> = {
     electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, maxBatch: 32, snapshotThreshold: 24,
+    // Compact often (on entry count alone) so that snapshots and InstallSnapshot are exercised.
+    snapshotLogRatio: 0,
   };
   if (opts.unsafeCommitQuorum !== undefined) config.unsafeCommitQuorum = opts.unsafeCommitQuorum;
   if (opts.unsafeAcceptRollback) config.unsafeAcceptRollback = true;

@@ -5,7 +5,6 @@
  * API") on its apiPort and consensus frames on its raftPort.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -25,6 +24,7 @@ import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey,
 import { PeerTransport } from './peer-transport.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
+import { nativeHmacSha256, nativeSealCrypto } from './native-crypto.js';
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
@@ -99,7 +99,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     stateMachine,
     boot: storage.bootState(),
     now: performance.now(),
-    hmacSha256: (key, data) => createHmac('sha256', key).update(data).digest(),
+    hmacSha256: nativeHmacSha256,
+    sealCrypto: nativeSealCrypto,
     // Compaction serialises the whole state machine: with many records, do it rarely.
     config: { snapshotThreshold: 4096, ...opts.raftConfig },
   });

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import type { MonotonicCounter } from '../../consensus/counter.js';
 import type { DriverEnv } from '../../consensus/driver.js';
 import { peekFrame, peekHardState } from '../../consensus/sealed-state.js';
+import { EMPTY_BOOT } from '../../consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../fs-durable.js';
 
@@ -224,7 +225,7 @@ export class MemberStorage {
 
   private constructor(
     private readonly dir: string,
-    private readonly boot: BootState,
+    private boot: BootState,
     readonly counter: FileCounter,
     log: FileHandle,
     logLength: number,
@@ -298,9 +299,14 @@ export class MemberStorage {
     }
   }
 
-  /** What RaftNode needs to boot from disk (pass as `RaftNodeOptions.boot`). */
+  /**
+   * What RaftNode needs to boot from disk (pass as `RaftNodeOptions.boot`). Handed over once: the
+   * storage drops its reference, so a large snapshot is not kept twice for the member's lifetime.
+   */
   bootState(): BootState {
-    return this.boot;
+    const b = this.boot;
+    this.boot = EMPTY_BOOT;
+    return b;
   }
 
   /** The DriverEnv.persist implementation: make the output durable, then call done(). */
