@@ -96,6 +96,38 @@ describe('MemberStorage', () => {
     await b.stop();
   });
 
+  it('a layout-2 directory (hard state in its own file, variable-width counter) is taken over', async () => {
+    const dir = await tempDir();
+    const a = await boot(dir);
+    await register(a, 0, 4);
+    const status = a.node.status();
+    await a.stop();
+    // Rewrite the directory as layout 2 wrote it: frames in `log`, the last hard state in `hard-state`.
+    const { records } = parseLog(new Uint8Array(await readFile(join(dir, 'log'))));
+    const hard = records.filter((r) => r.kind === 'hard').at(-1) as { bytes: Uint8Array };
+    const frames = records.filter((r) => r.kind === 'frame') as Array<{ bytes: Uint8Array }>;
+    const { createHash } = await import('node:crypto');
+    const rec = (payload: Uint8Array) => {
+      const head = Buffer.alloc(9);
+      head.writeUInt32BE(payload.length, 0);
+      head[4] = 1;
+      createHash('sha256').update(Uint8Array.of(1)).update(payload).digest().copy(head, 5, 0, 4);
+      return Buffer.concat([head, payload]);
+    };
+    await writeFile(join(dir, 'log'), Buffer.concat(frames.map((f) => rec(f.bytes))));
+    await writeFile(join(dir, 'hard-state'), hard.bytes);
+    const counter = new FileCounter(join(dir, 'counter')).read();
+    await writeFile(join(dir, 'counter'), `bkv-counter v1 ${counter}\n`);
+    const b = await boot(dir);
+    expect(b.node.status().bootNote).toBe('resumed');
+    expect(b.node.status().lastIndex).toBeGreaterThanOrEqual(status.lastIndex);
+    expect(await readdir(dir)).not.toContain('hard-state');
+    expect((await readFile(join(dir, 'counter'), 'utf8')).length).toBe(36);
+    await register(b, 4, 6);
+    expect(b.sm.records.size).toBe(6);
+    await b.stop();
+  });
+
   it('a torn append at the end of the log is cut off and the member resumes', async () => {
     const dir = await tempDir();
     const a = await boot(dir);
