@@ -12,6 +12,7 @@
  *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000]
  */
 import * as opaque from '@serenity-kit/opaque';
+import { LIGHT_KSF, bareOpaqueRates, numberArg, runPool } from './lib/load.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile, rm, mkdtemp } from 'node:fs/promises';
@@ -31,67 +32,10 @@ import { MemberStorage } from '../src/host/fleet/member-storage.js';
 import { nativeSealCrypto } from '../src/host/fleet/native-crypto.js';
 import { fromB64 } from '../src/protocol/messages.js';
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const USERS = arg('users', 200);
-const RECOVERIES = arg('recoveries', 1500);
-const CONCURRENCY = arg('concurrency', 16);
-const PRELOAD = arg('preload', 1_000_000);
-const LIGHT_KSF = { memory: 8, iterations: 1, parallelism: 1 };
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function runPool(total: number, concurrency: number, op: (i: number) => Promise<void>) {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const s = performance.now();
-        await op(i);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  return { rate: total / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
-}
-
-function bare(seconds: number) {
-  const setup = opaque.server.createSetup();
-  const start = opaque.client.startRegistration({ password: 'pw' });
-  const { registrationResponse } = opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: 'u', registrationRequest: start.registrationRequest });
-  const reg = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } });
-  let n = 0;
-  let t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
-    opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: `u${n}`, registrationRequest: start.registrationRequest });
-    n++;
-  }
-  const regRate = n / ((performance.now() - t0) / 1000);
-  const prepared = Array.from({ length: 200 }, () => {
-    const c = opaque.client.startLogin({ password: 'pw' });
-    const s = opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: c.startLoginRequest, userIdentifier: 'u' });
-    const f = opaque.client.finishLogin({ clientLoginState: c.clientLoginState, loginResponse: s.loginResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } })!;
-    return { ke1: c.startLoginRequest, ke3: f.finishLoginRequest, state: s.serverLoginState };
-  });
-  n = 0;
-  t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
-    const p = prepared[n % prepared.length]!;
-    opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: p.ke1, userIdentifier: 'u' });
-    opaque.server.finishLogin({ serverLoginState: p.state, finishLoginRequest: p.ke3 });
-    n++;
-  }
-  return { regRate, recRate: n / ((performance.now() - t0) / 1000) };
-}
+const USERS = numberArg('users', 200);
+const RECOVERIES = numberArg('recoveries', 1500);
+const CONCURRENCY = numberArg('concurrency', 16);
+const PRELOAD = numberArg('preload', 1_000_000);
 
 /**
  * Gives every member `count` synthetic users: the state machine is built by applying `register`
@@ -225,7 +169,7 @@ async function runFleet(preloadCount: number) {
 export async function main(): Promise<Record<string, number>> {
   await opaque.ready;
   const empty = await runFleet(0);
-  const b = bare(3);
+  const b = await bareOpaqueRates(3);
   const full = PRELOAD > 0 ? await runFleet(PRELOAD) : null;
   const rssText = (r: number[]) => `${Math.min(...r).toFixed(0)}–${Math.max(...r).toFixed(0)}`;
   console.log(`\nFleet (5 member processes + gateway process, loopback, ${USERS} users, ${RECOVERIES} recoveries, concurrency ${CONCURRENCY}; load generator, gateway and members share ${(await import('node:os')).cpus().length} cores)`);

@@ -7,6 +7,7 @@
  *   npx tsx bench/vault.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16]
  */
 import * as opaque from '@serenity-kit/opaque';
+import { LIGHT_KSF, bareOpaqueRates, numberArg, runPool } from './lib/load.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,69 +17,9 @@ import { httpTransport } from '../src/client/sdk/transport.js';
 import { DEFAULT_CLIENT_KSF, VaultClient } from '../src/client/sdk/vault-client.js';
 import { readFleetKeys } from '../src/cli/vault-options.js';
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const USERS = arg('users', 200);
-const RECOVERIES = arg('recoveries', 1500);
-const CONCURRENCY = arg('concurrency', 16);
-/** The load generator uses the smallest Argon2id so that the server, not the client, is measured. */
-const LIGHT_KSF = { memory: 8, iterations: 1, parallelism: 1 };
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function runPool(total: number, concurrency: number, op: (i: number) => Promise<void>) {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const s = performance.now();
-        await op(i);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  return { rate: total / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
-}
-
-function bare(seconds: number) {
-  const setup = opaque.server.createSetup();
-  const start = opaque.client.startRegistration({ password: 'pw' });
-  const { registrationResponse } = opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: 'u', registrationRequest: start.registrationRequest });
-  const reg = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } });
-  // Registration: the server's only OPAQUE work is the registration response.
-  let n = 0;
-  let t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
-    opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: `u${n}`, registrationRequest: start.registrationRequest });
-    n++;
-  }
-  const regRate = n / ((performance.now() - t0) / 1000);
-  // Recovery: server startLogin + finishLogin, with client messages prepared outside the timing.
-  const prepared = Array.from({ length: 200 }, () => {
-    const c = opaque.client.startLogin({ password: 'pw' });
-    const s = opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: c.startLoginRequest, userIdentifier: 'u' });
-    const f = opaque.client.finishLogin({ clientLoginState: c.clientLoginState, loginResponse: s.loginResponse, password: 'pw', keyStretching: { 'argon2id-custom': LIGHT_KSF } })!;
-    return { ke1: c.startLoginRequest, ke3: f.finishLoginRequest, state: s.serverLoginState };
-  });
-  n = 0;
-  t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
-    const p = prepared[n % prepared.length]!;
-    opaque.server.startLogin({ serverSetup: setup, registrationRecord: reg.registrationRecord, startLoginRequest: p.ke1, userIdentifier: 'u' });
-    opaque.server.finishLogin({ serverLoginState: p.state, finishLoginRequest: p.ke3 });
-    n++;
-  }
-  return { regRate, recRate: n / ((performance.now() - t0) / 1000) };
-}
+const USERS = numberArg('users', 200);
+const RECOVERIES = numberArg('recoveries', 1500);
+const CONCURRENCY = numberArg('concurrency', 16);
 
 async function startVault(dir: string) {
   const child = spawn(process.execPath, ['bin/bkv.js', 'vault', 'start', '--dir', dir, '--port', '0', '--json', '--rate-account', '100000000', '--rate-address', '100000000'], {
@@ -125,7 +66,7 @@ export async function main(): Promise<Record<string, number>> {
       const k = await clients[i]!.recoverKey(`password ${u}`, prepared[i]);
       if (k[0] !== keys[u]![0]) throw new Error('recovered the wrong key');
     });
-    const b = bare(3);
+    const b = await bareOpaqueRates(3);
 
     // The client's key stretching, measured apart (default profile: 64 MiB, t=3, p=4).
     const c = opaque.client.startRegistration({ password: 'pw' });

@@ -2,7 +2,6 @@
  * Publishing a deployed fleet: the operator submits the artifact with its evidence to the witness,
  * the fleet (inside member 1's core) counter-signs the witness statement, the operator uploads it.
  */
-import { BkvError } from '../client/errors.js';
 import { decodeBase64 } from '../client/fleet/encoding.js';
 import { WitnessClient } from '../witness/client.js';
 import type { OperatorKey } from '../witness/keys.js';
@@ -23,12 +22,7 @@ export interface PublishDeploymentOptions {
 
 export async function publishDeployment(o: PublishDeploymentOptions): Promise<EpochRecord> {
   const w = new WitnessClient(o.witnessUrl);
-  let latest = 0;
-  try {
-    latest = await w.latestEpoch(o.namespace);
-  } catch (e) {
-    if (!(e instanceof BkvError && e.details.status === 404)) throw e;
-  }
+  const latest = await w.latestEpochOrZero(o.namespace);
   const rec = await w.submit(o.namespace, latest + 1, o.artifact, o.operator, o.evidence);
   if (!o.counterSign) return rec;
   const witnessKey = o.witnessKey ?? (await w.keyInfo()).verifierKey;

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
 import {
   artifactDigest,
   encodeFleetArtifact,
@@ -64,12 +63,7 @@ export async function publishFleet(dir: string, core: VaultCore, opts: Publicati
   const artifact = await loadOrMakeArtifact(dir, core, opts);
   const digest = encodeHex(artifactDigest(artifact));
   const witness = new WitnessClient(opts.witnessUrl);
-  let latest = 0;
-  try {
-    latest = await witness.latestEpoch(opts.namespace);
-  } catch (e) {
-    if (!(e instanceof BkvError && e.details.status === 404)) throw e;
-  }
+  const latest = await witness.latestEpochOrZero(opts.namespace);
   let record: EpochRecord | null = latest > 0 ? await witness.epochRecord(opts.namespace, latest) : null;
   if (!record || record.digest !== digest) record = await witness.submit(opts.namespace, latest + 1, artifact, opts.operator);
   if (record.counterSignature) return record;

@@ -61,6 +61,16 @@ export class WitnessClient implements WitnessReader {
   async namespaces(): Promise<{ namespace: string; latestEpoch: number }[]> {
     return (await this.json<{ namespaces: { namespace: string; latestEpoch: number }[] }>('/v1/namespaces')).namespaces;
   }
+  /** The newest epoch of `namespace`, or 0 when the witness has none yet. */
+  async latestEpochOrZero(namespace: string): Promise<number> {
+    try {
+      return await this.latestEpoch(namespace);
+    } catch (e) {
+      if (e instanceof BkvError && e.details.status === 404) return 0;
+      throw e;
+    }
+  }
+
   async latestEpoch(namespace: string): Promise<number> {
     return (await this.json<{ latestEpoch: number }>(`/v1/namespaces/${WitnessClient.ns(namespace)}`)).latestEpoch;
   }
@@ -142,15 +152,7 @@ export async function publishEpoch(
     evidence?: Uint8Array;
   },
 ): Promise<EpochRecord> {
-  let epoch = p.epoch;
-  if (epoch === undefined) {
-    try {
-      epoch = (await witness.latestEpoch(p.namespace)) + 1;
-    } catch (e) {
-      if (e instanceof BkvError && e.details.status === 404) epoch = 1;
-      else throw e;
-    }
-  }
+  const epoch = p.epoch ?? (await witness.latestEpochOrZero(p.namespace)) + 1;
   const rec = await witness.submit(p.namespace, epoch, p.artifact, p.operator, p.evidence);
   if (!p.counterSign) return rec;
   const cs = await p.counterSign(counterSignatureMessage(decodeBase64(rec.witnessSignature, 'witnessSignature', 64)));

@@ -13,15 +13,10 @@ import { WitnessClient } from '../../witness/client.js';
 import { operatorKeyFromSeed, type OperatorKey } from '../../witness/keys.js';
 import { startWitness, type RunningWitness } from '../../witness/server.js';
 import { freePorts } from '../../host/fleet/provision.js';
-import { need, type DemoContext, type DemoStep } from './steps.js';
+import { need, onCleanup, type DemoStep } from './steps.js';
 
 const NAMESPACE = 'demo.fleet-deployment';
 
-function onCleanup(ctx: DemoContext, fn: () => Promise<void>): void {
-  const list = (ctx.state.get('cleanup') as (() => Promise<void>)[] | undefined) ?? [];
-  list.push(fn);
-  ctx.state.set('cleanup', list);
-}
 
 /** A fleet's deployment ceremony, its publication with evidence, and the deployment audit: before any user registers. */
 export const ceremonySteps: DemoStep[] = [

@@ -3,15 +3,9 @@ import type { VaultTransport } from '../../client/sdk/transport.js';
 import { readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway, type RunningFleetGateway } from '../../host/fleet/fleet-gateway.js';
 import { FleetSupervisor, fetchStatuses } from '../../host/fleet/supervisor.js';
-import { need, type DemoContext, type DemoStep } from './steps.js';
+import { need, onCleanup, type DemoContext, type DemoStep } from './steps.js';
 import { DEMO_PASSWORD, newDevice } from './vault-steps.js';
 
-/** Registers a clean-up for the demo runner to call at the end, whatever happens. */
-function onCleanup(ctx: DemoContext, fn: () => Promise<void>): void {
-  const list = (ctx.state.get('cleanup') as (() => Promise<void>)[] | undefined) ?? [];
-  list.push(fn);
-  ctx.state.set('cleanup', list);
-}
 
 async function statusLines(ctx: DemoContext): Promise<string[]> {
   const gw = need<RunningFleetGateway>(ctx, 'fleetGateway');

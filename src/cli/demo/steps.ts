@@ -21,3 +21,10 @@ export function need<T>(ctx: DemoContext, name: string): T {
   if (!ctx.state.has(name)) throw new Error(`demo step order: '${name}' was not set by an earlier step`);
   return ctx.state.get(name) as T;
 }
+
+/** Registers a clean-up (stop a server, kill processes) that the demo runner calls at the end. */
+export function onCleanup(ctx: DemoContext, fn: () => Promise<void>): void {
+  const list = (ctx.state.get('cleanup') as (() => Promise<void>)[] | undefined) ?? [];
+  list.push(fn);
+  ctx.state.set('cleanup', list);
+}
