@@ -1,8 +1,10 @@
 import { BkvError } from '../client/errors.js';
 
 /**
- * A small, strict binary codec for the core's log entries and snapshots: big-endian integers and
- * length-prefixed byte strings. Decoding never reads past the end and rejects trailing bytes.
+ * The strict binary codec of everything inside the trusted core (log entries, snapshots, consensus
+ * messages, sealed member state): big-endian integers, 64-bit values limited to the safe-integer
+ * range, and length-prefixed byte strings. Decoding never reads past the end and rejects trailing
+ * bytes; each caller chooses the error it raises (`BkvError` MALFORMED by default).
  */
 export class Writer {
   private buf: Uint8Array;
@@ -32,6 +34,7 @@ export class Writer {
   }
 
   u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 out of range: ${v}`);
     this.reserve(4);
     this.view.setUint32(this.len, v);
     this.len += 4;
@@ -46,6 +49,10 @@ export class Writer {
     this.view.setUint32(this.len + 4, v >>> 0);
     this.len += 8;
     return this;
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
   }
 
   raw(bytes: Uint8Array): this {
@@ -71,17 +78,21 @@ export class Writer {
 export class Reader {
   private pos = 0;
   private readonly view: DataView;
+  private readonly fail: (message: string) => Error;
 
+  /** `fail` makes the error for a malformed input; by default `BkvError('MALFORMED')`. */
   constructor(
     private readonly buf: Uint8Array,
     private readonly what = 'message',
+    fail?: (message: string) => Error,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.fail = fail ?? ((message) => new BkvError('MALFORMED', message));
   }
 
   private need(n: number): void {
     if (this.pos + n > this.buf.length) {
-      throw new BkvError('MALFORMED', `${this.what} is truncated (needs ${n} more bytes at offset ${this.pos})`);
+      throw this.fail(`${this.what} is truncated (needs ${n} more bytes at offset ${this.pos})`);
     }
   }
 
@@ -103,8 +114,21 @@ export class Reader {
     const lo = this.view.getUint32(this.pos + 4);
     this.pos += 8;
     const v = hi * 2 ** 32 + lo;
-    if (!Number.isSafeInteger(v)) throw new BkvError('MALFORMED', `${this.what} has an integer out of range`);
+    if (!Number.isSafeInteger(v)) throw this.fail(`${this.what} has an integer out of range`);
     return v;
+  }
+
+  bool(): boolean {
+    const v = this.u8();
+    if (v > 1) throw this.fail(`${this.what} has an invalid boolean`);
+    return v === 1;
+  }
+
+  /** Reads a count of following items, rejecting counts the remaining input cannot hold. */
+  count(minItemBytes: number): number {
+    const n = this.u32();
+    if (n * minItemBytes > this.buf.length - this.pos) throw this.fail(`${this.what} has a count that exceeds its input`);
+    return n;
   }
 
   raw(n: number): Uint8Array {
@@ -116,7 +140,7 @@ export class Reader {
 
   bytes(max = 1 << 24): Uint8Array {
     const n = this.u32();
-    if (n > max) throw new BkvError('MALFORMED', `${this.what} has a field of ${n} bytes (limit ${max})`);
+    if (n > max) throw this.fail(`${this.what} has a field of ${n} bytes (limit ${max})`);
     return this.raw(n);
   }
 
@@ -125,7 +149,7 @@ export class Reader {
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(b);
     } catch {
-      throw new BkvError('MALFORMED', `${this.what} has a string that is not UTF-8`);
+      throw this.fail(`${this.what} has a string that is not UTF-8`);
     }
   }
 
@@ -135,7 +159,7 @@ export class Reader {
 
   end(): void {
     if (this.pos !== this.buf.length) {
-      throw new BkvError('MALFORMED', `${this.what} has ${this.buf.length - this.pos} unexpected trailing bytes`);
+      throw this.fail(`${this.what} has ${this.buf.length - this.pos} unexpected trailing bytes`);
     }
   }
 }
