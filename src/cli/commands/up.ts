@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseFleetArtifact } from '../../client/fleet/artifact.js';
 import { BkvError } from '../../client/errors.js';
 import { readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
@@ -16,6 +18,7 @@ interface UpOpts {
   sites?: string;
   rateAccount: string;
   rateAddress: string;
+  witness?: string;
   json?: boolean;
 }
 
@@ -30,6 +33,7 @@ export const upCommand: CommandModule = (program: Command) => {
     .option('--sites <list>', 'comma-separated site names for a new fleet, assigned round-robin')
     .option('--rate-account <n>', 'vault requests per account per minute', '120')
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
+    .option('--witness <url>', 'serve validation bundles from this witness (a fleet deployed by `bkv fleet deploy`)')
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: UpOpts) => {
       const out = makeOutput(!!o.json);
@@ -47,6 +51,16 @@ export const upCommand: CommandModule = (program: Command) => {
         created = true;
       }
       const config = await readFleetConfig(paths.fleet);
+      // Over the air: the namespace is the one the ceremony's artifact was logged under.
+      let overTheAir: { witnessUrl: string; namespace: string } | undefined;
+      if (o.witness) {
+        const artifactPath = join(o.dir, 'fleet-artifact.json');
+        if (!existsSync(artifactPath)) {
+          throw new BkvError('USAGE', '--witness needs a fleet deployed by `bkv fleet deploy` (no fleet-artifact.json in --dir)');
+        }
+        const namespace = parseFleetArtifact(new Uint8Array(await readFile(artifactPath))).namespace;
+        overTheAir = { witnessUrl: o.witness, namespace };
+      }
       out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}`);
       const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line) });
       supervisor.startAll();
@@ -57,6 +71,7 @@ export const upCommand: CommandModule = (program: Command) => {
         gateway = await startFleetGateway({
           fleetPath: paths.fleet,
           rateLimit: { perAccountPerMinute: Number(o.rateAccount), perAddressPerMinute: Number(o.rateAddress) },
+          ...(overTheAir ? { overTheAir } : {}),
         });
       } catch (e) {
         await supervisor.stop();
@@ -64,6 +79,7 @@ export const upCommand: CommandModule = (program: Command) => {
       }
       out.info(`gateway listening on ${gateway.url}`);
       out.info(`pinned fleet keys: ${gateway.fleetKeysPath}`);
+      if (overTheAir) out.info(`serving validation bundles for namespace ${overTheAir.namespace} from ${overTheAir.witnessUrl}`);
       out.info(`status: bkv fleet status --fleet ${paths.fleet}`);
       out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
       out.result('', { url: gateway.url, fleetKeys: gateway.fleetKeysPath, fleet: paths.fleet, fleetId: config.fleetId });
