@@ -1,13 +1,15 @@
 /**
  * Pulls exact-size pieces out of an AsyncIterable of byte arrays, whatever sizes the source yields.
  * Holds at most one requested piece plus one source buffer, so memory stays constant.
- * A piece is a view into a source buffer when it fits in one, otherwise a copy.
+ * A piece is a view into a source buffer when it fits in one, otherwise a copy (into a reused
+ * scratch buffer when the caller says the piece is dropped before its next read).
  */
 export class ByteReader {
   private readonly it: AsyncIterator<Uint8Array>;
   private bufs: Uint8Array[] = [];
   private buffered = 0;
   private done = false;
+  private scratch: Uint8Array | null = null;
 
   constructor(source: AsyncIterable<Uint8Array>) {
     this.it = source[Symbol.asyncIterator]();
@@ -27,8 +29,12 @@ export class ByteReader {
     }
   }
 
-  /** Reads n bytes; fewer (possibly none) only at the end of the input. */
-  async read(n: number): Promise<Uint8Array> {
+  /**
+   * Reads n bytes; fewer (possibly none) only at the end of the input. With `transient`, a piece
+   * that spans source buffers is assembled in a scratch buffer that the next transient read reuses,
+   * so the caller must be done with it by then (saves a fresh allocation per chunk).
+   */
+  async read(n: number, transient = false): Promise<Uint8Array> {
     await this.fill(n);
     const take = Math.min(n, this.buffered);
     const first = this.bufs[0];
@@ -39,7 +45,12 @@ export class ByteReader {
       if (first.length === take) this.bufs.shift();
       else this.bufs[0] = first.subarray(take);
     } else {
-      out = new Uint8Array(take);
+      if (transient) {
+        if (!this.scratch || this.scratch.length < take) this.scratch = new Uint8Array(take);
+        out = this.scratch.subarray(0, take);
+      } else {
+        out = new Uint8Array(take);
+      }
       let off = 0;
       while (off < take) {
         const b = this.bufs[0]!;

@@ -85,15 +85,17 @@ async function* chunks(
       if (!plain) {
         throw await diagnoseChunkFailure({ cipher, prefix, aad, index, piece, more });
       }
+      const size = plain.reduce((n, p) => n + p.length, 0);
       if (!more) {
-        if (plain.length === 0 && index > 0) {
+        if (size === 0 && index > 0) {
           throw new BkvError('TAMPERED', `chunk ${index} is an empty final chunk after data`, { chunk: index });
         }
-        if (plain.length > 0) yield plain;
+        for (const p of plain) if (p.length > 0) yield p;
         return;
       }
-      yield plain;
-      piece = await reader.read(pieceSize);
+      for (const p of plain) yield p;
+      // The previous piece is done with (opened, and diagnosed if it failed): reuse its memory.
+      piece = await reader.read(pieceSize, true);
     }
   } finally {
     await reader.close();

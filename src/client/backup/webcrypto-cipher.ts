@@ -15,7 +15,7 @@ export const webCryptoAesGcm: ChunkCipherFactory = async (key) => {
     },
     async open(nonce, sealed, aad) {
       try {
-        return new Uint8Array(await crypto.subtle.decrypt(params(nonce, aad), k, sealed as Uint8Array<ArrayBuffer>));
+        return [new Uint8Array(await crypto.subtle.decrypt(params(nonce, aad), k, sealed as Uint8Array<ArrayBuffer>))];
       } catch {
         return null;
       }
