@@ -14,7 +14,7 @@ import { encodeAttestation, parseAttestation } from '../../src/attestation/forma
 import { provisionDevice, softwareBackend, vendorInit } from '../../src/attestation/software-hsm.js';
 import { systemEnv } from '../../src/core/env.js';
 import { verifyMeasurement } from '../../src/host/measurement.js';
-import { bytes, cleanup, clone, deploy, memberSigners, resignTranscript, tempDir, type Deployed } from './fixture.js';
+import { bytes, cleanup, clone, deploy, memberSigners, resignTranscript, secretNeedles, tempDir, type Deployed } from './fixture.js';
 
 let d: Deployed;
 let vendorRoot: Uint8Array;
@@ -149,26 +149,7 @@ describe('deployment ceremony', () => {
 
   it('attack: no API returns a fleet secret; nothing the ceremony writes outside the member key stores holds one', async () => {
     // The secrets, from the members' own key stores.
-    const secretForms: { what: string; needle: Buffer }[] = [];
-    const add = (what: string, b: Uint8Array) => {
-      for (const form of [Buffer.from(b), Buffer.from(Buffer.from(b).toString('base64')), Buffer.from(Buffer.from(b).toString('base64url')), Buffer.from(Buffer.from(b).toString('hex'))]) {
-        secretForms.push({ what, needle: form });
-      }
-    };
-    for (let i = 1; i <= 3; i++) {
-      const dir = join(d.result.dir, `member-${i}`);
-      const s = await loadMemberFleetSecrets(dir);
-      add('channel seed', s.channelSeed);
-      add('signing seed', s.signingSeed);
-      add('login-state key', s.loginStateKey);
-      add('storage key', s.storageKey);
-      const setup = Buffer.from(s.opaqueServerSetup, 'base64');
-      add('OPAQUE setup', setup);
-      add('OPRF seed', setup.subarray(0, 32));
-      const id = await loadMemberIdentity(dir);
-      add('member X25519 seed', id.x25519Seed);
-      add('member Ed25519 seed', id.ed25519Seed);
-    }
+    const secretForms = await secretNeedles(d);
     const scanned: string[] = [];
     const scan = (where: string, data: Buffer) => {
       scanned.push(where);
