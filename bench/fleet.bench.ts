@@ -29,7 +29,7 @@ import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig 
 import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
 import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
 import { MemberStorage } from '../src/host/fleet/member-storage.js';
-import { nativeSealCrypto } from '../src/host/fleet/native-crypto.js';
+import { nativeChannelPrimitives, nativeSealCrypto } from '../src/host/fleet/native-crypto.js';
 import { fromB64 } from '../src/protocol/messages.js';
 
 const USERS = numberArg('users', 200);
@@ -124,7 +124,7 @@ async function runFleet(preloadCount: number) {
       }
       return t;
     };
-    const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
+    const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, channelPrimitives: nativeChannelPrimitives, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
     const secrets = Array.from({ length: USERS }, () => crypto.getRandomValues(new Uint8Array(32)));
     for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
     const reg = await runPool(USERS, CONCURRENCY, async (i) => {

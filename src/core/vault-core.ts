@@ -85,7 +85,7 @@ export class VaultCore {
     policy: VaultPolicy = DEFAULT_POLICY,
   ): Promise<VaultCore> {
     await opaque.ready;
-    return new VaultCore(secrets, await deriveChannelKeyPair(secrets.channelSeed), replicator, env, policy);
+    return new VaultCore(secrets, await deriveChannelKeyPair(secrets.channelSeed, env.channelPrimitives), replicator, env, policy);
   }
 
   publicKeys(): FleetPublicKeys {
@@ -134,7 +134,7 @@ export class VaultCore {
   private async handleContinuation(account: string, envelope: Uint8Array): Promise<Uint8Array> {
     const { ticket, sealed } = parseContinuation(envelope);
     const { attemptId, expires, serverLoginState, continuationKey } = this.openTicket(account, ticket);
-    const { plaintext, responseKey } = openContinuation(continuationKey, account, ticket, sealed);
+    const { plaintext, responseKey } = openContinuation(continuationKey, account, ticket, sealed, this.channel.primitives);
     return this.respond(responseKey, async () => {
       const req = decodeRequest(plaintext);
       if (req.op !== 'recover-finish' || req.user !== account || req.attemptId !== toB64(attemptId)) {
@@ -154,7 +154,7 @@ export class VaultCore {
       if (!isBkvError(err)) throw err;
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
-    return sealResponse(responseKey, encodeResponse(response), this.env.random(12));
+    return sealResponse(responseKey, encodeResponse(response), this.env.random(12), this.channel.primitives);
   }
 
   private registerStart(req: Extract<VaultRequest, { op: 'register-start' }>): VaultResponse {

@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { systemEnv, type CoreEnv } from '../core/env.js';
+import type { CoreEnv } from '../core/env.js';
 import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../core/fleet-secrets.js';
 import { SingleMemberLog } from '../core/single-member-log.js';
 import { VaultStateMachine } from '../core/state-machine.js';
 import { DEFAULT_POLICY, VaultCore, type VaultPolicy } from '../core/vault-core.js';
 import { FileLogStorage, FileMonotonicCounter } from './file-log-storage.js';
+import { nodeCoreEnv } from './fleet/native-crypto.js';
 import { writeFileDurable } from './fs-durable.js';
 
 export interface VaultMember {
@@ -27,7 +28,7 @@ export interface VaultMemberOptions {
  * stands in for the HSM's internal key store: a real module never writes its secrets outside.
  */
 export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}): Promise<VaultMember> {
-  const env = opts.env ?? systemEnv;
+  const env = opts.env ?? nodeCoreEnv;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const secretsPath = join(dir, 'member-secrets.bin');
   let secrets;

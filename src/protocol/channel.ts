@@ -1,8 +1,8 @@
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
-import { gcm } from '@noble/ciphers/aes.js';
+import type { CipherSuite } from '@hpke/core';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BkvError } from '../client/errors.js';
+import { hpkeSuite, noblePrimitives, webCryptoSuite, type ChannelPrimitives } from './hpke-suite.js';
 
 /**
  * The end-to-end channel between a client and the vault core (docs/formats/vault-channel.md).
@@ -10,12 +10,15 @@ import { BkvError } from '../client/errors.js';
  * encryption key, bound to the account as associated data. The reply key is exported from the
  * same HPKE context, so only the client that made the request can read the reply. The gateway
  * relays opaque bytes.
+ *
+ * Who computes the primitives is the caller's choice (hpke-suite.ts): clients default to WebCrypto;
+ * the core passes the primitives its host injected. The bytes are the same either way.
  */
-const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 const te = new TextEncoder();
 const INFO = te.encode('bkv vault request v1');
 const RESPONSE_LABEL = te.encode('bkv vault response v1');
 const CONTINUATION_LABEL = te.encode('bkv vault continuation v1');
+const REPLY_AAD = te.encode('bkv vault reply v1');
 export const ENVELOPE_VERSION = 1;
 /** A follow-up request inside an attempt, sealed with the key exported by its first request. */
 export const CONTINUATION_VERSION = 2;
@@ -31,13 +34,20 @@ const ab = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
 
 export interface ChannelKeyPair {
   publicKey: Uint8Array;
-  privateKey: CryptoKey;
+  /** The key pair in the form `suite` uses (kept whole: decapsulation then needs no public-key derivation). */
+  keyPair: CryptoKeyPair;
+  suite: CipherSuite;
+  primitives: ChannelPrimitives;
 }
 
-/** Derives the fleet encryption key pair from its 32-byte seed (kept only inside the core). */
-export async function deriveChannelKeyPair(seed: Uint8Array): Promise<ChannelKeyPair> {
-  const kp = await suite.kem.deriveKeyPair(ab(seed));
-  return { publicKey: new Uint8Array(await suite.kem.serializePublicKey(kp.publicKey)), privateKey: kp.privateKey };
+/**
+ * Derives the fleet encryption key pair from its 32-byte seed (kept only inside the core), for use
+ * with `primitives` (default: @noble, pure JavaScript).
+ */
+export async function deriveChannelKeyPair(seed: Uint8Array, primitives: ChannelPrimitives = noblePrimitives): Promise<ChannelKeyPair> {
+  const suite = hpkeSuite(primitives);
+  const keyPair = await suite.kem.deriveKeyPair(ab(seed));
+  return { publicKey: new Uint8Array(await suite.kem.serializePublicKey(keyPair.publicKey)), keyPair, suite, primitives };
 }
 
 export function pad(plaintext: Uint8Array): Uint8Array {
@@ -58,12 +68,17 @@ export function unpad(padded: Uint8Array): Uint8Array {
   return padded.slice(4, 4 + n);
 }
 
-/** Client side: encrypts a request to the fleet key. Returns the envelope and the reply key. */
+/**
+ * Client side: encrypts a request to the fleet key. Returns the envelope and the reply key.
+ * `primitives` picks who computes X25519, HKDF and AES-GCM (default: WebCrypto).
+ */
 export async function sealRequest(
   fleetPublicKey: Uint8Array,
   account: string,
   plaintext: Uint8Array,
+  primitives?: ChannelPrimitives,
 ): Promise<{ envelope: Uint8Array; responseKey: Uint8Array; continuationKey: Uint8Array }> {
+  const suite = primitives ? hpkeSuite(primitives) : webCryptoSuite;
   const recipientPublicKey = await suite.kem.deserializePublicKey(ab(fleetPublicKey));
   const ctx = await suite.createSenderContext({ recipientPublicKey, info: ab(INFO) });
   const ct = new Uint8Array(await ctx.seal(ab(pad(plaintext)), ab(accountAad(account))));
@@ -90,7 +105,7 @@ export async function openRequest(
   let ctx;
   let padded: Uint8Array;
   try {
-    ctx = await suite.createRecipientContext({ recipientKey: keyPair.privateKey, enc: ab(enc), info: ab(INFO) });
+    ctx = await keyPair.suite.createRecipientContext({ recipientKey: keyPair.keyPair, enc: ab(enc), info: ab(INFO) });
     padded = new Uint8Array(await ctx.open(ab(ct), ab(accountAad(account))));
   } catch {
     throw new BkvError('TAMPERED', 'request did not decrypt: altered in transit, sent to another fleet, or for another account');
@@ -127,10 +142,11 @@ export function sealContinuation(
   ticket: Uint8Array,
   plaintext: Uint8Array,
   nonce: Uint8Array,
+  primitives: ChannelPrimitives = noblePrimitives,
 ): { envelope: Uint8Array; responseKey: Uint8Array } {
   if (ticket.length > 0xffff) throw new BkvError('USAGE', 'continuation ticket too large');
   const keys = continuationKeys(continuationKey);
-  const ct = gcm(keys.request, nonce, continuationAad(account, ticket)).encrypt(pad(plaintext));
+  const ct = primitives.gcmSeal(keys.request, nonce, continuationAad(account, ticket), pad(plaintext));
   const envelope = new Uint8Array(3 + ticket.length + 12 + ct.length);
   envelope[0] = CONTINUATION_VERSION;
   new DataView(envelope.buffer).setUint16(1, ticket.length);
@@ -153,11 +169,12 @@ export function openContinuation(
   account: string,
   ticket: Uint8Array,
   sealed: Uint8Array,
+  primitives: ChannelPrimitives = noblePrimitives,
 ): { plaintext: Uint8Array; responseKey: Uint8Array } {
   const keys = continuationKeys(continuationKey);
   let padded: Uint8Array;
   try {
-    padded = gcm(keys.request, sealed.subarray(0, 12), continuationAad(account, ticket)).decrypt(sealed.subarray(12));
+    padded = primitives.gcmOpen(keys.request, sealed.subarray(0, 12), continuationAad(account, ticket), sealed.subarray(12));
   } catch {
     throw new BkvError('TAMPERED', 'request did not decrypt: altered in transit or sent for another account');
   }
@@ -165,18 +182,23 @@ export function openContinuation(
 }
 
 /** Seals a reply under the exported reply key. `nonce` comes from the caller's RNG (12 bytes). */
-export function sealResponse(responseKey: Uint8Array, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
-  const ct = gcm(responseKey, nonce, te.encode('bkv vault reply v1')).encrypt(pad(plaintext));
+export function sealResponse(
+  responseKey: Uint8Array,
+  plaintext: Uint8Array,
+  nonce: Uint8Array,
+  primitives: ChannelPrimitives = noblePrimitives,
+): Uint8Array {
+  const ct = primitives.gcmSeal(responseKey, nonce, REPLY_AAD, pad(plaintext));
   const out = new Uint8Array(nonce.length + ct.length);
   out.set(nonce);
   out.set(ct, nonce.length);
   return out;
 }
 
-export function openResponse(responseKey: Uint8Array, sealed: Uint8Array): Uint8Array {
+export function openResponse(responseKey: Uint8Array, sealed: Uint8Array, primitives: ChannelPrimitives = noblePrimitives): Uint8Array {
   if (sealed.length < 12 + 16) throw new BkvError('TAMPERED', 'vault reply too short: altered in transit');
   try {
-    const pt = gcm(responseKey, sealed.subarray(0, 12), te.encode('bkv vault reply v1')).decrypt(sealed.subarray(12));
+    const pt = primitives.gcmOpen(responseKey, sealed.subarray(0, 12), REPLY_AAD, sealed.subarray(12));
     return unpad(pt);
   } catch (e) {
     if (e instanceof BkvError) throw e;

@@ -1,6 +1,7 @@
 import * as opaque from '@serenity-kit/opaque';
 import { BkvError } from '../errors.js';
 import { openResponse, sealContinuation, sealRequest } from '../../protocol/channel.js';
+import type { ChannelPrimitives } from '../../protocol/hpke-suite.js';
 import { openForSession, unwrapBackupKey, wrapBackupKey } from '../../protocol/key-wrap.js';
 import {
   decodeResponse,
@@ -29,6 +30,11 @@ export interface VaultClientOptions {
   ksf?: KsfParams;
   /** Attempts allowed before the key is destroyed (default 10). */
   attemptLimit?: number;
+  /**
+   * Who computes the channel's X25519, HKDF and AES-GCM (default: WebCrypto for HPKE, @noble for
+   * replies). Same bytes either way; a Node app may pass faster native primitives.
+   */
+  channelPrimitives?: ChannelPrimitives;
 }
 
 /** A recovery start computed ahead of time (`VaultClient.prepareRecovery`); single use. */
@@ -73,12 +79,12 @@ export class VaultClient {
   /** Sends a request sealed to the fleet key; returns the reply and the key for a continuation. */
   private async call(req: VaultRequest): Promise<{ res: Extract<VaultResponse, { ok: true }>; continuationKey: Uint8Array }> {
     const fleet = await this.fleet();
-    const { envelope, responseKey, continuationKey } = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    const { envelope, responseKey, continuationKey } = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req), this.opts.channelPrimitives);
     return { res: await this.exchange(req, envelope, responseKey), continuationKey };
   }
 
   private async exchange(req: VaultRequest, envelope: Uint8Array, responseKey: Uint8Array): Promise<Extract<VaultResponse, { ok: true }>> {
-    const res = decodeResponse(openResponse(responseKey, await this.opts.transport(envelope)));
+    const res = decodeResponse(openResponse(responseKey, await this.opts.transport(envelope), this.opts.channelPrimitives));
     if (!res.ok) throw new BkvError(res.error.code, `vault: ${res.error.message}`);
     if (res.op !== req.op) throw new BkvError('MALFORMED', `vault answered ${res.op} to ${req.op}`);
     return res;
@@ -140,7 +146,7 @@ export class VaultClient {
     const fleet = await this.fleet();
     const start = opaque.client.startLogin({ password });
     const req: VaultRequest = { op: 'recover-start', user: this.opts.account, startLoginRequest: start.startLoginRequest };
-    const sealed = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req));
+    const sealed = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req), this.opts.channelPrimitives);
     return { password, clientLoginState: start.clientLoginState, req, ...sealed, used: false };
   }
 
@@ -185,7 +191,7 @@ export class VaultClient {
       finishLoginRequest: fin ? fin.finishLoginRequest : null,
       erase,
     };
-    const cont = sealContinuation(continuationKey, account, fromB64(r1.loginState, 'ticket'), encodeRequest(finishReq), random(12));
+    const cont = sealContinuation(continuationKey, account, fromB64(r1.loginState, 'ticket'), encodeRequest(finishReq), random(12), this.opts.channelPrimitives);
     const r2 = await this.exchange(finishReq, cont.envelope, cont.responseKey);
     if (r2.op !== 'recover-finish') throw new BkvError('MALFORMED', 'unexpected reply');
     switch (r2.status) {

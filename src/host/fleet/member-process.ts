@@ -14,7 +14,6 @@ import { identityFromSeed } from '../../consensus/auth.js';
 import { RaftDriver, type DriverEnv } from '../../consensus/driver.js';
 import { RaftNode } from '../../consensus/node.js';
 import type { NodeStatus, RaftConfig } from '../../consensus/types.js';
-import { systemEnv } from '../../core/env.js';
 import { decodeFleetSecrets } from '../../core/fleet-secrets.js';
 import type { Replicator } from '../../core/replication.js';
 import { VaultStateMachine } from '../../core/state-machine.js';
@@ -24,7 +23,7 @@ import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey,
 import { PeerTransport } from './peer-transport.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
-import { nativeHmacSha256, nativeSealCrypto } from './native-crypto.js';
+import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
@@ -181,7 +180,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     },
     readBarrier: () => driver.readBarrier(),
   };
-  core = await vault.code.VaultCore.create(secrets, replicator, systemEnv, { ...DEFAULT_POLICY, ...config.policy });
+  core = await vault.code.VaultCore.create(secrets, replicator, nodeCoreEnv, { ...DEFAULT_POLICY, ...config.policy });
   log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
   const vaultCore = core;
 
