@@ -66,8 +66,18 @@ export interface RunningMember {
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, UNAVAILABLE: 503 };
 
+/** CSPRNG words for the consensus node (sealing nonces, election timeouts), drawn 1 KiB at a time. */
+const rngPool = new Uint32Array(256);
+let rngLeft = 0;
 function randomU32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+  if (rngLeft === 0) {
+    crypto.getRandomValues(rngPool);
+    rngLeft = rngPool.length;
+  }
+  rngLeft--;
+  const v = rngPool[rngLeft]!;
+  rngPool[rngLeft] = 0; // a word is handed out once
+  return v;
 }
 
 export async function startMember(opts: MemberOptions): Promise<RunningMember> {
