@@ -182,6 +182,16 @@ export async function main(): Promise<Record<string, number>> {
   }
   console.log('\nCPU ms per recovery (user + system, from /proc): members together / gateway process / load generator (client side of OPAQUE, Argon2id, HPKE, HTTP)');
   for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerRec.members.toFixed(1)} / ${r.cpuPerRec.gateway.toFixed(1)} / ${r.cpuPerRec.load.toFixed(1)}`);
+  // What these cores could serve if the load came from elsewhere, and what the CPU use allows at
+  // all: derived from the measured CPU per recovery, not measured directly.
+  const cores = (await import('node:os')).availableParallelism();
+  for (const [name, r] of rows) {
+    const fleetMs = r.cpuPerRec.members + r.cpuPerRec.gateway;
+    console.log(
+      `  ${name}: CPU-bound ceiling on ${cores} cores ${((cores * 1000) / (fleetMs + r.cpuPerRec.load)).toFixed(0)}/s with this load generator, ` +
+        `${((cores * 1000) / fleetMs).toFixed(0)}/s with the load generated elsewhere`,
+    );
+  }
   if (full) {
     console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
   }

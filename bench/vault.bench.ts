@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { httpTransport } from '../src/client/sdk/transport.js';
 import { DEFAULT_CLIENT_KSF, VaultClient } from '../src/client/sdk/vault-client.js';
 import { readFleetKeys } from '../src/cli/vault-options.js';
+import { nativeChannelPrimitives } from '../src/host/fleet/native-crypto.js';
 
 const USERS = numberArg('users', 200);
 const RECOVERIES = numberArg('recoveries', 1500);
@@ -50,7 +51,7 @@ export async function main(): Promise<Record<string, number>> {
       return t;
     };
     const client = (account: string) =>
-      new VaultClient({ account, fleet, ksf: LIGHT_KSF, transport: httpTransport({ gatewayUrl: vault.url, token: () => tokenFor(account) }) });
+      new VaultClient({ account, fleet, ksf: LIGHT_KSF, channelPrimitives: nativeChannelPrimitives, transport: httpTransport({ gatewayUrl: vault.url, token: () => tokenFor(account) }) });
     const keys = Array.from({ length: USERS }, () => crypto.getRandomValues(new Uint8Array(32)));
     for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
 
