@@ -258,14 +258,14 @@ export class VaultCore {
    */
   private sealTicket(user: string, attemptId: Uint8Array, expires: number, state: string, continuationKey: Uint8Array): Uint8Array {
     const body = new Writer(256).u64(expires).string(state).raw(continuationKey).finish();
-    const sealed = seal(this.secrets.loginStateKey, this.env.random(SEAL_NONCE_BYTES), loginStateAad(user, attemptId), body);
+    const sealed = seal(this.secrets.loginStateKey, this.env.random(SEAL_NONCE_BYTES), loginStateAad(user, attemptId), body, this.channel.primitives);
     return new Writer(sealed.length + ATTEMPT_ID_BYTES).raw(attemptId).raw(sealed).finish();
   }
 
   private openTicket(user: string, ticket: Uint8Array) {
     if (ticket.length < ATTEMPT_ID_BYTES) throw new BkvError('MALFORMED', 'recovery ticket too short');
     const attemptId = ticket.slice(0, ATTEMPT_ID_BYTES);
-    const body = unseal(this.secrets.loginStateKey, loginStateAad(user, attemptId), ticket.subarray(ATTEMPT_ID_BYTES), 'recovery ticket');
+    const body = unseal(this.secrets.loginStateKey, loginStateAad(user, attemptId), ticket.subarray(ATTEMPT_ID_BYTES), 'recovery ticket', this.channel.primitives);
     const r = new Reader(body, 'recovery ticket');
     const expires = r.u64();
     const serverLoginState = r.string(1024);
