@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+// `bkv backup create|restore` of a large file runs on worker threads: start them while the CLI loads.
+const [group, command, ...rest] = process.argv.slice(2);
+if (group === 'backup' && (command === 'create' || command === 'restore')) {
+  (await import('../dist/node/worker-pool.js')).prestartFor(rest);
+}
+const { main } = await import('../dist/cli/main.js');
 
 main(process.argv).then(
   (code) => {

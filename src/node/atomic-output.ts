@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BkvError } from '../client/errors.js';
 import { drainToFile } from './file-sink.js';
@@ -41,16 +41,17 @@ export async function checkOutput(target: string, force: boolean): Promise<void>
 }
 
 /**
- * Writes a stream to `target` atomically: temp file (mode 0600), then rename. If the stream throws
- * (for example a chunk fails authentication), the temp file is deleted and the error rethrown.
+ * Creates `target` atomically: `fill` writes into a new temporary file (mode 0600) beside it, which
+ * is renamed into place once `fill` resolved. If `fill` throws (for example a chunk fails
+ * authentication), the temp file is deleted and the error rethrown (file-system errors as IO).
  */
-export async function writeFileAtomic(target: string, source: AsyncIterable<Uint8Array>, force: boolean): Promise<void> {
+export async function writeFileAtomicWith(target: string, force: boolean, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
   await checkOutput(target, force);
   const tmp = tempPathFor(target);
   try {
     const fh = await open(tmp, 'wx', 0o600);
     try {
-      await drainToFile(fh, source);
+      await fill(fh);
     } finally {
       await fh.close();
     }
@@ -59,6 +60,13 @@ export async function writeFileAtomic(target: string, source: AsyncIterable<Uint
     await rm(tmp, { force: true, recursive: true }).catch(() => {});
     throw ioError(err, 'write', target);
   }
+}
+
+/** Writes a stream to `target` atomically (see writeFileAtomicWith). */
+export async function writeFileAtomic(target: string, source: AsyncIterable<Uint8Array>, force: boolean): Promise<void> {
+  await writeFileAtomicWith(target, force, async (fh) => {
+    await drainToFile(fh, source);
+  });
 }
 
 /** Creates an empty temporary directory beside `target` for an atomic directory output. */

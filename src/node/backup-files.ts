@@ -7,20 +7,39 @@ import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js
 import { nodeAesGcm } from './aes-gcm.js';
 import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
 import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
-import { gcPacer } from './gc-pacer.js';
+import { gcPacer, keepFreedMemory } from './gc-pacer.js';
 import { ioError } from './io-errors.js';
+import { createBackupParallel, restoreBackupParallel } from './parallel-backup.js';
+import { PARALLEL_MIN_BYTES, defaultWorkers } from './worker-pool.js';
 import { extractInto, packDirectory } from './tar-stream.js';
 
 /** Called with the number of bytes just processed (payload bytes on create, backup bytes on restore). */
 export type ProgressFn = (bytes: number) => void;
 
-export interface CreateBackupFileOptions {
+/**
+ * A regular file of at least `parallelMinBytes` (default PARALLEL_MIN_BYTES, 8 MiB) is encrypted
+ * or restored by a pool of `workers` threads (default: one per core, at most 2; none on a single
+ * core) reading and writing chunks at their offsets (src/node/parallel-backup.ts); smaller files,
+ * directories and workers < 1 take the streaming path. Same format and errors either way.
+ */
+export interface ParallelChoice {
+  parallelMinBytes?: number;
+  workers?: number;
+}
+
+export interface CreateBackupFileOptions extends ParallelChoice {
   input: string;
   output: string;
   key: Uint8Array;
   chunkSize?: number;
   force?: boolean;
   onProgress?: ProgressFn;
+}
+
+/** Threads for a file of `size` bytes, or 0 for the streaming path. */
+function workersFor(size: number, o: ParallelChoice): number {
+  if (size < (o.parallelMinBytes ?? PARALLEL_MIN_BYTES)) return 0;
+  return Math.max(0, Math.floor(o.workers ?? defaultWorkers()));
 }
 
 async function* counted(source: AsyncIterable<Uint8Array>, onProgress?: ProgressFn): AsyncGenerator<Uint8Array> {
@@ -48,6 +67,13 @@ export async function inputKind(input: string): Promise<PayloadKind> {
 /** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
   const kind = await inputKind(o.input);
+  keepFreedMemory();
+  const workers = kind === 'file' ? workersFor(await regularFileSize(o.input), o) : 0;
+  if (workers > 0) {
+    const { input, output, key, chunkSize, onProgress } = o;
+    await createBackupParallel({ input, output, key, force: o.force ?? false, workers, ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
+    return { kind };
+  }
   // A backup written inside the directory it archives must not archive itself (or its temp file).
   const out = resolve(o.output);
   const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
@@ -57,7 +83,7 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   return { kind };
 }
 
-export interface RestoreBackupFileOptions {
+export interface RestoreBackupFileOptions extends ParallelChoice {
   input: string;
   output: string;
   key: Uint8Array;
@@ -70,8 +96,15 @@ export interface RestoreBackupFileOptions {
  * after the final chunk authenticated; on any error nothing is left behind.
  */
 export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ kind: PayloadKind; bytes: number }> {
-  await regularFileSize(o.input);
+  const size = await regularFileSize(o.input);
   await checkOutput(o.output, o.force ?? false);
+  keepFreedMemory();
+  const workers = workersFor(size, o);
+  if (workers > 0) {
+    const { input, output, key, onProgress } = o;
+    const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, ...(onProgress ? { onProgress } : {}) });
+    if (done) return { kind: 'file', bytes: done.bytes };
+  }
   const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {
     key: o.key,
     cipher: nodeAesGcm,

@@ -11,6 +11,7 @@ export function ioError(err: unknown, action: string, path: string): BkvError {
     : code === 'ENOTDIR' ? 'not a directory'
     : code === 'EEXIST' ? 'already exists'
     : code === 'ENOSPC' ? 'no space left on device'
+    : code === 'EFBIG' ? 'file too large'
     : code === 'EROFS' ? 'read-only file system'
     : String((err as Error)?.message ?? err);
   return new BkvError('IO', `cannot ${action} ${path}: ${reason}`, { path, errno: code });

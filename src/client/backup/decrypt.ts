@@ -28,6 +28,60 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
+ * Checks the key against a decoded header and the first sealed piece (`first`, possibly short or
+ * empty): WRONG_KEY, or TAMPERED when chunk 0 opens under a header carrying our fingerprint (the
+ * fingerprint field itself was altered). Shared by the streaming reader and the parallel file path.
+ */
+export async function checkBackupKey(
+  key: Uint8Array,
+  headerBytes: Uint8Array,
+  cipher: ChunkCipher,
+  noncePrefix: Uint8Array,
+  first: Uint8Array,
+): Promise<void> {
+  const ourFingerprint = keyFingerprint(key);
+  if (equalBytes(ourFingerprint, headerBytes.subarray(16, 32))) return;
+  const fixed = headerBytes.slice();
+  fixed.set(ourFingerprint, 16);
+  for (const last of [true, false]) {
+    if (first.length >= TAG_BYTES && (await cipher.open(chunkNonce(noncePrefix, 0, last), first, fixed))) {
+      throw new BkvError('TAMPERED', 'backup header was altered: key fingerprint does not match the data');
+    }
+  }
+  throw new BkvError('WRONG_KEY', 'wrong key: this backup was made with a different backup key');
+}
+
+/**
+ * The verdict on sealed piece `index` (C + 16 bytes, or fewer at the end of the input), `more`
+ * saying whether bytes follow it: its plaintext, or the BkvError the streaming reader reports for
+ * it (TRUNCATED, TRAILING_DATA, TAMPERED; see docs/formats/backup.md). A parallel reader that
+ * found piece i failing calls this for the lowest such i, so both name a failure the same way.
+ */
+export async function openPiece(
+  cipher: ChunkCipher,
+  prefix: Uint8Array,
+  aad: Uint8Array,
+  index: number,
+  piece: Uint8Array,
+  more: boolean,
+): Promise<Uint8Array[]> {
+  if (piece.length === 0) {
+    throw new BkvError('TRUNCATED', `backup is truncated: it ends before chunk ${index}`, { chunk: index });
+  }
+  if (piece.length < TAG_BYTES) {
+    throw new BkvError('TRUNCATED', `backup is truncated inside chunk ${index}`, { chunk: index });
+  }
+  const plain = await cipher.open(chunkNonce(prefix, index, !more), piece, aad);
+  if (!plain) {
+    throw await diagnoseChunkFailure({ cipher, prefix, aad, index, piece, more });
+  }
+  if (!more && index > 0 && plain.every((p) => p.length === 0)) {
+    throw new BkvError('TAMPERED', `chunk ${index} is an empty final chunk after data`, { chunk: index });
+  }
+  return plain;
+}
+
+/**
  * Reads and checks the header of a backup, then returns it with a generator of authenticated
  * plaintext. Only chunks that verified are ever yielded; the generator completes only after the
  * final chunk verified and nothing follows it. Errors: NOT_A_BACKUP, UNSUPPORTED_VERSION,
@@ -43,19 +97,7 @@ export async function openBackup(source: AsyncIterable<Uint8Array>, options: Dec
     const cipher = await (options.cipher ?? webCryptoAesGcm)(payloadKey);
     const pieceSize = header.chunkSize + TAG_BYTES;
     const first = await reader.read(pieceSize);
-    const ourFingerprint = keyFingerprint(options.key);
-    if (!equalBytes(ourFingerprint, header.fingerprint)) {
-      // Wrong key, or the fingerprint field was altered: if chunk 0 opens under a header carrying
-      // our fingerprint, the key is right and the header was tampered with.
-      const fixed = headerBytes.slice();
-      fixed.set(ourFingerprint, 16);
-      for (const last of [true, false]) {
-        if (first.length >= TAG_BYTES && (await cipher.open(chunkNonce(noncePrefix, 0, last), first, fixed))) {
-          throw new BkvError('TAMPERED', 'backup header was altered: key fingerprint does not match the data');
-        }
-      }
-      throw new BkvError('WRONG_KEY', 'wrong key: this backup was made with a different backup key');
-    }
+    await checkBackupKey(options.key, headerBytes, cipher, noncePrefix, first);
     return { header, plaintext: chunks(reader, cipher, noncePrefix, headerBytes, pieceSize, first) };
   } catch (err) {
     await reader.close();
@@ -74,22 +116,9 @@ async function* chunks(
   try {
     let piece = first;
     for (let index = 0; ; index++) {
-      if (piece.length === 0) {
-        throw new BkvError('TRUNCATED', `backup is truncated: it ends before chunk ${index}`, { chunk: index });
-      }
-      const more = !(await reader.atEnd());
-      if (piece.length < TAG_BYTES) {
-        throw new BkvError('TRUNCATED', `backup is truncated inside chunk ${index}`, { chunk: index });
-      }
-      const plain = await cipher.open(chunkNonce(prefix, index, !more), piece, aad);
-      if (!plain) {
-        throw await diagnoseChunkFailure({ cipher, prefix, aad, index, piece, more });
-      }
-      const size = plain.reduce((n, p) => n + p.length, 0);
+      const more = piece.length > 0 && !(await reader.atEnd());
+      const plain = await openPiece(cipher, prefix, aad, index, piece, more);
       if (!more) {
-        if (size === 0 && index > 0) {
-          throw new BkvError('TAMPERED', `chunk ${index} is an empty final chunk after data`, { chunk: index });
-        }
         for (const p of plain) if (p.length > 0) yield p;
         return;
       }

@@ -18,15 +18,16 @@ export interface EncryptOptions {
   salt?: Uint8Array;
 }
 
-/**
- * Encrypts a byte stream into backup format v1: yields the 64-byte header, then one sealed chunk
- * (ciphertext || tag) per `chunkSize` plaintext bytes, the last one flagged as final.
- * An empty input gives one empty final chunk. Memory use is a few chunks whatever the input size.
- */
-export async function* encryptBackup(
-  source: AsyncIterable<Uint8Array>,
-  options: EncryptOptions,
-): AsyncGenerator<Uint8Array, void, undefined> {
+/** A new backup's header and the per-backup keys that seal its chunks. */
+export interface NewBackup {
+  header: Uint8Array;
+  chunkSize: number;
+  payloadKey: Uint8Array;
+  noncePrefix: Uint8Array;
+}
+
+/** Draws the salt (unless given) and makes the header and per-backup keys for a new backup. */
+export function newBackup(options: Omit<EncryptOptions, 'cipher'>): NewBackup {
   assertBackupKey(options.key);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(SALT_BYTES));
@@ -37,7 +38,19 @@ export async function* encryptBackup(
     fingerprint: keyFingerprint(options.key),
     salt,
   });
-  const { payloadKey, noncePrefix } = derivePayloadKeys(options.key, salt);
+  return { header, chunkSize, ...derivePayloadKeys(options.key, salt) };
+}
+
+/**
+ * Encrypts a byte stream into backup format v1: yields the 64-byte header, then one sealed chunk
+ * (ciphertext || tag) per `chunkSize` plaintext bytes, the last one flagged as final.
+ * An empty input gives one empty final chunk. Memory use is a few chunks whatever the input size.
+ */
+export async function* encryptBackup(
+  source: AsyncIterable<Uint8Array>,
+  options: EncryptOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const { header, chunkSize, payloadKey, noncePrefix } = newBackup(options);
   const cipher = await (options.cipher ?? webCryptoAesGcm)(payloadKey);
   const reader = new ByteReader(source);
   try {
