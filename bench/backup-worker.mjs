@@ -1,14 +1,17 @@
 // Child process for bench/backup.bench.ts: runs one backup create or restore through the same
 // functions the CLI calls (file to file, node:crypto path), timing only the operation itself, and
-// prints {"seconds": s, "maxRssKb": n} with the process's peak RSS.
+// prints {"seconds": s, "maxRssKb": n} with the process's peak RSS. Like the CLI, the calling
+// thread computes too (mainThreadWorks) unless the fifth argument is "threads-only": the library
+// default, where only worker threads compute and the caller's event loop stays free.
 import { readFileSync } from 'node:fs';
 import { createBackupFile, restoreBackupFile } from '../dist/node/backup-files.js';
 import { decodeRecoveryKey } from '../dist/client/keys/recovery-key.js';
 
-const [mode, input, output, keyFile] = process.argv.slice(2);
+const [mode, input, output, keyFile, how] = process.argv.slice(2);
 const key = decodeRecoveryKey(readFileSync(keyFile, 'utf8'));
+const options = { input, output, key, mainThreadWorks: how !== 'threads-only' };
 const t0 = performance.now();
-if (mode === 'create') await createBackupFile({ input, output, key });
-else await restoreBackupFile({ input, output, key });
+if (mode === 'create') await createBackupFile(options);
+else await restoreBackupFile(options);
 const seconds = (performance.now() - t0) / 1000;
 process.stdout.write(JSON.stringify({ seconds, maxRssKb: process.resourceUsage().maxRSS }) + '\n');

@@ -1,6 +1,8 @@
 /**
- * Backup format throughput, file to file through the real CLI (`node bin/bkv.js backup ...`),
- * against `openssl speed -evp aes-256-gcm` (one core, no I/O: the ceiling) and `age` on the same file.
+ * Backup format throughput, file to file through the real CLI (`node bin/bkv.js backup ...`) and
+ * through the library functions it calls (bench/backup-worker.mjs: as the CLI, and with the
+ * library's defaults), against `openssl speed -evp aes-256-gcm` (one core, no I/O: the ceiling)
+ * and `age` on the same file.
  * Options: --size-mb N (default 1024), --runs N (default 3; the best run counts, the worst RSS counts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,13 +33,13 @@ interface Run {
 }
 
 /** Runs bench/backup-worker.mjs `runs` times: the library code path with its own timing. */
-function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string): Run {
+function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = ''): Run {
   let best = Infinity;
   let rss = 0;
   for (let i = 0; i < runs; i++) {
     rmSync(output, { force: true, recursive: true });
     execFileSync('sync');
-    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8' });
     const r = JSON.parse(out) as Run;
     best = Math.min(best, r.seconds);
     rss = Math.max(rss, r.maxRssKb ?? 0);
@@ -97,9 +99,12 @@ async function main() {
   const libEnc = measureInProcess('create', f('input'), f('lib.bkv'), f('key'));
   const libDec = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'));
   if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore differs from the input');
+  const libEncThreads = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), 'threads-only');
+  const libDecThreads = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'threads-only');
+  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (threads only) differs from the input');
   rmSync(f('lib.bkv'));
   rmSync(f('lib.restored'));
-  const startup = measure(process.execPath, [...bkv, '--help'], f('none'));
+  const startup = measure(process.execPath, [...bkv, 'backup', 'create', '--help'], f('none'));
 
   let ageEnc: Run | null = null;
   let ageDec: Run | null = null;
@@ -118,6 +123,8 @@ async function main() {
     ['bkv backup restore (decrypt)', dec],
     ['library create, no CLI start-up (encrypt)', libEnc],
     ['library restore, no CLI start-up (decrypt)', libDec],
+    ['library default: worker threads only, caller not blocked (encrypt)', libEncThreads],
+    ['library default: worker threads only, caller not blocked (decrypt)', libDecThreads],
     ['age -e (X25519 recipient)', ageEnc],
     ['age -d', ageDec],
   ];
@@ -135,12 +142,12 @@ async function main() {
       `| ${name} | ${fmt(speed)} | ${fmt(openssl ? speed / openssl : null, 2)} | ${fmt(vsAge, 2)} | ${fmt(r.maxRssKb === null ? null : r.maxRssKb / 1024, 0)} |`,
     );
   }
-  lines.push(`| bkv --help (CLI start-up alone: ${startup.seconds.toFixed(2)} s) | | | | ${fmt(startup.maxRssKb === null ? null : startup.maxRssKb / 1024, 0)} |`);
+  lines.push(`| bkv backup create --help (this command's CLI start-up alone: ${startup.seconds.toFixed(2)} s) | | | | ${fmt(startup.maxRssKb === null ? null : startup.maxRssKb / 1024, 0)} |`);
   lines.push(`| openssl speed -evp aes-256-gcm -bytes 16384 (1 core, memory only) | ${fmt(openssl)} | 1.00 | | |`);
   console.log('\n' + lines.join('\n') + '\n');
 
   const checks: Array<[string, boolean | null]> = [];
-  for (const [name, r, a] of [['CLI encrypt', enc, ageEnc], ['CLI decrypt', dec, ageDec], ['library encrypt', libEnc, ageEnc], ['library decrypt', libDec, ageDec]] as const) {
+  for (const [name, r, a] of [['CLI encrypt', enc, ageEnc], ['CLI decrypt', dec, ageDec], ['library encrypt', libEnc, ageEnc], ['library decrypt', libDec, ageDec], ['library default encrypt', libEncThreads, ageEnc], ['library default decrypt', libDecThreads, ageDec]] as const) {
     const s = MB(bytes, r.seconds);
     checks.push([`${name} >= 0.5x openssl`, openssl ? s >= 0.5 * openssl : null]);
     checks.push([`${name} >= 2x age`, a ? s >= 2 * MB(bytes, a.seconds) : null]);

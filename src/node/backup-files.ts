@@ -25,6 +25,11 @@ export type ProgressFn = (bytes: number) => void;
 export interface ParallelChoice {
   parallelMinBytes?: number;
   workers?: number;
+  /**
+   * The calling thread computes too, so one thread fewer is started (default false). Its event
+   * loop waits until the backup is done: for processes that do nothing else, like the CLI.
+   */
+  mainThreadWorks?: boolean;
 }
 
 export interface CreateBackupFileOptions extends ParallelChoice {
@@ -71,7 +76,8 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   const workers = kind === 'file' ? workersFor(await regularFileSize(o.input), o) : 0;
   if (workers > 0) {
     const { input, output, key, chunkSize, onProgress } = o;
-    await createBackupParallel({ input, output, key, force: o.force ?? false, workers, ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
+    const mainThreadWorks = o.mainThreadWorks ?? false;
+    await createBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
     return { kind };
   }
   // A backup written inside the directory it archives must not archive itself (or its temp file).
@@ -102,7 +108,8 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
   const workers = workersFor(size, o);
   if (workers > 0) {
     const { input, output, key, onProgress } = o;
-    const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, ...(onProgress ? { onProgress } : {}) });
+    const mainThreadWorks = o.mainThreadWorks ?? false;
+    const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, ...(onProgress ? { onProgress } : {}) });
     if (done) return { kind: 'file', bytes: done.bytes };
   }
   const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {

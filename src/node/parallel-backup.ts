@@ -7,8 +7,8 @@ import { HEADER_BYTES, TAG_BYTES, decodeHeader } from '../client/backup/header.j
 import { MAX_CHUNKS, derivePayloadKeys } from '../client/backup/subkeys.js';
 import { nodeAesGcm } from './aes-gcm.js';
 import { writeFileAtomicWith } from './atomic-output.js';
-import { CONTROL_BYTES, DONE, FINISHED, STOP, type ChunkFailure, type ChunkJob } from './chunk-job.js';
-import { prestartWorkers, takeWorkers } from './worker-pool.js';
+import { CONTROL_BYTES, DONE, FINISHED, STOP, runChunkJob, type ChunkFailure, type ChunkJob } from './chunk-job.js';
+import { prestartWorkers, takeWorkers, workerThreadsFor } from './worker-pool.js';
 import { ioError } from './io-errors.js';
 
 /**
@@ -23,7 +23,7 @@ import { ioError } from './io-errors.js';
  */
 
 /** Payload bytes between two young-generation collections in each thread (frees cipher outputs). */
-const GC_EVERY_BYTES = 2 * 1024 * 1024;
+const GC_EVERY_BYTES = 1024 * 1024;
 /** How often progress is reported while the pool works. */
 const PROGRESS_MS = 100;
 
@@ -32,7 +32,10 @@ const PROGRESS_MS = 100;
  * the file descriptors) with the failure at the lowest chunk index, or null when every chunk was
  * processed and written.
  */
-async function runPool(job: Omit<ChunkJob, 'control' | 'gcEveryBytes'>, workers: number, onProgress?: (bytes: number) => void): Promise<ChunkFailure | null> {
+async function runPool(
+  job: Omit<ChunkJob, 'control' | 'gcEveryBytes'>,
+  o: { workers: number; mainThreadWorks: boolean; onProgress?: (bytes: number) => void },
+): Promise<ChunkFailure | null> {
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   const ctl = new BigInt64Array(control);
   ctl[STOP] = BigInt(job.chunks);
@@ -42,11 +45,12 @@ async function runPool(job: Omit<ChunkJob, 'control' | 'gcEveryBytes'>, workers:
   let reported = 0n;
   const report = () => {
     const done = Atomics.load(ctl, DONE);
-    if (done > reported) onProgress?.(Number(done - reported));
+    if (done > reported) o.onProgress?.(Number(done - reported));
     reported = done;
   };
-  const pool = takeWorkers(Math.max(1, Math.min(workers, job.chunks)));
-  const timer = onProgress ? setInterval(report, PROGRESS_MS) : null;
+  const threads = Math.max(1, Math.min(o.workers, job.chunks));
+  const pool = takeWorkers(workerThreadsFor(threads, o.mainThreadWorks));
+  const timer = o.onProgress && !o.mainThreadWorks ? setInterval(report, PROGRESS_MS) : null;
   // A thread is done with the files once it has posted its result (or has died).
   const settled = pool.map(
     (w) =>
@@ -67,6 +71,18 @@ async function runPool(job: Omit<ChunkJob, 'control' | 'gcEveryBytes'>, workers:
     for (const w of pool) {
       w.ref();
       w.postMessage(full);
+    }
+    if (o.mainThreadWorks) {
+      // This thread computes too (its event loop waits meanwhile), reporting progress itself.
+      let due = performance.now() + PROGRESS_MS;
+      const failure = runChunkJob(full, () => {
+        if (o.onProgress && performance.now() >= due) {
+          report();
+          due = performance.now() + PROGRESS_MS;
+        }
+        return true;
+      });
+      if (failure) failures.push(failure);
     }
   } catch (err) {
     crash ??= err;
@@ -131,14 +147,19 @@ export interface ParallelFileOptions {
   output: string;
   key: Uint8Array;
   force: boolean;
-  /** Threads to use (at least 1). */
+  /** Threads that compute (at least 1). */
   workers: number;
+  /**
+   * The calling thread is one of them, so one thread fewer is started; its event loop waits
+   * until the job is done. For processes that do nothing else meanwhile, like the CLI.
+   */
+  mainThreadWorks: boolean;
   onProgress?: (bytes: number) => void;
 }
 
 /** Encrypts the regular file `input` into a backup at `output` (payload kind 'file'), atomically. */
 export async function createBackupParallel(o: ParallelFileOptions & { chunkSize?: number }): Promise<void> {
-  prestartWorkers(o.workers); // they start while the files are opened and the header written
+  prestartWorkers(workerThreadsFor(o.workers, o.mainThreadWorks)); // they start while the files are opened
   const backup = newBackup({ key: o.key, kind: 'file', ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) });
   const fh = await openInput(o.input);
   try {
@@ -158,7 +179,7 @@ export async function createBackupParallel(o: ParallelFileOptions & { chunkSize?
         inputSize: size,
         chunks,
       };
-      const failure = await runPool(job, o.workers, o.onProgress);
+      const failure = await runPool(job, o);
       if (failure) throw failureError(failure, o.input, o.output, 'the file');
       if ((await sizeOf(fh, o.input)) !== size) throw changedError(o.input, 'the file');
     });
@@ -180,7 +201,7 @@ export async function restoreBackupParallel(o: ParallelFileOptions): Promise<{ b
     const headerBytes = await readAt(fh, o.input, Math.min(HEADER_BYTES, size), 0);
     const header = decodeHeader(headerBytes);
     if (header.kind !== 'file') return null;
-    prestartWorkers(o.workers); // they start while the key is checked
+    prestartWorkers(workerThreadsFor(o.workers, o.mainThreadWorks)); // they start while the key is checked
     const { payloadKey, noncePrefix } = derivePayloadKeys(o.key, header.salt);
     const cipher = await nodeAesGcm(payloadKey);
     const pieceSize = header.chunkSize + TAG_BYTES;
@@ -203,7 +224,7 @@ export async function restoreBackupParallel(o: ParallelFileOptions): Promise<{ b
         inputSize: size,
         chunks,
       };
-      const failure = await runPool(job, o.workers, o.onProgress);
+      const failure = await runPool(job, o);
       if (failure?.kind === 'reject') {
         // Name it as the streaming reader would (it stops at this same chunk, the first bad one).
         const i = failure.index;

@@ -20,10 +20,15 @@ export const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_WORKERS = 2;
 
-/** Threads for the parallel path on this machine: one per core, at most MAX_WORKERS; 0 on one core. */
+/** Threads that compute for the parallel path on this machine: one per core, at most MAX_WORKERS; 0 on one core. */
 export function defaultWorkers(): number {
   const cores = availableParallelism();
   return cores < 2 ? 0 : Math.min(cores, MAX_WORKERS);
+}
+
+/** Worker threads to start for `threads` computing threads, one of which may be the calling thread. */
+export function workerThreadsFor(threads: number, mainThreadWorks: boolean): number {
+  return Math.max(0, threads - (mainThreadWorks ? 1 : 0));
 }
 
 const idle: Worker[] = [];
@@ -46,7 +51,7 @@ function startWorker(): Worker {
 }
 
 /** Starts up to `count` threads now, to be taken by the next job (if any). */
-export function prestartWorkers(count = defaultWorkers()): void {
+export function prestartWorkers(count: number): void {
   while (idle.length < count) {
     const w = startWorker();
     w.on('error', () => {}); // reported to the job that takes it, if any
@@ -67,7 +72,7 @@ export function prestartWorkers(count = defaultWorkers()): void {
  * Starts the threads early when one of `args` (a command line) names a regular file large enough
  * for the parallel path. A guess, not a decision: the command still chooses its path itself.
  */
-export function prestartFor(args: readonly string[]): void {
+export function prestartFor(args: readonly string[], o: { mainThreadWorks: boolean }): void {
   const large = (a: string) => {
     try {
       const st = statSync(a, { throwIfNoEntry: false });
@@ -76,7 +81,8 @@ export function prestartFor(args: readonly string[]): void {
       return false;
     }
   };
-  if (defaultWorkers() > 0 && args.some((a) => !a.startsWith('-') && large(a))) prestartWorkers();
+  const threads = workerThreadsFor(defaultWorkers(), o.mainThreadWorks);
+  if (threads > 0 && args.some((a) => !a.startsWith('-') && large(a))) prestartWorkers(threads);
 }
 
 /** `count` threads for a job: prestarted ones first, then new ones. The caller refs them. */

@@ -72,15 +72,35 @@ describe('parallel file path', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('round-trips with the calling thread computing too, alone or with a worker thread', async () => {
+    const data = bytes(30 * CHUNK + 77, 31);
+    writeFileSync(p('main'), data);
+    for (const workers of [1, 2]) {
+      const choice = { parallelMinBytes: 0, workers, mainThreadWorks: true };
+      rmSync(p('main.bkv'), { force: true });
+      rmSync(p('main.out'), { force: true });
+      await createBackupFile({ input: p('main'), output: p('main.bkv'), key, chunkSize: CHUNK, ...choice });
+      const out = await decrypt(readFileSync(p('main.bkv')), key, { cipher: nodeAesGcm });
+      expect(Buffer.from(out.data).equals(Buffer.from(data)), `${workers}`).toBe(true);
+      expect(await restoreBackupFile({ input: p('main.bkv'), output: p('main.out'), key, ...choice })).toEqual({ kind: 'file', bytes: data.length });
+      expect(readFileSync(p('main.out')).equals(Buffer.from(data)), `${workers}`).toBe(true);
+    }
+  });
+
   it('reports progress over the whole input in both directions', async () => {
     writeFileSync(p('prog'), bytes(50 * CHUNK + 3, 5));
-    let created = 0;
-    await createBackupFile({ input: p('prog'), output: p('prog.bkv'), key, chunkSize: CHUNK, onProgress: (n) => (created += n), ...PARALLEL });
-    expect(created).toBe(50 * CHUNK + 3);
-    let restored = 0;
-    await restoreBackupFile({ input: p('prog.bkv'), output: p('prog.out'), key, onProgress: (n) => (restored += n), ...PARALLEL });
-    expect(restored).toBe(statSync(p('prog.bkv')).size);
-    expect(readFileSync(p('prog.out')).equals(readFileSync(p('prog')))).toBe(true);
+    for (const mainThreadWorks of [false, true]) {
+      const choice = { ...PARALLEL, mainThreadWorks };
+      let created = 0;
+      rmSync(p('prog.bkv'), { force: true });
+      rmSync(p('prog.out'), { force: true });
+      await createBackupFile({ input: p('prog'), output: p('prog.bkv'), key, chunkSize: CHUNK, onProgress: (n) => (created += n), ...choice });
+      expect(created).toBe(50 * CHUNK + 3);
+      let restored = 0;
+      await restoreBackupFile({ input: p('prog.bkv'), output: p('prog.out'), key, onProgress: (n) => (restored += n), ...choice });
+      expect(restored).toBe(statSync(p('prog.bkv')).size);
+      expect(readFileSync(p('prog.out')).equals(readFileSync(p('prog')))).toBe(true);
+    }
   });
 
   it('refuses what the streaming reader refuses, with the same error, and leaves nothing behind', async () => {
@@ -113,9 +133,12 @@ describe('parallel file path', () => {
       writeFileSync(p('bad.bkv'), content);
       const streaming = await restoreOutcome(p('bad.bkv'), p('bad.out'), STREAMING, k);
       expect(streaming.split(':')[0], name).toBe(code);
-      for (const workers of name.includes('chunks 2 and 5') ? [1, 2, 3] : [1]) {
-        const parallel = await restoreOutcome(p('bad.bkv'), p('bad.out'), { parallelMinBytes: 0, workers }, k);
-        expect(parallel, `${name}, ${workers} workers`).toBe(streaming);
+      const choices: ParallelChoice[] = name.includes('chunks 2 and 5')
+        ? [1, 2, 3].flatMap((workers) => [{ workers }, { workers, mainThreadWorks: true }])
+        : [{ workers: 1 }];
+      for (const choice of choices) {
+        const parallel = await restoreOutcome(p('bad.bkv'), p('bad.out'), { parallelMinBytes: 0, ...choice }, k);
+        expect(parallel, `${name}, ${JSON.stringify(choice)}`).toBe(streaming);
         expect(existsSync(p('bad.out')), name).toBe(false);
       }
     }

@@ -73,7 +73,8 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   const total = !showProgress ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
   const progress = await makeProgress('Encrypting', total, out.json);
   try {
-    await createBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
+    // The CLI does nothing else meanwhile: its own thread computes too (bin/bkv.js prestarts the rest).
+    await createBackupFile({ input, output: o.output, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
   } finally {
     progress.stop();
   }
@@ -127,7 +128,7 @@ async function restore(input: string, o: RestoreOpts): Promise<void> {
   const progress = await makeProgress('Decrypting', total, out.json);
   let result;
   try {
-    result = await restoreBackupFile({ input, output: o.output, key, force: !!o.force, onProgress: (n) => progress.add(n) });
+    result = await restoreBackupFile({ input, output: o.output, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n) });
   } finally {
     progress.stop();
   }
