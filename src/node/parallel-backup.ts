@@ -16,10 +16,11 @@ import { ioError } from './io-errors.js';
  * nonces carry the counter and the final flag) and every chunk's offsets follow from the sizes, so
  * a pool of worker threads (src/node/worker-pool.ts) each claims chunk indices, reads, seals or
  * opens, and writes whole chunks at their offsets in a temporary file (src/node/chunk-job.ts),
- * while this thread only hands out the job and waits. The output is renamed into place only after
- * every chunk was written (create) or authenticated (restore). The header is written (create) or
- * parsed and checked (restore) here first, and a failing chunk is named by the streaming reader's
- * rules (`openPiece`), so both paths fail with the same errors.
+ * while this thread hands out the job and waits (or, with `mainThreadWorks`, computes too). The
+ * output is renamed into place only after every chunk was written (create) or authenticated
+ * (restore). The header is written (create) or parsed and checked (restore) here first, and a
+ * failing chunk is named by the streaming reader's rules (`openPiece`), so both paths fail with
+ * the same errors.
  */
 
 /** Payload bytes between two young-generation collections in each thread (frees cipher outputs). */
@@ -50,7 +51,7 @@ async function runPool(
   };
   const threads = Math.max(1, Math.min(o.workers, job.chunks));
   const pool = takeWorkers(workerThreadsFor(threads, o.mainThreadWorks));
-  const timer = o.onProgress && !o.mainThreadWorks ? setInterval(report, PROGRESS_MS) : null;
+  let timer: ReturnType<typeof setInterval> | null = null;
   // A thread is done with the files once it has posted its result (or has died).
   const settled = pool.map(
     (w) =>
@@ -84,6 +85,7 @@ async function runPool(
       });
       if (failure) failures.push(failure);
     }
+    if (o.onProgress) timer = setInterval(report, PROGRESS_MS);
   } catch (err) {
     crash ??= err;
     Atomics.store(ctl, STOP, 0n);
