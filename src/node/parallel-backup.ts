@@ -23,8 +23,12 @@ import { ioError } from './io-errors.js';
  * the same errors.
  */
 
-/** Payload bytes between two young-generation collections in each thread (frees cipher outputs). */
-const GC_EVERY_BYTES = 1024 * 1024;
+/**
+ * Payload bytes between two young-generation collections in each thread (frees cipher outputs).
+ * Each costs ~0.1 ms: every 1 MiB they took 15 % of the CPU; every 2 MiB, with KEEP_FREED_BYTES
+ * at 4 MiB, was fastest (4 MiB: no faster and 5 MB more memory).
+ */
+const GC_EVERY_BYTES = 2 * 1024 * 1024;
 /** How often progress is reported while the pool works. */
 const PROGRESS_MS = 100;
 
