@@ -76,6 +76,22 @@ describe('bkv CLI', () => {
     expect(readdirSync(p('self.out')).sort()).toEqual(['a.json', 'empty.txt', 'sub']);
   });
 
+  it('backs up and restores a large file on worker threads, and refuses it altered', () => {
+    // 9 MiB: above the parallel path's threshold, so the compiled worker threads do the work.
+    writeFileSync(p('large.bin'), bytes(9 * 1024 * 1024 + 5, 7));
+    expect(bkv(['backup', 'create', p('large.bin'), '-o', p('large.bkv'), '--key-file', p('k4')]).code).toBe(0);
+    expect(bkv(['backup', 'restore', p('large.bkv'), '-o', p('large.out'), '--key-file', p('k4')]).code).toBe(0);
+    expect(readFileSync(p('large.out')).equals(readFileSync(p('large.bin')))).toBe(true);
+    const backup = readFileSync(p('large.bkv'));
+    backup[64 + 5 * (1024 * 1024 + 16) + 100] ^= 1;
+    writeFileSync(p('large-bad.bkv'), backup);
+    const r = bkv(['backup', 'restore', p('large-bad.bkv'), '-o', p('large-bad.out'), '--key-file', p('k4'), '--json']);
+    expect(r.code).toBe(EXIT.CORRUPT);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'TAMPERED', chunk: 5 });
+    expect(existsSync(p('large-bad.out'))).toBe(false);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('gives distinct exit codes and leaves no output on bad input', () => {
     bkv(['backup', 'create', p('data.bin'), '-o', p('d2.bkv'), '--key-file', p('k3'), '--chunk-size', '4K']);
     bkv(['key', 'new', '--key-file', p('other')]);
