@@ -83,7 +83,8 @@ describe('bkv CLI', () => {
     expect(bkv(['backup', 'restore', p('large.bkv'), '-o', p('large.out'), '--key-file', p('k4')]).code).toBe(0);
     expect(readFileSync(p('large.out')).equals(readFileSync(p('large.bin')))).toBe(true);
     const backup = readFileSync(p('large.bkv'));
-    backup[64 + 5 * (1024 * 1024 + 16) + 100] ^= 1;
+    const at = 64 + 5 * (1024 * 1024 + 16) + 100;
+    backup[at] = backup[at]! ^ 1;
     writeFileSync(p('large-bad.bkv'), backup);
     const r = bkv(['backup', 'restore', p('large-bad.bkv'), '-o', p('large-bad.out'), '--key-file', p('k4'), '--json']);
     expect(r.code).toBe(EXIT.CORRUPT);
