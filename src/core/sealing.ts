@@ -1,5 +1,5 @@
-import { gcm } from '@noble/ciphers/aes.js';
 import { BkvError } from '../client/errors.js';
+import { noblePrimitives, type ChannelPrimitives } from '../protocol/hpke-suite.js';
 import { Writer } from './codec.js';
 
 /**
@@ -14,19 +14,10 @@ export function sealingAad(purpose: string, index: number, link: Uint8Array = ne
   return new Writer(64).string(purpose).u64(index).bytes(link).finish();
 }
 
-/** AES-256-GCM as the sealing code needs it; the default is @noble, a host may inject another. */
-export interface SealAead {
-  gcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  /** Throws when the tag does not verify. */
-  gcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array;
-}
+/** AES-256-GCM as the sealing code needs it: the channel's primitives (@noble unless injected). */
+export type SealAead = Pick<ChannelPrimitives, 'gcmSeal' | 'gcmOpen'>;
 
-const nobleAead: SealAead = {
-  gcmSeal: (key, nonce, aad, plaintext) => gcm(key, nonce, aad).encrypt(plaintext),
-  gcmOpen: (key, nonce, aad, sealed) => gcm(key, nonce, aad).decrypt(sealed),
-};
-
-export function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, aead: SealAead = nobleAead): Uint8Array {
+export function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, aead: SealAead = noblePrimitives): Uint8Array {
   const ct = aead.gcmSeal(key, nonce, aad, plaintext);
   const out = new Uint8Array(nonce.length + ct.length);
   out.set(nonce);
@@ -34,7 +25,7 @@ export function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaint
   return out;
 }
 
-export function unseal(key: Uint8Array, aad: Uint8Array, sealed: Uint8Array, what: string, aead: SealAead = nobleAead): Uint8Array {
+export function unseal(key: Uint8Array, aad: Uint8Array, sealed: Uint8Array, what: string, aead: SealAead = noblePrimitives): Uint8Array {
   if (sealed.length < SEAL_NONCE_BYTES + SEAL_TAG_BYTES) throw new BkvError('TAMPERED', `${what} is too short to be sealed data`);
   try {
     return aead.gcmOpen(key, sealed.subarray(0, SEAL_NONCE_BYTES), aad, sealed.subarray(SEAL_NONCE_BYTES));

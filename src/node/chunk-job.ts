@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
+import { unwritten } from './file-sink.js';
 import { gcPacer } from './gc-pacer.js';
 
 /**
@@ -88,17 +89,9 @@ function writeFully(fd: number, parts: Uint8Array[], position: number): void {
   let rest = parts;
   let pos = position;
   while (rest.length > 0) {
-    let n = writevSync(fd, rest, pos);
+    const n = writevSync(fd, rest, pos);
     pos += n;
-    const next: Uint8Array[] = [];
-    for (const p of rest) {
-      if (n >= p.length) n -= p.length;
-      else {
-        next.push(n > 0 ? p.subarray(n) : p);
-        n = 0;
-      }
-    }
-    rest = next;
+    rest = unwritten(rest, n);
   }
 }
 

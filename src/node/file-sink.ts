@@ -5,22 +5,26 @@ export const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Batches being written at once (on the I/O thread pool) while the producer makes the next. */
 export const WRITES_IN_FLIGHT = 3;
 
+/** What is left of `parts` after a (possibly partial) vectored write took their first `n` bytes. */
+export function unwritten(parts: Uint8Array[], n: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const p of parts) {
+    if (n >= p.length) n -= p.length;
+    else {
+      rest.push(n > 0 ? p.subarray(n) : p);
+      n = 0;
+    }
+  }
+  return rest;
+}
+
 async function writeAllAt(fh: FileHandle, parts: Uint8Array[], position: number): Promise<void> {
   let rest = parts;
   let pos = position;
   while (rest.length > 0) {
     const { bytesWritten } = await fh.writev(rest, pos);
     pos += bytesWritten;
-    let n = bytesWritten;
-    const next: Uint8Array[] = [];
-    for (const p of rest) {
-      if (n >= p.length) n -= p.length;
-      else {
-        next.push(n > 0 ? p.subarray(n) : p);
-        n = 0;
-      }
-    }
-    rest = next;
+    rest = unwritten(rest, bytesWritten);
   }
 }
 
