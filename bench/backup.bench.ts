@@ -36,13 +36,13 @@ interface Run {
 }
 
 /** Runs bench/backup-worker.mjs `runs` times: the library code path with its own timing. */
-function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = ''): Run {
+function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = '', env: NodeJS.ProcessEnv = process.env): Run {
   let best = Infinity;
   let rss = 0;
   for (let i = -warmup; i < runs; i++) {
     rmSync(output, { force: true, recursive: true });
     execFileSync('sync');
-    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8', env });
     if (i < 0) continue;
     const r = JSON.parse(out) as Run;
     best = Math.min(best, r.seconds);
@@ -88,6 +88,49 @@ function opensslMBps(): number | null {
   return m ? (Number(m[1]) * 1000) / 1e6 : null;
 }
 
+/**
+ * AES-256-GCM in memory on one core, 256 KiB messages (the parallel path's slices): in place
+ * through the addon, and through node:crypto's update (a fresh output per call). MB/s, or null
+ * for the addon when it is not built.
+ */
+async function aesInMemory(): Promise<{ addon: number | null; node: number }> {
+  const { inPlaceGcm } = await import('../dist/node/native-aes-gcm.js');
+  const { createCipheriv } = await import('node:crypto');
+  const slice = 256 * 1024;
+  const total = 1024 * 1024 * 1024;
+  const data = randomFillSync(Buffer.allocUnsafe(slice + 16));
+  const key = randomFillSync(Buffer.alloc(32));
+  const nonce = Buffer.alloc(12);
+  const aad = Buffer.alloc(64);
+  const time = (once: () => void) => {
+    let best = Infinity;
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      for (let done = 0; done < total; done += slice) once();
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    return MB(total, best);
+  };
+  const status = inPlaceGcm();
+  let addon: number | null = null;
+  if (status.available) {
+    const g = status.create();
+    addon = time(() => {
+      g.start(true, key, nonce, aad);
+      g.update(data.subarray(0, slice));
+      g.finishSeal(data.subarray(slice));
+    });
+  }
+  const node = time(() => {
+    const c = createCipheriv('aes-256-gcm', key, nonce);
+    c.setAAD(aad);
+    for (let off = 0; off < slice; off += 64 * 1024) c.update(data.subarray(off, off + 64 * 1024));
+    c.final();
+    c.getAuthTag();
+  });
+  return { addon, node };
+}
+
 async function main() {
   console.log(`input: ${sizeMiB} MiB of random bytes in ${tmpdir()}; best of ${runs} runs each, after ${warmup} untimed`);
   const fd = openSync(f('input'), 'w');
@@ -107,8 +150,17 @@ async function main() {
   const libEncThreads = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), 'threads-only');
   const libDecThreads = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'threads-only');
   if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (threads only) differs from the input');
+  // The same library path with node:crypto instead of the in-place addon.
+  const nodeAes = { ...process.env, BKV_AES_GCM: 'node' };
+  const libEncNode = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), '', nodeAes);
+  const libDecNode = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), '', nodeAes);
+  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (node:crypto) differs from the input');
   rmSync(f('lib.bkv'));
   rmSync(f('lib.restored'));
+  // The I/O alone: the same bytes read and written to a new file, no encryption, one thread.
+  const copy = has('dd') ? measure('dd', [`if=${f('input')}`, `of=${f('copy')}`, 'bs=256K', 'status=none'], f('copy')) : null;
+  rmSync(f('copy'), { force: true });
+  const aes = await aesInMemory();
   const startup = measure(process.execPath, [...bkv, 'backup', 'create', '--help'], f('none'));
 
   let ageEnc: Run | null = null;
@@ -130,6 +182,9 @@ async function main() {
     ['library restore, no CLI start-up (decrypt)', libDec],
     ['library default: worker threads only, caller not blocked (encrypt)', libEncThreads],
     ['library default: worker threads only, caller not blocked (decrypt)', libDecThreads],
+    ['library create with node:crypto instead of the in-place addon (encrypt)', libEncNode],
+    ['library restore with node:crypto instead of the in-place addon (decrypt)', libDecNode],
+    ['dd bs=256K: the same read and write, no encryption, one thread (I/O floor)', copy],
     ['age -e (X25519 recipient)', ageEnc],
     ['age -d', ageDec],
   ];
@@ -141,7 +196,7 @@ async function main() {
   for (const [name, r] of rows) {
     if (!r) continue;
     const speed = MB(bytes, r.seconds);
-    const ageRun = name.startsWith('age') ? null : name.includes('encrypt') ? ageEnc : ageDec;
+    const ageRun = name.startsWith('age') || name.startsWith('dd') ? null : name.includes('encrypt') ? ageEnc : ageDec;
     const vsAge = ageRun ? speed / MB(bytes, ageRun.seconds) : null;
     lines.push(
       `| ${name} | ${fmt(speed)} | ${fmt(openssl ? speed / openssl : null, 2)} | ${fmt(vsAge, 2)} | ${fmt(r.maxRssKb === null ? null : r.maxRssKb / 1024, 0)} |`,
@@ -149,6 +204,9 @@ async function main() {
   }
   lines.push(`| bkv backup create --help (this command's CLI start-up alone: ${startup.seconds.toFixed(2)} s) | | | | ${fmt(startup.maxRssKb === null ? null : startup.maxRssKb / 1024, 0)} |`);
   lines.push(`| openssl speed -evp aes-256-gcm -bytes 16384 (1 core, memory only) | ${fmt(openssl)} | 1.00 | | |`);
+  const vsOpenssl = (x: number | null) => fmt(openssl && x ? x / openssl : null, 2);
+  lines.push(`| AES-256-GCM in memory, 1 core, 256 KiB messages, in-place addon | ${fmt(aes.addon)} | ${vsOpenssl(aes.addon)} | | |`);
+  lines.push(`| AES-256-GCM in memory, 1 core, 256 KiB messages, node:crypto update | ${fmt(aes.node)} | ${vsOpenssl(aes.node)} | | |`);
   console.log('\n' + lines.join('\n') + '\n');
 
   const checks: Array<[string, boolean | null]> = [];

@@ -1,10 +1,17 @@
 #!/usr/bin/env node
-// `bkv backup create|restore` of a large file runs on worker threads: start them while the CLI loads.
+import { existsSync } from 'node:fs';
+
 const [group, command, ...rest] = process.argv.slice(2);
+// `bkv backup …` and `bkv key …` load one bundled file (scripts/build-cli-bundle.ts); the rest, and
+// these too when the bundle is missing or BKV_CLI_BUNDLE=0, load the compiled modules.
+const bundle = new URL('../dist/bundle/backup-entry.js', import.meta.url);
+const bundled = (group === 'backup' || group === 'key') && process.env.BKV_CLI_BUNDLE !== '0' && existsSync(bundle);
 if (group === 'backup' && (command === 'create' || command === 'restore')) {
-  (await import('../dist/node/worker-pool.js')).prestartFor(rest, { mainThreadWorks: true }); // as the command runs
+  // A large file runs on worker threads: start them while the CLI loads (as the command runs).
+  const pool = bundled ? await import(bundle.href) : await import('../dist/node/worker-pool.js');
+  pool.prestartFor(rest, { mainThreadWorks: true });
 }
-const { main } = await import('../dist/cli/main.js');
+const { main } = bundled ? await import(bundle.href) : await import('../dist/cli/main.js');
 
 main(process.argv).then(
   (code) => {

@@ -1,45 +1,7 @@
-import { Command, CommanderError } from 'commander';
-import { EXIT } from './exit-codes.js';
-import { reportError } from './output.js';
 import { commandModulesFor } from './commands/index.js';
-import { installNativeSha256 } from '../node/native-sha256.js';
+import { runProgram } from './program.js';
 
 /** Runs the `bkv` command line and resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  installNativeSha256();
-  const program = new Command('bkv')
-    .description('backup-key-vault: end-to-end encrypted backups with a guess-limited key vault')
-    .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(s),
-      writeOut: (s) => process.stdout.write(s),
-    });
-  let exitCode: number = EXIT.OK;
-  const ctx = {
-    setExitCode(code: number) {
-      exitCode = code;
-    },
-  };
-  for (const register of await commandModulesFor(argv)) register(program, ctx);
-  // Every subcommand inherits the override so usage errors anywhere give EXIT.USAGE.
-  const applyOverride = (cmd: Command) => {
-    cmd.exitOverride();
-    cmd.commands.forEach(applyOverride);
-  };
-  applyOverride(program);
-  try {
-    await program.parseAsync(argv);
-    return exitCode;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
-        return EXIT.OK;
-      }
-      return EXIT.USAGE;
-    }
-    const json = argv.includes('--json');
-    return reportError(err, json);
-  }
+  return runProgram(argv, await commandModulesFor(argv));
 }

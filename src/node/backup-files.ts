@@ -30,6 +30,11 @@ export interface ParallelChoice {
    * loop waits until the backup is done: for processes that do nothing else, like the CLI.
    */
   mainThreadWorks?: boolean;
+  /**
+   * AES-256-GCM of the parallel path: 'auto' (default) encrypts in place through the addon of
+   * src/node/native-aes-gcm.ts when it is available, 'node' always uses node:crypto. Same bytes.
+   */
+  aes?: 'auto' | 'node';
 }
 
 export interface CreateBackupFileOptions extends ParallelChoice {
@@ -77,7 +82,7 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   if (workers > 0) {
     const { input, output, key, chunkSize, onProgress } = o;
     const mainThreadWorks = o.mainThreadWorks ?? false;
-    await createBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
+    await createBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, aes: o.aes ?? 'auto', ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
     return { kind };
   }
   // A backup written inside the directory it archives must not archive itself (or its temp file).
@@ -109,7 +114,7 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
   if (workers > 0) {
     const { input, output, key, onProgress } = o;
     const mainThreadWorks = o.mainThreadWorks ?? false;
-    const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, ...(onProgress ? { onProgress } : {}) });
+    const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, aes: o.aes ?? 'auto', ...(onProgress ? { onProgress } : {}) });
     if (done) return { kind: 'file', bytes: done.bytes };
   }
   const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {

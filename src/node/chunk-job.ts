@@ -2,12 +2,16 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
 import { unwritten } from './file-sink.js';
 import { gcPacer } from './gc-pacer.js';
+import { inPlaceGcm, type InPlaceGcm } from './native-aes-gcm.js';
 
 /**
  * The per-chunk work of the parallel file path (src/node/parallel-backup.ts), run by each thread
  * of its pool: claim the next chunk index, positional reads, AES-256-GCM through node:crypto,
  * positional writes. Every offset follows from the format (docs/formats/backup.md): a 64-byte
  * header, then chunk i at 64 + i × (C + 16) in the backup and at i × C in the payload.
+ * AES-256-GCM runs in place through the addon of src/node/native-aes-gcm.ts when it is available
+ * (bytes are read into a small ring of buffers, encrypted or decrypted there, and written from
+ * there), else through node:crypto, which returns a fresh buffer per call.
  * Synchronous on purpose: each thread keeps one core busy with no event-loop hand-offs.
  */
 
@@ -30,6 +34,8 @@ const SLICE = 256 * 1024;
  * goes on reading and encrypting, and writes what it holds at its next turn.
  */
 const DEFER_BYTES = 1024 * 1024;
+/** Slice buffers per thread on the in-place path: what may wait for a turn to write, and one more. */
+const RING = Math.ceil(DEFER_BYTES / SLICE) + 2;
 
 /** Slots of the shared control array (BigInt64Array over CONTROL_BYTES). */
 export const NEXT = 0; // next chunk index to claim
@@ -56,6 +62,8 @@ export interface ChunkJob {
   control: SharedArrayBuffer;
   /** Payload bytes between two young-generation collections (frees node:crypto outputs early). */
   gcEveryBytes: number;
+  /** 'auto': in place when the addon is available; 'node': node:crypto (same bytes, slower). */
+  aes: 'auto' | 'node';
 }
 
 /**
@@ -105,6 +113,11 @@ class TurnWriter {
     private readonly fd: number,
   ) {}
 
+  /** Makes sure no queued write still refers to `buf`, so that it may be filled again. */
+  release(buf: Uint8Array): void {
+    if (this.pending.some((w) => w.parts.some((p) => p.buffer === buf.buffer))) this.flush(true);
+  }
+
   /** Queues `parts` (of chunk `index`) for `position`; writes what is queued if it is our turn. */
   write(index: number, parts: Uint8Array[], position: number): void {
     this.pending.push({ index, parts, position });
@@ -147,11 +160,24 @@ function lowerStop(control: BigInt64Array, index: number): void {
 
 interface ChunkContext {
   job: ChunkJob;
+  /** node:crypto path: the one read buffer (outputs are fresh buffers). */
   buf: Buffer;
+  /** In-place path: the cipher, and the ring of slice buffers it works in. */
+  gcm: InPlaceGcm | null;
+  ring: Buffer[];
+  ringNext: number;
   key: Buffer;
   aad: Buffer;
   nonce: Buffer;
   out: TurnWriter;
+}
+
+/** In-place path: the next ring buffer, once no queued write refers to it any more. */
+function nextBuffer(ctx: ChunkContext): Buffer {
+  const buf = ctx.ring[ctx.ringNext]!;
+  ctx.ringNext = (ctx.ringNext + 1) % ctx.ring.length;
+  ctx.out.release(buf);
+  return buf;
 }
 
 /**
@@ -163,16 +189,21 @@ interface ChunkContext {
  */
 export function runChunkJob(job: ChunkJob, keepGoing: () => boolean = () => true): ChunkFailure | null {
   const control = new BigInt64Array(job.control);
+  const native = job.aes === 'auto' ? inPlaceGcm() : null;
+  const gcm = native?.available ? native.create() : null;
   const ctx: ChunkContext = {
     job,
     buf: Buffer.allocUnsafe(SLICE + TAG + 1),
+    gcm,
+    ring: gcm ? Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(SLICE + TAG + 1)) : [],
+    ringNext: 0,
     key: Buffer.from(job.key),
     aad: Buffer.from(job.aad),
     nonce: Buffer.alloc(12),
     out: new TurnWriter(control, job.outFd),
   };
   ctx.nonce.set(job.prefix, 0);
-  const pace = gcPacer(job.gcEveryBytes);
+  const pace = gcm ? () => {} : gcPacer(job.gcEveryBytes); // the in-place path allocates nothing
   const pieceSize = job.mode === 'seal' ? job.chunkSize : job.chunkSize + TAG;
   const inStart = job.mode === 'seal' ? 0 : HEADER;
   let failure: ChunkFailure | null = null;
@@ -183,7 +214,8 @@ export function runChunkJob(job: ChunkJob, keepGoing: () => boolean = () => true
       if (index >= job.chunks || BigInt(index) >= Atomics.load(control, STOP)) break;
       const position = inStart + index * pieceSize;
       const length = index === job.chunks - 1 ? job.inputSize - position : pieceSize;
-      failure = job.mode === 'seal' ? sealChunk(ctx, index, position, length) : openChunk(ctx, index, position, length);
+      if (job.mode === 'seal') failure = gcm ? sealChunkInPlace(ctx, gcm, index, position, length) : sealChunk(ctx, index, position, length);
+      else failure = gcm ? openChunkInPlace(ctx, gcm, index, position, length) : openChunk(ctx, index, position, length);
       if (failure) break;
       finished++;
       Atomics.add(control, DONE, BigInt(length));
@@ -209,12 +241,12 @@ function setNonce(ctx: ChunkContext, index: number, last: boolean): Buffer {
  * Reads the next slice of chunk `index`: `length` bytes, plus one more at the end of the input
  * (which must not be there). False when the input does not have exactly those bytes: it changed.
  */
-function readSlice(ctx: ChunkContext, index: number, length: number, position: number, endOfInput: boolean): boolean {
+function readSlice(ctx: ChunkContext, index: number, length: number, position: number, endOfInput: boolean, buf = ctx.buf): boolean {
   const want = endOfInput ? length + 1 : length;
   let got = 0;
   try {
     while (got < want) {
-      const n = readSync(ctx.job.inFd, ctx.buf, got, want - got, position + got);
+      const n = readSync(ctx.job.inFd, buf, got, want - got, position + got);
       if (n === 0) break;
       got += n;
     }
@@ -285,6 +317,54 @@ function openChunk(ctx: ChunkContext, index: number, position: number, length: n
   } catch {
     return { index, kind: 'reject' };
   }
+  if (last && index > 0 && end === 0) return { index, kind: 'reject' };
+  return null;
+}
+
+/** sealChunk on the in-place path: each slice is read, encrypted and written from one ring buffer. */
+function sealChunkInPlace(ctx: ChunkContext, gcm: InPlaceGcm, index: number, position: number, length: number): ChunkFailure | null {
+  const last = index === ctx.job.chunks - 1;
+  gcm.start(true, ctx.key, setNonce(ctx, index, last), ctx.aad);
+  let out = HEADER + index * (ctx.job.chunkSize + TAG);
+  let done = 0;
+  do {
+    const n = Math.min(SLICE, length - done);
+    const final = done + n === length;
+    const buf = nextBuffer(ctx);
+    if (!readSlice(ctx, index, n, position + done, final && last, buf)) return { index, kind: 'changed' };
+    gcm.update(buf.subarray(0, n));
+    if (final) gcm.finishSeal(buf.subarray(n, n + TAG)); // the tag right after the chunk's last bytes
+    const size = n + (final ? TAG : 0);
+    ctx.out.write(index, [buf.subarray(0, size)], out);
+    out += size;
+    done += n;
+  } while (done < length);
+  return null;
+}
+
+/** openChunk on the in-place path: the same order of reads, writes and checks, without copies. */
+function openChunkInPlace(ctx: ChunkContext, gcm: InPlaceGcm, index: number, position: number, length: number): ChunkFailure | null {
+  const last = index === ctx.job.chunks - 1;
+  if (length < TAG) {
+    return readSlice(ctx, index, length, position, last) ? { index, kind: 'reject' } : { index, kind: 'changed' };
+  }
+  const end = length - TAG;
+  gcm.start(false, ctx.key, setNonce(ctx, index, last), ctx.aad);
+  const out = index * ctx.job.chunkSize;
+  let done = 0;
+  let tag: Uint8Array | null = null;
+  do {
+    const n = Math.min(SLICE, end - done);
+    const final = done + n === end;
+    const buf = nextBuffer(ctx);
+    // The final slice carries the tag too; it stays in this buffer, which is not reused before the check.
+    if (!readSlice(ctx, index, final ? n + TAG : n, position + done, final && last, buf)) return { index, kind: 'changed' };
+    if (final) tag = buf.subarray(n, n + TAG);
+    gcm.update(buf.subarray(0, n));
+    if (n > 0) ctx.out.write(index, [buf.subarray(0, n)], out + done);
+    done += n;
+  } while (done < end);
+  if (!gcm.finishOpen(tag!)) return { index, kind: 'reject' };
   if (last && index > 0 && end === 0) return { index, kind: 'reject' };
   return null;
 }

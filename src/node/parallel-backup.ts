@@ -10,6 +10,7 @@ import { writeFileAtomicWith } from './atomic-output.js';
 import { CONTROL_BYTES, DONE, FINISHED, STOP, runChunkJob, type ChunkFailure, type ChunkJob } from './chunk-job.js';
 import { prestartWorkers, takeWorkers, workerThreadsFor } from './worker-pool.js';
 import { ioError } from './io-errors.js';
+import { preallocate } from './preallocate.js';
 
 /**
  * The parallel path for a regular file in and a regular file out. Chunks are independent (STREAM
@@ -38,15 +39,15 @@ const PROGRESS_MS = 100;
  * processed and written.
  */
 async function runPool(
-  job: Omit<ChunkJob, 'control' | 'gcEveryBytes'>,
-  o: { workers: number; mainThreadWorks: boolean; onProgress?: (bytes: number) => void },
+  job: Omit<ChunkJob, 'control' | 'gcEveryBytes' | 'aes'>,
+  o: { workers: number; mainThreadWorks: boolean; aes: 'auto' | 'node'; onProgress?: (bytes: number) => void },
 ): Promise<ChunkFailure | null> {
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   const ctl = new BigInt64Array(control);
   ctl[STOP] = BigInt(job.chunks);
   const failures: ChunkFailure[] = [];
   let crash: unknown = null;
-  const full: ChunkJob = { ...job, control, gcEveryBytes: GC_EVERY_BYTES };
+  const full: ChunkJob = { ...job, control, gcEveryBytes: GC_EVERY_BYTES, aes: o.aes };
   let reported = 0n;
   const report = () => {
     const done = Atomics.load(ctl, DONE);
@@ -160,6 +161,8 @@ export interface ParallelFileOptions {
    * until the job is done. For processes that do nothing else meanwhile, like the CLI.
    */
   mainThreadWorks: boolean;
+  /** AES-256-GCM in place through the addon when available ('auto'), or node:crypto ('node'). */
+  aes: 'auto' | 'node';
   onProgress?: (bytes: number) => void;
 }
 
@@ -173,6 +176,7 @@ export async function createBackupParallel(o: ParallelFileOptions & { chunkSize?
     const chunks = Math.max(1, Math.ceil(size / backup.chunkSize));
     if (chunks > MAX_CHUNKS) throw new BkvError('USAGE', 'backup too large: chunk counter overflow (use a larger chunk size)');
     await writeFileAtomicWith(o.output, o.force, async (out) => {
+      preallocate(out.fd, HEADER_BYTES + size + chunks * TAG_BYTES); // a full disk fails here, before any work
       await out.write(backup.header, 0, backup.header.length, 0);
       const job = {
         mode: 'seal' as const,
@@ -219,6 +223,7 @@ export async function restoreBackupParallel(o: ParallelFileOptions): Promise<{ b
     if (chunks > MAX_CHUNKS) return null;
     o.onProgress?.(HEADER_BYTES);
     await writeFileAtomicWith(o.output, o.force, async (out) => {
+      preallocate(out.fd, payload - chunks * TAG_BYTES); // the plaintext's size, known from the backup's
       const job = {
         mode: 'open' as const,
         inFd: fh.fd,
