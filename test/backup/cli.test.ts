@@ -108,7 +108,7 @@ describe('bkv CLI', () => {
     // Across the two, both ways, through the worker threads (9 MiB).
     writeFileSync(p('both.bin'), bytes(9 * 1024 * 1024 + 3, 9));
     expect(run(['key', 'new', '--key-file', p('k5')], true).code).toBe(0);
-    for (const [first, second] of [[true, false], [false, true]]) {
+    for (const [first, second] of [[true, false], [false, true]] as const) {
       rmSync(p('both.bkv'), { force: true });
       rmSync(p('both.out'), { force: true });
       expect(run(['backup', 'create', p('both.bin'), '-o', p('both.bkv'), '--key-file', p('k5')], first).code).toBe(0);

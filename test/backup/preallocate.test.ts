@@ -58,7 +58,7 @@ describe('output preallocation', () => {
       preallocate(fd: unknown, length: unknown): number;
     };
     expect(() => addon.preallocate('3', 10)).toThrow(TypeError);
-    expect(() => addon.preallocate(3)).toThrow(TypeError);
+    expect(() => (addon.preallocate as (fd: unknown) => number)(3)).toThrow(TypeError);
     expect(() => addon.preallocate(-1, 10)).toThrow(RangeError);
     expect(addon.preallocate(987654, 10)).toBe(9); // EBADF: reported as a value, never a crash
   });
