@@ -2,14 +2,15 @@
 // functions the CLI calls (file to file, node:crypto path), timing only the operation itself, and
 // prints {"seconds": s, "maxRssKb": n} with the process's peak RSS. Like the CLI, the calling
 // thread computes too (mainThreadWorks) unless the fifth argument is "threads-only": the library
-// default, where only worker threads compute and the caller's event loop stays free.
+// default, where only worker threads compute and the caller's event loop stays free. "node-aes":
+// as the CLI, but AES-GCM through node:crypto instead of the in-place addon.
 import { readFileSync } from 'node:fs';
 import { createBackupFile, restoreBackupFile } from '../dist/node/backup-files.js';
 import { decodeRecoveryKey } from '../dist/client/keys/recovery-key.js';
 
 const [mode, input, output, keyFile, how] = process.argv.slice(2);
 const key = decodeRecoveryKey(readFileSync(keyFile, 'utf8'));
-const options = { input, output, key, mainThreadWorks: how !== 'threads-only' };
+const options = { input, output, key, mainThreadWorks: how !== 'threads-only', aes: how === 'node-aes' ? 'node' : 'auto' };
 const t0 = performance.now();
 if (mode === 'create') await createBackupFile(options);
 else await restoreBackupFile(options);

@@ -36,13 +36,13 @@ interface Run {
 }
 
 /** Runs bench/backup-worker.mjs `runs` times: the library code path with its own timing. */
-function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = '', env: NodeJS.ProcessEnv = process.env): Run {
+function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = ''): Run {
   let best = Infinity;
   let rss = 0;
   for (let i = -warmup; i < runs; i++) {
     rmSync(output, { force: true, recursive: true });
     execFileSync('sync');
-    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8', env });
+    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8' });
     if (i < 0) continue;
     const r = JSON.parse(out) as Run;
     best = Math.min(best, r.seconds);
@@ -151,9 +151,8 @@ async function main() {
   const libDecThreads = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'threads-only');
   if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (threads only) differs from the input');
   // The same library path with node:crypto instead of the in-place addon.
-  const nodeAes = { ...process.env, BKV_AES_GCM: 'node' };
-  const libEncNode = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), '', nodeAes);
-  const libDecNode = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), '', nodeAes);
+  const libEncNode = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), 'node-aes');
+  const libDecNode = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'node-aes');
   if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (node:crypto) differs from the input');
   rmSync(f('lib.bkv'));
   rmSync(f('lib.restored'));

@@ -24,7 +24,11 @@
 
 enum state { IDLE, SEALING, OPENING };
 
+/* Tells our contexts from other externals handed in by mistake. */
+#define MAGIC 0x626b7667u
+
 typedef struct {
+  unsigned magic;
   EVP_CIPHER_CTX *ctx;
   enum state state;
 } gcm_context;
@@ -39,6 +43,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   gcm_context *g = data;
+  g->magic = 0;
   EVP_CIPHER_CTX_free(g->ctx);
   free(g);
 }
@@ -62,7 +67,8 @@ static bool bytes_arg(napi_env env, napi_value v, const char *what, unsigned cha
 
 static bool context_arg(napi_env env, napi_value v, gcm_context **g) {
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, (void **)g) != napi_ok) {
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, (void **)g) != napi_ok ||
+      *g == NULL || (*g)->magic != MAGIC) {
     fail(env, "ERR_INVALID_ARG_TYPE", "expected an AES-GCM context from create()", true);
     return false;
   }
@@ -83,6 +89,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   (void)info;
   gcm_context *g = calloc(1, sizeof *g);
   if (g == NULL) return fail(env, "ERR_MEMORY", "out of memory", false);
+  g->magic = MAGIC;
   g->ctx = EVP_CIPHER_CTX_new();
   /* The cipher is chosen once; start() only sets the direction, key and nonce (12 bytes, the default). */
   if (g->ctx == NULL || EVP_CipherInit_ex(g->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, 1) != 1) {

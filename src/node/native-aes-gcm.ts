@@ -82,11 +82,11 @@ export function selfTest(create: () => InPlaceGcm): string | null {
 
 /**
  * Loads and checks the addon once per thread. Unavailable when it was not built, fails to load or
- * fails its self-test, or when BKV_AES_GCM=node asks for node:crypto.
+ * fails its self-test, or when BKV_NATIVE=0 turns the addons off.
  */
 export function inPlaceGcm(): InPlaceGcmStatus {
   if (status) return status;
-  if (process.env.BKV_AES_GCM === 'node') return (status = { available: false, reason: 'BKV_AES_GCM=node' });
+  if (process.env.BKV_NATIVE === '0') return (status = { available: false, reason: 'BKV_NATIVE=0' });
   try {
     const create = wrap(createRequire(import.meta.url)(ADDON) as Addon);
     const failed = selfTest(create);

@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
  * the addon native/fallocate.c; Node's fs has no call for it). A full disk or a file-size limit
  * then fails before any work, and the writes that follow skip the file system's per-page
  * delayed-allocation bookkeeping (measured in BENCHMARKS.md). Where the addon was not built or
- * the file system cannot reserve blocks, nothing is done and the writes allocate as usual.
+ * the file system cannot reserve blocks, or with BKV_NATIVE=0, nothing is done and the writes
+ * allocate as usual.
  */
 interface Addon {
   preallocate(fd: number, length: number): number;
@@ -16,6 +17,7 @@ const ADDON = '../../native/build/Release/bkv_fallocate.node';
 let addon: Addon | null | undefined;
 
 function load(): Addon | null {
+  if (process.env.BKV_NATIVE === '0') return null;
   if (addon === undefined) {
     try {
       addon = createRequire(import.meta.url)(ADDON) as Addon;
