@@ -77,7 +77,6 @@ export async function inputKind(input: string): Promise<PayloadKind> {
 /** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
   const kind = await inputKind(o.input);
-  keepFreedMemory();
   const workers = kind === 'file' ? workersFor(await regularFileSize(o.input), o) : 0;
   if (workers > 0) {
     const { input, output, key, chunkSize, onProgress } = o;
@@ -85,6 +84,7 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
     await createBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, aes: o.aes ?? 'auto', ...(chunkSize ? { chunkSize } : {}), ...(onProgress ? { onProgress } : {}) });
     return { kind };
   }
+  keepFreedMemory(); // node:crypto's outputs: see gc-pacer.ts
   // A backup written inside the directory it archives must not archive itself (or its temp file).
   const out = resolve(o.output);
   const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
@@ -109,7 +109,6 @@ export interface RestoreBackupFileOptions extends ParallelChoice {
 export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ kind: PayloadKind; bytes: number }> {
   const size = await regularFileSize(o.input);
   await checkOutput(o.output, o.force ?? false);
-  keepFreedMemory();
   const workers = workersFor(size, o);
   if (workers > 0) {
     const { input, output, key, onProgress } = o;
@@ -117,6 +116,7 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
     const done = await restoreBackupParallel({ input, output, key, force: o.force ?? false, workers, mainThreadWorks, aes: o.aes ?? 'auto', ...(onProgress ? { onProgress } : {}) });
     if (done) return { kind: 'file', bytes: done.bytes };
   }
+  keepFreedMemory(); // node:crypto's outputs: see gc-pacer.ts
   const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {
     key: o.key,
     cipher: nodeAesGcm,

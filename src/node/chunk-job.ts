@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
 import { unwritten } from './file-sink.js';
-import { gcPacer } from './gc-pacer.js';
+import { gcPacer, keepFreedMemory } from './gc-pacer.js';
 import { inPlaceGcm, type InPlaceGcm } from './native-aes-gcm.js';
 
 /**
@@ -203,7 +203,8 @@ export function runChunkJob(job: ChunkJob, keepGoing: () => boolean = () => true
     out: new TurnWriter(control, job.outFd),
   };
   ctx.nonce.set(job.prefix, 0);
-  const pace = gcm ? () => {} : gcPacer(job.gcEveryBytes); // the in-place path allocates nothing
+  if (!gcm) keepFreedMemory(); // node:crypto allocates an output per call; the in-place path nothing
+  const pace = gcm ? () => {} : gcPacer(job.gcEveryBytes);
   const pieceSize = job.mode === 'seal' ? job.chunkSize : job.chunkSize + TAG;
   const inStart = job.mode === 'seal' ? 0 : HEADER;
   let failure: ChunkFailure | null = null;
