@@ -46,7 +46,8 @@ export const STOP = 1; // lowest failed chunk index (chunks at or past it are no
 export const DONE = 2; // bytes of input processed, for progress
 export const FINISHED = 3; // chunks processed and written
 export const WRITING = 4; // 1 while a thread writes to the output
-export const CONTROL_BYTES = 5 * 8;
+export const ACTIVE = 5; // threads inside runChunkJob (a thread that enters once all chunks are claimed does no I/O)
+export const CONTROL_BYTES = 6 * 8;
 
 export interface ChunkJob {
   mode: ChunkMode;
@@ -192,6 +193,15 @@ function nextBuffer(ctx: ChunkContext): Buffer {
  */
 export function runChunkJob(job: ChunkJob, keepGoing: () => boolean = () => true): ChunkFailure | null {
   const control = new BigInt64Array(job.control);
+  Atomics.add(control, ACTIVE, 1n);
+  try {
+    return runChunks(job, control, keepGoing);
+  } finally {
+    Atomics.sub(control, ACTIVE, 1n); // after every write of this thread and its FINISHED count
+  }
+}
+
+function runChunks(job: ChunkJob, control: BigInt64Array, keepGoing: () => boolean): ChunkFailure | null {
   const native = job.aes === 'auto' ? inPlaceGcm() : null;
   const gcm = native?.available ? native.create() : null;
   const ctx: ChunkContext = {

@@ -7,7 +7,7 @@ import { HEADER_BYTES, TAG_BYTES, decodeHeader } from '../client/backup/header.j
 import { MAX_CHUNKS, derivePayloadKeys } from '../client/backup/subkeys.js';
 import { nodeAesGcm } from './aes-gcm.js';
 import { writeFileAtomicWith } from './atomic-output.js';
-import { CONTROL_BYTES, DONE, FINISHED, STOP, runChunkJob, type ChunkFailure, type ChunkJob } from './chunk-job.js';
+import { ACTIVE, CONTROL_BYTES, DONE, FINISHED, STOP, runChunkJob, type ChunkFailure, type ChunkJob } from './chunk-job.js';
 import { prestartWorkers, takeWorkers, workerThreadsFor } from './worker-pool.js';
 import { ioError } from './io-errors.js';
 import { preallocate } from './preallocate.js';
@@ -34,9 +34,12 @@ const GC_EVERY_BYTES = 2 * 1024 * 1024;
 const PROGRESS_MS = 100;
 
 /**
- * Runs `job` on `workers` threads; resolves once every thread is done with it (so none still uses
- * the file descriptors) with the failure at the lowest chunk index, or null when every chunk was
- * processed and written.
+ * Runs `job` on `workers` threads; resolves once no thread can still use the file descriptors,
+ * with the failure at the lowest chunk index, or null when every chunk was processed and written.
+ * That is when every thread has reported, or sooner, when every chunk is finished and no thread
+ * is inside a chunk job: a thread still starting up then finds every chunk claimed and does no
+ * I/O, so it is stopped instead of waited for. A file that the first threads finish alone (tens
+ * of MB, while a new thread takes ~0.1 s to start) thus does not wait for the others to start.
  */
 async function runPool(
   job: Omit<ChunkJob, 'control' | 'gcEveryBytes' | 'aes'>,
@@ -57,6 +60,12 @@ async function runPool(
   const threads = Math.max(1, Math.min(o.workers, job.chunks));
   const pool = takeWorkers(workerThreadsFor(threads, o.mainThreadWorks));
   let timer: ReturnType<typeof setInterval> | null = null;
+  const running = new Set(pool);
+  let allFinished = () => {};
+  const finished = new Promise<void>((resolve) => (allFinished = resolve));
+  const checkFinished = () => {
+    if (Atomics.load(ctl, FINISHED) === BigInt(job.chunks) && Atomics.load(ctl, ACTIVE) === 0n) allFinished();
+  };
   // A thread is done with the files once it has posted its result (or has died).
   const settled = pool.map(
     (w) =>
@@ -64,13 +73,18 @@ async function runPool(
         w.on('message', (m: { failure: ChunkFailure | null }) => {
           if (m.failure) failures.push(m.failure);
           w.unref(); // it exits by itself
+          running.delete(w);
           resolve();
+          checkFinished();
         });
         w.on('error', (err) => {
           crash ??= err;
           Atomics.store(ctl, STOP, 0n);
         });
-        w.on('exit', () => resolve());
+        w.on('exit', () => {
+          running.delete(w);
+          resolve();
+        });
       }),
   );
   try {
@@ -89,6 +103,7 @@ async function runPool(
         return true;
       });
       if (failure) failures.push(failure);
+      checkFinished();
     }
     if (o.onProgress) timer = setInterval(report, PROGRESS_MS);
   } catch (err) {
@@ -96,8 +111,9 @@ async function runPool(
     Atomics.store(ctl, STOP, 0n);
     for (const w of pool) void w.terminate();
   } finally {
-    // Only once every thread is done may the caller close the files they use.
-    await Promise.all(settled);
+    // Only once no thread can use the files may the caller close them.
+    await Promise.race([Promise.all(settled), finished]);
+    for (const w of running) void w.terminate(); // still starting: it would find nothing to do
     if (timer) clearInterval(timer);
   }
   if (crash) throw new BkvError('INTERNAL', `a worker thread failed: ${(crash as Error)?.message ?? crash}`);

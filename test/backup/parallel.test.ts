@@ -7,7 +7,7 @@ import { BkvError } from '../../src/client/errors.js';
 import { generateBackupKey, HEADER_BYTES, TAG_BYTES } from '../../src/client/index.js';
 import { nodeAesGcm } from '../../src/node/aes-gcm.js';
 import { createBackupFile, restoreBackupFile, type ParallelChoice } from '../../src/node/backup-files.js';
-import { CONTROL_BYTES, STOP, runChunkJob, type ChunkJob } from '../../src/node/chunk-job.js';
+import { ACTIVE, CONTROL_BYTES, FINISHED, NEXT, STOP, runChunkJob, type ChunkJob } from '../../src/node/chunk-job.js';
 import { chunkNonce, derivePayloadKeys } from '../../src/client/backup/subkeys.js';
 import { CHUNK, bytes, decrypt, encrypt } from './helpers.js';
 
@@ -235,6 +235,42 @@ for (const aes of ['auto', 'node'] as const) {
       } finally {
         closeSync(inFd);
         closeSync(outFd);
+      }
+    });
+
+    it('a thread that starts once every chunk is claimed does no I/O (so the pool need not wait for it)', () => {
+      const control = new SharedArrayBuffer(CONTROL_BYTES);
+      const ctl = new BigInt64Array(control);
+      ctl[STOP] = 4n;
+      ctl[NEXT] = 4n; // every chunk already claimed by the threads that started first
+      ctl[FINISHED] = 4n;
+      // Descriptors that do not exist: any read or write would fail with EBADF.
+      const late: ChunkJob = { mode: 'seal', inFd: 987_654, outFd: 987_655, key, prefix: new Uint8Array(7), aad: new Uint8Array(64), chunkSize: CHUNK, inputSize: 4 * CHUNK, chunks: 4, control, gcEveryBytes: 1 << 20, aes };
+      expect(runChunkJob(late)).toBeNull();
+      expect(runChunkJob({ ...late, mode: 'open' })).toBeNull();
+      expect(ctl[ACTIVE]).toBe(0n);
+      expect(ctl[FINISHED]).toBe(4n);
+    });
+
+    it('chunk jobs leave the count of active threads at zero however they end', () => {
+      writeFileSync(p('act'), bytes(3 * CHUNK, 2));
+      const inFd = openSync(p('act'), 'r');
+      try {
+        for (const outFd of [inFd /* not writable: an I/O failure */, openSync(p('act.out'), 'w')]) {
+          const control = new SharedArrayBuffer(CONTROL_BYTES);
+          new BigInt64Array(control)[STOP] = 3n;
+          runChunkJob({ mode: 'seal', inFd, outFd, key, prefix: new Uint8Array(7), aad: new Uint8Array(64), chunkSize: CHUNK, inputSize: 3 * CHUNK, chunks: 3, control, gcEveryBytes: 1 << 20, aes });
+          expect(new BigInt64Array(control)[ACTIVE]).toBe(0n);
+          if (outFd !== inFd) closeSync(outFd);
+        }
+        // Even when it throws (a job whose key the cipher refuses).
+        const control = new SharedArrayBuffer(CONTROL_BYTES);
+        new BigInt64Array(control)[STOP] = 3n;
+        const bad = { mode: 'seal', inFd, outFd: inFd, key: new Uint8Array(5), prefix: new Uint8Array(7), aad: new Uint8Array(64), chunkSize: CHUNK, inputSize: 3 * CHUNK, chunks: 3, control, gcEveryBytes: 1 << 20, aes } as ChunkJob;
+        expect(() => runChunkJob(bad)).toThrow();
+        expect(new BigInt64Array(control)[ACTIVE]).toBe(0n);
+      } finally {
+        closeSync(inFd);
       }
     });
 
