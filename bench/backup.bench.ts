@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -161,6 +161,28 @@ async function main() {
   rmSync(f('copy'), { force: true });
   const aes = await aesInMemory();
   const startup = measure(process.execPath, [...bkv, 'backup', 'create', '--help'], f('none'));
+  // A directory of the same size (8 files of 1/8 each): tar, then the streaming path.
+  mkdirSync(f('dir'));
+  const part = bytes / 8;
+  for (let i = 0; i < 8; i++) {
+    const fdIn = openSync(f('input'), 'r');
+    const fdOut = openSync(f(`dir/part-${i}.bin`), 'w');
+    const buf = Buffer.allocUnsafe(16 << 20);
+    for (let done = 0; done < part; done += buf.length) {
+      const n = readSync(fdIn, buf, 0, Math.min(buf.length, part - done), i * part + done);
+      writeSync(fdOut, buf.subarray(0, n));
+    }
+    closeSync(fdIn);
+    closeSync(fdOut);
+  }
+  const dirEnc = measure(process.execPath, [...bkv, 'backup', 'create', f('dir'), '-o', f('dir.bkv'), '--key-file', f('key'), '--json'], f('dir.bkv'));
+  const dirDec = measure(process.execPath, [...bkv, 'backup', 'restore', f('dir.bkv'), '-o', f('dir.out'), '--key-file', f('key'), '--json'], f('dir.out'));
+  for (let i = 0; i < 8; i++) {
+    if ((await sha256(f(`dir.out/part-${i}.bin`))) !== (await sha256(f(`dir/part-${i}.bin`)))) throw new Error('directory restore differs');
+  }
+  rmSync(f('dir'), { recursive: true });
+  rmSync(f('dir.out'), { recursive: true });
+  rmSync(f('dir.bkv'));
   // A 16 MiB file (parallel path): what a mid-sized backup costs beyond start-up.
   const fd16 = openSync(f('small'), 'w');
   writeSync(fd16, randomFillSync(Buffer.allocUnsafe(16 << 20)));
@@ -189,6 +211,8 @@ async function main() {
     ['library create with node:crypto instead of the in-place addon (encrypt)', libEncNode],
     ['library restore with node:crypto instead of the in-place addon (decrypt)', libDecNode],
     ['dd bs=256K: the same read and write, no encryption, one thread (I/O floor)', copy],
+    ['bkv backup create of a directory of 8 files, same bytes (tar, streaming path; encrypt)', dirEnc],
+    ['bkv backup restore of that directory (decrypt)', dirDec],
     ['age -e (X25519 recipient)', ageEnc],
     ['age -d', ageDec],
   ];
@@ -215,6 +239,9 @@ async function main() {
   console.log('\n' + lines.join('\n') + '\n');
 
   const checks: Array<[string, boolean | null]> = [];
+  for (const [name, r] of [['CLI directory encrypt', dirEnc], ['CLI directory decrypt', dirDec]] as const) {
+    checks.push([`${name} peak RSS < 100 MB`, r.maxRssKb === null ? null : r.maxRssKb / 1024 < 100]);
+  }
   for (const [name, r, a] of [['CLI encrypt', enc, ageEnc], ['CLI decrypt', dec, ageDec], ['library encrypt', libEnc, ageEnc], ['library decrypt', libDec, ageDec], ['library default encrypt', libEncThreads, ageEnc], ['library default decrypt', libDecThreads, ageDec]] as const) {
     const s = MB(bytes, r.seconds);
     checks.push([`${name} >= 0.5x openssl`, openssl ? s >= 0.5 * openssl : null]);

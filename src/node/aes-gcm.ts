@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { ChunkCipher, ChunkCipherFactory } from '../client/backup/cipher.js';
+import { inPlaceGcm, type InPlaceGcm } from './native-aes-gcm.js';
 
 const TAG = 16;
 /**
@@ -45,3 +46,41 @@ export const nodeAesGcm: ChunkCipherFactory = async (key) => {
   };
   return cipher;
 };
+
+/**
+ * The same AES-256-GCM through the in-place addon (src/node/native-aes-gcm.ts): each chunk is
+ * copied once into a buffer of its own (the caller's stays untouched) and sealed or opened there,
+ * one allocation per chunk instead of node:crypto's two zero-filled ones and a copy per 64 KiB.
+ * An opened chunk is returned only after its tag verified. Falls back to nodeAesGcm when the
+ * addon is not available; same bytes either way.
+ */
+export const fastAesGcm: ChunkCipherFactory = async (key) => {
+  const native = inPlaceGcm();
+  return native.available ? inPlaceCipher(native.create(), Uint8Array.from(key)) : nodeAesGcm(key);
+};
+
+function inPlaceCipher(gcm: InPlaceGcm, key: Uint8Array): ChunkCipher {
+  return {
+    seal(nonce, plaintext, aad) {
+      const out = Buffer.allocUnsafeSlow(plaintext.length + TAG);
+      out.set(plaintext);
+      gcm.start(true, key, nonce, aad);
+      gcm.update(out.subarray(0, plaintext.length));
+      gcm.finishSeal(out.subarray(plaintext.length));
+      return [out];
+    },
+    open(nonce, sealed, aad) {
+      if (sealed.length < TAG) return null;
+      const n = sealed.length - TAG;
+      const out = Buffer.allocUnsafeSlow(n);
+      out.set(sealed.subarray(0, n));
+      gcm.start(false, key, nonce, aad);
+      gcm.update(out);
+      if (!gcm.finishOpen(sealed.subarray(n))) {
+        out.fill(0); // unauthenticated plaintext never leaves
+        return null;
+      }
+      return [out];
+    },
+  };
+}

@@ -4,7 +4,7 @@ import { BkvError } from '../client/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js';
-import { nodeAesGcm } from './aes-gcm.js';
+import { fastAesGcm } from './aes-gcm.js';
 import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
 import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
 import { gcPacer, keepFreedMemory } from './gc-pacer.js';
@@ -89,7 +89,7 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   const out = resolve(o.output);
   const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
   const payload = kind === 'tar' ? packDirectory(o.input, skip) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
-  const encOptions = { key: o.key, kind, cipher: nodeAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
+  const encOptions = { key: o.key, kind, cipher: fastAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
   await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress), encOptions), o.force ?? false);
   return { kind };
 }
@@ -119,7 +119,7 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
   keepFreedMemory(); // node:crypto's outputs: see gc-pacer.ts
   const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {
     key: o.key,
-    cipher: nodeAesGcm,
+    cipher: fastAesGcm,
   });
   let bytes = 0;
   async function* measured() {

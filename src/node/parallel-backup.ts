@@ -5,7 +5,7 @@ import { checkBackupKey, openPiece } from '../client/backup/decrypt.js';
 import { newBackup } from '../client/backup/encrypt.js';
 import { HEADER_BYTES, TAG_BYTES, decodeHeader } from '../client/backup/header.js';
 import { MAX_CHUNKS, derivePayloadKeys } from '../client/backup/subkeys.js';
-import { nodeAesGcm } from './aes-gcm.js';
+import { fastAesGcm } from './aes-gcm.js';
 import { writeFileAtomicWith } from './atomic-output.js';
 import { ACTIVE, CONTROL_BYTES, DONE, FINISHED, STOP, runChunkJob, type ChunkFailure, type ChunkJob } from './chunk-job.js';
 import { prestartWorkers, takeWorkers, workerThreadsFor } from './worker-pool.js';
@@ -229,7 +229,7 @@ export async function restoreBackupParallel(o: ParallelFileOptions): Promise<{ b
     if (header.kind !== 'file') return null;
     prestartWorkers(workerThreadsFor(o.workers, o.mainThreadWorks)); // they start while the key is checked
     const { payloadKey, noncePrefix } = derivePayloadKeys(o.key, header.salt);
-    const cipher = await nodeAesGcm(payloadKey);
+    const cipher = await fastAesGcm(payloadKey);
     const pieceSize = header.chunkSize + TAG_BYTES;
     const payload = size - HEADER_BYTES;
     const chunks = Math.ceil(payload / pieceSize);

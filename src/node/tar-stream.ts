@@ -4,6 +4,15 @@ import { resolve } from 'node:path';
 import { BkvError } from '../client/errors.js';
 
 /**
+ * How node-tar reads files while packing: 1 MiB at a time, one file at a time. Its defaults
+ * (16 MiB reads, four files at once, each reading ahead) held up to 64 MiB in flight: a 1 GiB
+ * directory backup peaked at ~260 MB of RSS; with these, ~90 MB, like a file backup
+ * (BENCHMARKS.md).
+ */
+const READ_BYTES = 1024 * 1024;
+const JOBS = 1;
+
+/**
  * Directories travel as tar archives (POSIX ustar/pax via node-tar), streamed both ways.
  * Entries are stored relative to the directory, with portable headers (no owner names, uids, mtimes
  * of the packing machine beyond what tar needs).
@@ -13,7 +22,7 @@ export async function* packDirectory(dir: string, skip: (absolutePath: string) =
   if (entries.length === 0) return; // an empty directory is an empty archive payload
   const { create } = await import('tar'); // loaded only for directories
   const filter = (path: string) => !skip(resolve(dir, path));
-  const pack = create({ cwd: dir, portable: true, strict: true, filter }, entries);
+  const pack = create({ cwd: dir, portable: true, strict: true, filter, maxReadSize: READ_BYTES, jobs: JOBS }, entries);
   for await (const chunk of pack as AsyncIterable<Uint8Array>) yield chunk;
 }
 

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { gcm } from '@noble/ciphers/aes.js';
 import { createCipheriv } from 'node:crypto';
 import { inPlaceGcm, selfTest, type InPlaceGcm } from '../../src/node/native-aes-gcm.js';
+import { fastAesGcm, nodeAesGcm } from '../../src/node/aes-gcm.js';
 
 const status = inPlaceGcm();
 /**
@@ -140,6 +141,34 @@ describe('in-place AES-256-GCM addon', () => {
       expect(() => raw.update!(handle, new Uint8Array(4)), String(handle)).toThrow(/expected an AES-GCM context/);
     }
     expect(() => raw.start!()).toThrow(/missing arguments/);
+  });
+
+  it('backs the streaming path\'s chunk cipher: same bytes as node:crypto, inputs untouched, forgeries refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.uint8Array({ maxLength: 5000 }),
+        fc.nat(),
+        async (key, nonce, aad, plain, where) => {
+          const [fast, ref] = [await fastAesGcm(key), await nodeAesGcm(key)];
+          const input = Uint8Array.from(plain);
+          const sealed = Buffer.concat(await fast.seal(nonce, input, aad));
+          expect(sealed.equals(Buffer.concat(await ref.seal(nonce, plain, aad)))).toBe(true);
+          expect(Buffer.from(input).equals(Buffer.from(plain))).toBe(true);
+          const copy = Uint8Array.from(sealed);
+          const opened = await fast.open(nonce, copy, aad);
+          expect(opened && Buffer.concat(opened).equals(Buffer.from(plain))).toBe(true);
+          expect(Buffer.from(copy).equals(sealed)).toBe(true);
+          const forged = Uint8Array.from(sealed);
+          forged[where % forged.length]! ^= 1 << where % 8;
+          expect(await fast.open(nonce, forged, aad)).toBeNull();
+          expect(await fast.open(nonce, sealed.subarray(0, 15), aad)).toBeNull();
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   withAddon('is never used when it disagrees with node:crypto (the self-test catches a broken build)', () => {
