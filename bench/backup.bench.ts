@@ -3,9 +3,10 @@
  * through the library functions it calls (bench/backup-worker.mjs: as the CLI, and with the
  * library's defaults), against `openssl speed -evp aes-256-gcm` (one core, no I/O: the ceiling)
  * and `age` on the same file.
- * Options: --size-mb N (default 1024), --runs N (default 3; the best run counts, the worst RSS counts),
- * --warmup N (default 1: untimed runs of each command first; on a VM, the first runs after the
- * input is made also pay for memory the host had not yet given the guest).
+ * Every case runs once per round, in turn, so that the machine's drift meets all of them alike.
+ * Options: --size-mb N (default 1024), --runs N rounds (default 3; the best run of each case
+ * counts, and its worst peak RSS), --warmup N (default 1: untimed rounds first; on a VM, the first
+ * runs after the input is made also pay for memory the host had not yet given the guest).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -35,41 +36,59 @@ interface Run {
   maxRssKb: number | null;
 }
 
-/** Runs bench/backup-worker.mjs `runs` times: the library code path with its own timing. */
-function measureInProcess(mode: 'create' | 'restore', input: string, output: string, key: string, how = ''): Run {
-  let best = Infinity;
-  let rss = 0;
-  for (let i = -warmup; i < runs; i++) {
-    rmSync(output, { force: true, recursive: true });
-    execFileSync('sync');
-    const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8' });
-    if (i < 0) continue;
-    const r = JSON.parse(out) as Run;
-    best = Math.min(best, r.seconds);
-    rss = Math.max(rss, r.maxRssKb ?? 0);
-  }
-  return { seconds: best, maxRssKb: rss };
+/** One run of bench/backup-worker.mjs: the library code path with its own timing. */
+function runLibrary(mode: 'create' | 'restore', input: string, output: string, key: string, how = ''): Run {
+  rmSync(output, { force: true, recursive: true });
+  execFileSync('sync');
+  const out = execFileSync(process.execPath, [join(here, 'backup-worker.mjs'), mode, input, output, key, how], { encoding: 'utf8' });
+  return JSON.parse(out) as Run;
 }
 
-/** Runs a command `runs` times from a synced, output-free start; best time, worst RSS. */
-function measure(cmd: string, args: string[], output: string): Run {
-  let best = Infinity;
-  let rss: number | null = null;
-  for (let i = -warmup; i < runs; i++) {
-    rmSync(output, { force: true, recursive: true });
-    execFileSync('sync');
-    const timeFile = f('time.txt');
-    const t0 = performance.now();
-    const r = hasTime
-      ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
-      : spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    const seconds = (performance.now() - t0) / 1000;
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
-    if (i < 0) continue;
-    best = Math.min(best, seconds);
-    if (hasTime) rss = Math.max(rss ?? 0, Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop()));
+/** One run of a command from a synced, output-free start: wall time and peak RSS. */
+function runCommand(cmd: string, args: string[], output: string): Run {
+  rmSync(output, { force: true, recursive: true });
+  execFileSync('sync');
+  const timeFile = f('time.txt');
+  const t0 = performance.now();
+  const r = hasTime
+    ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
+    : spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
+  return { seconds, maxRssKb: hasTime ? Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop()) : null };
+}
+
+/**
+ * Runs every case once per round, `warmup` untimed rounds then `runs` timed ones, in the given
+ * order (a restore after the create that makes its input): each case meets the same drift of
+ * this machine as the others. Best time and worst peak RSS per case.
+ */
+interface Case {
+  name: string;
+  once: () => Run;
+  /** Checks the output (in the first round only). */
+  check?: () => Promise<void>;
+  /** Output to delete after each run (untimed), so that the page cache holds only what is read later. */
+  scratch?: string;
+}
+
+async function runRounds(cases: Case[]): Promise<Map<string, Run>> {
+  const result = new Map<string, Run>();
+  for (let round = -warmup; round < runs; round++) {
+    process.stdout.write(round < 0 ? 'warm-up round\n' : `round ${round + 1} of ${runs}\n`);
+    for (const { name, once, check, scratch } of cases) {
+      const r = once();
+      if (round === -warmup) await check?.();
+      if (scratch) rmSync(scratch, { force: true, recursive: true });
+      if (round < 0) continue;
+      const prev = result.get(name);
+      result.set(name, {
+        seconds: Math.min(prev?.seconds ?? Infinity, r.seconds),
+        maxRssKb: r.maxRssKb === null ? (prev?.maxRssKb ?? null) : Math.max(prev?.maxRssKb ?? 0, r.maxRssKb),
+      });
+    }
   }
-  return { seconds: best, maxRssKb: rss };
+  return result;
 }
 
 async function sha256(path: string): Promise<string> {
@@ -132,7 +151,7 @@ async function aesInMemory(): Promise<{ addon: number | null; node: number }> {
 }
 
 async function main() {
-  console.log(`input: ${sizeMiB} MiB of random bytes in ${tmpdir()}; best of ${runs} runs each, after ${warmup} untimed`);
+  console.log(`input: ${sizeMiB} MiB of random bytes in ${tmpdir()}; ${warmup} untimed round(s), then ${runs} rounds of every case; best time per case`);
   const fd = openSync(f('input'), 'w');
   const block = Buffer.allocUnsafe(16 << 20);
   for (let left = bytes; left > 0; left -= block.length) writeSync(fd, randomFillSync(block).subarray(0, Math.min(left, block.length)));
@@ -141,26 +160,6 @@ async function main() {
 
   const bkv = [join(process.cwd(), 'bin', 'bkv.js')];
   execFileSync(process.execPath, [...bkv, 'key', 'new', '--key-file', f('key')]);
-  const enc = measure(process.execPath, [...bkv, 'backup', 'create', f('input'), '-o', f('input.bkv'), '--key-file', f('key'), '--json'], f('input.bkv'));
-  const dec = measure(process.execPath, [...bkv, 'backup', 'restore', f('input.bkv'), '-o', f('restored'), '--key-file', f('key'), '--json'], f('restored'));
-  if ((await sha256(f('restored'))) !== inputHash) throw new Error('bkv restore differs from the input');
-  const libEnc = measureInProcess('create', f('input'), f('lib.bkv'), f('key'));
-  const libDec = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'));
-  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore differs from the input');
-  const libEncThreads = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), 'threads-only');
-  const libDecThreads = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'threads-only');
-  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (threads only) differs from the input');
-  // The same library path with node:crypto instead of the in-place addon.
-  const libEncNode = measureInProcess('create', f('input'), f('lib.bkv'), f('key'), 'node-aes');
-  const libDecNode = measureInProcess('restore', f('lib.bkv'), f('lib.restored'), f('key'), 'node-aes');
-  if ((await sha256(f('lib.restored'))) !== inputHash) throw new Error('library restore (node:crypto) differs from the input');
-  rmSync(f('lib.bkv'));
-  rmSync(f('lib.restored'));
-  // The I/O alone: the same bytes read and written to a new file, no encryption, one thread.
-  const copy = has('dd') ? measure('dd', [`if=${f('input')}`, `of=${f('copy')}`, 'bs=256K', 'status=none'], f('copy')) : null;
-  rmSync(f('copy'), { force: true });
-  const aes = await aesInMemory();
-  const startup = measure(process.execPath, [...bkv, 'backup', 'create', '--help'], f('none'));
   // A directory of the same size (8 files of 1/8 each): tar, then the streaming path.
   mkdirSync(f('dir'));
   const part = bytes / 8;
@@ -175,30 +174,65 @@ async function main() {
     closeSync(fdIn);
     closeSync(fdOut);
   }
-  const dirEnc = measure(process.execPath, [...bkv, 'backup', 'create', f('dir'), '-o', f('dir.bkv'), '--key-file', f('key'), '--json'], f('dir.bkv'));
-  const dirDec = measure(process.execPath, [...bkv, 'backup', 'restore', f('dir.bkv'), '-o', f('dir.out'), '--key-file', f('key'), '--json'], f('dir.out'));
-  for (let i = 0; i < 8; i++) {
-    if ((await sha256(f(`dir.out/part-${i}.bin`))) !== (await sha256(f(`dir/part-${i}.bin`)))) throw new Error('directory restore differs');
-  }
-  rmSync(f('dir'), { recursive: true });
-  rmSync(f('dir.out'), { recursive: true });
-  rmSync(f('dir.bkv'));
   // A 16 MiB file (parallel path): what a mid-sized backup costs beyond start-up.
   const fd16 = openSync(f('small'), 'w');
   writeSync(fd16, randomFillSync(Buffer.allocUnsafe(16 << 20)));
   closeSync(fd16);
-  const small = measure(process.execPath, [...bkv, 'backup', 'create', f('small'), '-o', f('small.bkv'), '--key-file', f('key'), '--json'], f('small.bkv'));
-
-  let ageEnc: Run | null = null;
-  let ageDec: Run | null = null;
-  if (has('age') && has('age-keygen')) {
+  const withAge = has('age') && has('age-keygen');
+  let recipient = '';
+  if (withAge) {
     execFileSync('age-keygen', ['-o', f('age-key')], { stdio: 'ignore' });
-    const recipient = /public key: (age1\S+)/.exec(readFileSync(f('age-key'), 'utf8'))![1]!;
-    ageEnc = measure('age', ['-e', '-r', recipient, '-o', f('input.age'), f('input')], f('input.age'));
-    ageDec = measure('age', ['-d', '-i', f('age-key'), '-o', f('restored.age'), f('input.age')], f('restored.age'));
+    recipient = /public key: (age1\S+)/.exec(readFileSync(f('age-key'), 'utf8'))![1]!;
   } else {
     console.log('age not installed (apt-get install age): age columns left empty');
   }
+
+  const backup = (args: string[], output: string) => () => runCommand(process.execPath, [...bkv, 'backup', ...args, '--json'], output);
+  const key = ['--key-file', f('key')];
+  const same = (out: string) => async () => {
+    if ((await sha256(out)) !== inputHash) throw new Error(`${out} differs from the input`);
+  };
+  // Restores read the CLI's backup of the input; other outputs go to scratch files, deleted after
+  // each run. So the page cache holds the inputs, not a dozen gigabytes of earlier outputs.
+  const S = f('scratch');
+  const cases: Case[] = [
+    { name: 'enc', once: backup(['create', f('input'), '-o', f('input.bkv'), ...key], f('input.bkv')) },
+    { name: 'dec', once: backup(['restore', f('input.bkv'), '-o', S, ...key], S), check: same(S), scratch: S },
+    { name: 'libEnc', once: () => runLibrary('create', f('input'), S, f('key')), scratch: S },
+    { name: 'libDec', once: () => runLibrary('restore', f('input.bkv'), S, f('key')), check: same(S), scratch: S },
+    { name: 'libEncThreads', once: () => runLibrary('create', f('input'), S, f('key'), 'threads-only'), scratch: S },
+    { name: 'libDecThreads', once: () => runLibrary('restore', f('input.bkv'), S, f('key'), 'threads-only'), check: same(S), scratch: S },
+    // The same library path with node:crypto instead of the in-place addon.
+    { name: 'libEncNode', once: () => runLibrary('create', f('input'), S, f('key'), 'node-aes'), scratch: S },
+    { name: 'libDecNode', once: () => runLibrary('restore', f('input.bkv'), S, f('key'), 'node-aes'), check: same(S), scratch: S },
+    { name: 'dirEnc', once: backup(['create', f('dir'), '-o', f('dir.bkv'), ...key], f('dir.bkv')) },
+    {
+      name: 'dirDec',
+      once: backup(['restore', f('dir.bkv'), '-o', S, ...key], S),
+      check: async () => {
+        for (let i = 0; i < 8; i++) {
+          if ((await sha256(join(S, `part-${i}.bin`))) !== (await sha256(f(`dir/part-${i}.bin`)))) throw new Error('directory restore differs');
+        }
+      },
+      scratch: S,
+    },
+    { name: 'small', once: backup(['create', f('small'), '-o', S, ...key], S), scratch: S },
+    { name: 'startup', once: () => runCommand(process.execPath, [...bkv, 'backup', 'create', '--help'], f('none')) },
+  ];
+  // The I/O alone: the same bytes read and written to a new file, no encryption, one thread.
+  if (has('dd')) cases.push({ name: 'copy', once: () => runCommand('dd', [`if=${f('input')}`, `of=${S}`, 'bs=256K', 'status=none'], S), scratch: S });
+  if (withAge) {
+    cases.push({ name: 'ageEnc', once: () => runCommand('age', ['-e', '-r', recipient, '-o', f('input.age'), f('input')], f('input.age')) });
+    cases.push({ name: 'ageDec', once: () => runCommand('age', ['-d', '-i', f('age-key'), '-o', S, f('input.age')], S), check: same(S), scratch: S });
+  }
+  const results = await runRounds(cases);
+  const get = (name: string): Run | null => results.get(name) ?? null;
+  const must = (name: string): Run => results.get(name)!;
+  const [enc, dec, libEnc, libDec] = [must('enc'), must('dec'), must('libEnc'), must('libDec')];
+  const [libEncThreads, libDecThreads, libEncNode, libDecNode] = [must('libEncThreads'), must('libDecThreads'), must('libEncNode'), must('libDecNode')];
+  const [dirEnc, dirDec, small, startup] = [must('dirEnc'), must('dirDec'), must('small'), must('startup')];
+  const [copy, ageEnc, ageDec] = [get('copy'), get('ageEnc'), get('ageDec')];
+  const aes = await aesInMemory();
   const openssl = opensslMBps();
 
   const rows: Array<[string, Run | null]> = [

@@ -52,8 +52,15 @@ function workersFor(size: number, o: ParallelChoice): number {
   return Math.max(0, Math.floor(o.workers ?? defaultWorkers()));
 }
 
-async function* counted(source: AsyncIterable<Uint8Array>, onProgress?: ProgressFn): AsyncGenerator<Uint8Array> {
-  const pace = gcPacer();
+/**
+ * Bytes between collections while packing a directory: node-tar allocates a fresh buffer for every
+ * read on top of our chunk buffers, so it collects twice as often as the file path (GC_EVERY_BYTES):
+ * a 1 GiB directory backup peaked at 94–97 MB through the CLI with 4 MiB, ~80 MB with 2 MiB.
+ */
+const TAR_GC_EVERY_BYTES = 2 * 1024 * 1024;
+
+async function* counted(source: AsyncIterable<Uint8Array>, onProgress?: ProgressFn, gcEveryBytes?: number): AsyncGenerator<Uint8Array> {
+  const pace = gcPacer(gcEveryBytes);
   for await (const chunk of source) {
     onProgress?.(chunk.length);
     pace(chunk.length);
@@ -90,7 +97,8 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
   const payload = kind === 'tar' ? packDirectory(o.input, skip) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
   const encOptions = { key: o.key, kind, cipher: fastAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
-  await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress), encOptions), o.force ?? false);
+  const pacing = kind === 'tar' ? TAR_GC_EVERY_BYTES : undefined;
+  await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress, pacing), encOptions), o.force ?? false);
   return { kind };
 }
 
