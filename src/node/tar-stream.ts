@@ -4,12 +4,13 @@ import { resolve } from 'node:path';
 import { BkvError } from '../client/errors.js';
 
 /**
- * How node-tar reads files while packing: 1 MiB at a time, one file at a time. Its defaults
+ * How node-tar reads files while packing: 256 KiB at a time, one file at a time. Its defaults
  * (16 MiB reads, four files at once, each reading ahead) held up to 64 MiB in flight: a 1 GiB
- * directory backup peaked at ~260 MB of RSS; with these, ~90 MB, like a file backup
- * (BENCHMARKS.md).
+ * directory backup peaked at ~260 MB of RSS. With 1 MiB reads, 82–107 MB (each read is a fresh
+ * buffer, and their garbage varied with collection timing); with 256 KiB, 80–81 MB, for about a
+ * fifth more time (BENCHMARKS.md).
  */
-const READ_BYTES = 1024 * 1024;
+const READ_BYTES = 256 * 1024;
 const JOBS = 1;
 
 /**
