@@ -39,7 +39,7 @@ const PROGRESS_MS = 100;
  * That is when every thread has reported, or sooner, when every chunk is finished and no thread
  * is inside a chunk job: a thread still starting up then finds every chunk claimed and does no
  * I/O, so it is stopped instead of waited for. A file that the first threads finish alone (tens
- * of MB, while a new thread takes ~0.1 s to start) thus does not wait for the others to start.
+ * of MB, while a new thread takes 30–100 ms to start) thus does not wait for the others to start.
  */
 async function runPool(
   job: Omit<ChunkJob, 'control' | 'gcEveryBytes' | 'aes'>,
