@@ -148,16 +148,32 @@ static napi_value update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value finish_seal(napi_env env, napi_callback_info info) {
+/*
+ * The arguments of finishSeal/finishOpen: a context in state `want` and a 16-byte tag. On success
+ * the context is back to IDLE (one finish per message); false with an exception pending otherwise.
+ */
+static bool finish_args(napi_env env, napi_callback_info info, enum state want, const char *misuse, gcm_context **g,
+                        unsigned char **tag) {
   napi_value argv[2];
-  gcm_context *g;
-  if (!args(env, info, 2, argv, &g)) return NULL;
-  unsigned char *tag;
   size_t tag_len;
-  if (!bytes_arg(env, argv[1], "tag must be a Uint8Array", &tag, &tag_len)) return NULL;
-  if (tag_len != 16) return fail(env, "ERR_INVALID_ARG_VALUE", "tag must be 16 bytes", false);
-  if (g->state != SEALING) return fail(env, "ERR_CRYPTO_INVALID_STATE", "finishSeal() without start(encrypt = true)", false);
-  g->state = IDLE;
+  if (!args(env, info, 2, argv, g)) return false;
+  if (!bytes_arg(env, argv[1], "tag must be a Uint8Array", tag, &tag_len)) return false;
+  if (tag_len != 16) {
+    fail(env, "ERR_INVALID_ARG_VALUE", "tag must be 16 bytes", false);
+    return false;
+  }
+  if ((*g)->state != want) {
+    fail(env, "ERR_CRYPTO_INVALID_STATE", misuse, false);
+    return false;
+  }
+  (*g)->state = IDLE;
+  return true;
+}
+
+static napi_value finish_seal(napi_env env, napi_callback_info info) {
+  gcm_context *g;
+  unsigned char *tag;
+  if (!finish_args(env, info, SEALING, "finishSeal() without start(encrypt = true)", &g, &tag)) return NULL;
   unsigned char rest[16];
   int out_len = 0;
   if (EVP_EncryptFinal_ex(g->ctx, rest, &out_len) != 1 || out_len != 0 ||
@@ -168,15 +184,9 @@ static napi_value finish_seal(napi_env env, napi_callback_info info) {
 }
 
 static napi_value finish_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   gcm_context *g;
-  if (!args(env, info, 2, argv, &g)) return NULL;
   unsigned char *tag;
-  size_t tag_len;
-  if (!bytes_arg(env, argv[1], "tag must be a Uint8Array", &tag, &tag_len)) return NULL;
-  if (tag_len != 16) return fail(env, "ERR_INVALID_ARG_VALUE", "tag must be 16 bytes", false);
-  if (g->state != OPENING) return fail(env, "ERR_CRYPTO_INVALID_STATE", "finishOpen() without start(encrypt = false)", false);
-  g->state = IDLE;
+  if (!finish_args(env, info, OPENING, "finishOpen() without start(encrypt = false)", &g, &tag)) return NULL;
   unsigned char rest[16];
   int out_len = 0;
   bool ok = EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&

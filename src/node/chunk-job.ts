@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
 import { unwritten } from './file-sink.js';
 import { gcPacer, keepFreedMemory } from './gc-pacer.js';
@@ -27,7 +27,7 @@ const PIECE = 64 * 1024;
  * encrypted and written (measured: half the CPU time of whole-chunk reads on this path).
  */
 const SLICE = 256 * 1024;
-/** Page size the in-place path aligns its writes to: a write that starts or ends inside a page
+/** Page size sealing aligns its writes to: a write that starts or ends inside a page
  * the file system has not filled yet costs more than one that covers whole pages. */
 const PAGE = 4096;
 /**
@@ -37,7 +37,7 @@ const PAGE = 4096;
  * goes on reading and encrypting, and writes what it holds at its next turn.
  */
 const DEFER_BYTES = 1024 * 1024;
-/** Slice buffers per thread on the in-place path: what may wait for a turn to write, and one more. */
+/** Slice buffers per thread: what may wait for a turn to write, and one more. */
 const RING = Math.ceil(DEFER_BYTES / SLICE) + 2;
 
 /** Slots of the shared control array (BigInt64Array over CONTROL_BYTES). */
@@ -164,10 +164,10 @@ function lowerStop(control: BigInt64Array, index: number): void {
 
 interface ChunkContext {
   job: ChunkJob;
-  /** node:crypto path: the one read buffer (outputs are fresh buffers). */
+  /** A read buffer for pieces too short to hold a tag. */
   buf: Buffer;
-  /** In-place path: the cipher, and the ring of slice buffers it works in. */
-  gcm: InPlaceGcm | null;
+  cipher: SliceCipher;
+  /** The slice buffers chunks are read into (and, in place, encrypted in and written from). */
   ring: Buffer[];
   ringNext: number;
   key: Buffer;
@@ -176,7 +176,7 @@ interface ChunkContext {
   out: TurnWriter;
 }
 
-/** In-place path: the next ring buffer, once no queued write refers to it any more. */
+/** The next ring buffer, once no queued write refers to it any more. */
 function nextBuffer(ctx: ChunkContext): Buffer {
   const buf = ctx.ring[ctx.ringNext]!;
   ctx.ringNext = (ctx.ringNext + 1) % ctx.ring.length;
@@ -203,12 +203,12 @@ export function runChunkJob(job: ChunkJob, keepGoing: () => boolean = () => true
 
 function runChunks(job: ChunkJob, control: BigInt64Array, keepGoing: () => boolean): ChunkFailure | null {
   const native = job.aes === 'auto' ? inPlaceGcm() : null;
-  const gcm = native?.available ? native.create() : null;
+  const inPlace = native?.available === true;
   const ctx: ChunkContext = {
     job,
-    buf: Buffer.allocUnsafe(SLICE + TAG + 1),
-    gcm,
-    ring: gcm ? Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(SLICE + TAG + 1)) : [],
+    buf: Buffer.allocUnsafe(TAG + 1),
+    cipher: native?.available ? inPlaceSlices(native.create()) : nodeSlices(),
+    ring: Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(SLICE + TAG + 1)),
     ringNext: 0,
     key: Buffer.from(job.key),
     aad: Buffer.from(job.aad),
@@ -216,8 +216,8 @@ function runChunks(job: ChunkJob, control: BigInt64Array, keepGoing: () => boole
     out: new TurnWriter(control, job.outFd),
   };
   ctx.nonce.set(job.prefix, 0);
-  if (!gcm) keepFreedMemory(); // node:crypto allocates an output per call; the in-place path nothing
-  const pace = gcm ? () => {} : gcPacer(job.gcEveryBytes);
+  if (!inPlace) keepFreedMemory(); // node:crypto allocates an output per call; the in-place path nothing
+  const pace = inPlace ? () => {} : gcPacer(job.gcEveryBytes);
   const pieceSize = job.mode === 'seal' ? job.chunkSize : job.chunkSize + TAG;
   const inStart = job.mode === 'seal' ? 0 : HEADER;
   let failure: ChunkFailure | null = null;
@@ -228,8 +228,7 @@ function runChunks(job: ChunkJob, control: BigInt64Array, keepGoing: () => boole
       if (index >= job.chunks || BigInt(index) >= Atomics.load(control, STOP)) break;
       const position = inStart + index * pieceSize;
       const length = index === job.chunks - 1 ? job.inputSize - position : pieceSize;
-      if (job.mode === 'seal') failure = gcm ? sealChunkInPlace(ctx, gcm, index, position, length) : sealChunk(ctx, index, position, length);
-      else failure = gcm ? openChunkInPlace(ctx, gcm, index, position, length) : openChunk(ctx, index, position, length);
+      failure = job.mode === 'seal' ? sealChunk(ctx, index, position, length) : openChunk(ctx, index, position, length);
       if (failure) break;
       finished++;
       Atomics.add(control, DONE, BigInt(length));
@@ -270,25 +269,88 @@ function readSlice(ctx: ChunkContext, index: number, length: number, position: n
   return got === length;
 }
 
-/** Chunk `index` of the payload (`length` bytes at `position`) → sealed at 64 + index × (C + 16). */
+/**
+ * AES-256-GCM over one chunk, slice by slice, as the two paths do it: in place through the addon
+ * (the slice's own buffer is the output, the tag goes right after it), or through node:crypto
+ * (fresh output buffers, 64 KiB per `update` call: see PIECE).
+ */
+interface SliceCipher {
+  start(encrypt: boolean, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array): void;
+  /** Encrypts or decrypts `buf[0, n)`; returns the output pieces. */
+  update(buf: Buffer, n: number): Uint8Array[];
+  /** Ends a seal: the pieces that follow the last slice's output (the tag), using `buf[n, n + 16)` if it can. */
+  finishSeal(buf: Buffer, n: number): Uint8Array[];
+  /** Ends an open: whether `tag` authenticates the chunk. */
+  finishOpen(tag: Uint8Array): boolean;
+}
+
+function inPlaceSlices(gcm: InPlaceGcm): SliceCipher {
+  return {
+    start: (encrypt, key, nonce, aad) => gcm.start(encrypt, key, nonce, aad),
+    update(buf, n) {
+      gcm.update(buf.subarray(0, n));
+      return [buf.subarray(0, n)];
+    },
+    finishSeal(buf, n) {
+      const tag = buf.subarray(n, n + TAG);
+      gcm.finishSeal(tag);
+      return [tag];
+    },
+    finishOpen: (tag) => gcm.finishOpen(tag),
+  };
+}
+
+function nodeSlices(): SliceCipher {
+  let c: CipherGCM | null = null;
+  let d: DecipherGCM | null = null;
+  return {
+    start(encrypt, key, nonce, aad) {
+      if (encrypt) (c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG })).setAAD(aad);
+      else (d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG })).setAAD(aad);
+    },
+    update(buf, n) {
+      const cipher = (c ?? d)!;
+      const parts: Uint8Array[] = [];
+      for (let off = 0; off < n; off += PIECE) parts.push(cipher.update(buf.subarray(off, Math.min(off + PIECE, n))));
+      return parts;
+    },
+    finishSeal() {
+      const fin = c!.final();
+      const parts: Uint8Array[] = fin.length > 0 ? [fin, c!.getAuthTag()] : [c!.getAuthTag()];
+      c = null;
+      return parts;
+    },
+    finishOpen(tag) {
+      const decipher = d!;
+      d = null;
+      try {
+        decipher.setAuthTag(tag);
+        decipher.final();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/**
+ * Chunk `index` of the payload (`length` bytes at `position`) → sealed at 64 + index × (C + 16).
+ * Each slice is read into the next ring buffer, encrypted and written while in cache, the tag
+ * last; slices end on page boundaries of the output (the 64-byte header shifts every chunk).
+ */
 function sealChunk(ctx: ChunkContext, index: number, position: number, length: number): ChunkFailure | null {
   const last = index === ctx.job.chunks - 1;
-  const c = createCipheriv('aes-256-gcm', ctx.key, setNonce(ctx, index, last), { authTagLength: TAG });
-  c.setAAD(ctx.aad);
+  ctx.cipher.start(true, ctx.key, setNonce(ctx, index, last), ctx.aad);
   let out = HEADER + index * (ctx.job.chunkSize + TAG);
   let done = 0;
   do {
-    const n = Math.min(SLICE, length - done);
+    const n = Math.min(SLICE - (out % PAGE), length - done);
     const final = done + n === length;
-    if (!readSlice(ctx, index, n, position + done, final && last)) return { index, kind: 'changed' };
-    const parts: Uint8Array[] = [];
-    for (let off = 0; off < n; off += PIECE) parts.push(c.update(ctx.buf.subarray(off, Math.min(off + PIECE, n))));
-    if (final) {
-      const fin = c.final();
-      if (fin.length > 0) parts.push(fin);
-      parts.push(c.getAuthTag());
-    }
-    // Ciphertext goes out slice by slice (while in cache), the tag last.
+    const buf = nextBuffer(ctx);
+    if (!readSlice(ctx, index, n, position + done, final && last, buf)) return { index, kind: 'changed' };
+    const parts = ctx.cipher.update(buf, n);
+    if (final) parts.push(...ctx.cipher.finishSeal(buf, n));
     ctx.out.write(index, parts, out);
     out += n + (final ? TAG : 0);
     done += n;
@@ -311,60 +373,7 @@ function openChunk(ctx: ChunkContext, index: number, position: number, length: n
     return readSlice(ctx, index, length, position, last) ? { index, kind: 'reject' } : { index, kind: 'changed' };
   }
   const end = length - TAG;
-  const d = createDecipheriv('aes-256-gcm', ctx.key, setNonce(ctx, index, last), { authTagLength: TAG });
-  d.setAAD(ctx.aad);
-  const out = index * ctx.job.chunkSize;
-  let done = 0;
-  do {
-    const n = Math.min(SLICE, end - done);
-    const final = done + n === end;
-    // The final slice carries the tag too.
-    if (!readSlice(ctx, index, final ? n + TAG : n, position + done, final && last)) return { index, kind: 'changed' };
-    if (final) d.setAuthTag(ctx.buf.subarray(n, n + TAG));
-    const parts: Uint8Array[] = [];
-    for (let off = 0; off < n; off += PIECE) parts.push(d.update(ctx.buf.subarray(off, Math.min(off + PIECE, n))));
-    if (n > 0) ctx.out.write(index, parts, out + done);
-    done += n;
-  } while (done < end);
-  try {
-    d.final();
-  } catch {
-    return { index, kind: 'reject' };
-  }
-  if (last && index > 0 && end === 0) return { index, kind: 'reject' };
-  return null;
-}
-
-/** sealChunk on the in-place path: each slice is read, encrypted and written from one ring buffer. */
-function sealChunkInPlace(ctx: ChunkContext, gcm: InPlaceGcm, index: number, position: number, length: number): ChunkFailure | null {
-  const last = index === ctx.job.chunks - 1;
-  gcm.start(true, ctx.key, setNonce(ctx, index, last), ctx.aad);
-  let out = HEADER + index * (ctx.job.chunkSize + TAG);
-  let done = 0;
-  do {
-    // Slices end on page boundaries of the output (the 64-byte header shifts every chunk).
-    const n = Math.min(SLICE - (out % PAGE), length - done);
-    const final = done + n === length;
-    const buf = nextBuffer(ctx);
-    if (!readSlice(ctx, index, n, position + done, final && last, buf)) return { index, kind: 'changed' };
-    gcm.update(buf.subarray(0, n));
-    if (final) gcm.finishSeal(buf.subarray(n, n + TAG)); // the tag right after the chunk's last bytes
-    const size = n + (final ? TAG : 0);
-    ctx.out.write(index, [buf.subarray(0, size)], out);
-    out += size;
-    done += n;
-  } while (done < length);
-  return null;
-}
-
-/** openChunk on the in-place path: the same order of reads, writes and checks, without copies. */
-function openChunkInPlace(ctx: ChunkContext, gcm: InPlaceGcm, index: number, position: number, length: number): ChunkFailure | null {
-  const last = index === ctx.job.chunks - 1;
-  if (length < TAG) {
-    return readSlice(ctx, index, length, position, last) ? { index, kind: 'reject' } : { index, kind: 'changed' };
-  }
-  const end = length - TAG;
-  gcm.start(false, ctx.key, setNonce(ctx, index, last), ctx.aad);
+  ctx.cipher.start(false, ctx.key, setNonce(ctx, index, last), ctx.aad);
   const out = index * ctx.job.chunkSize;
   let done = 0;
   let tag: Uint8Array | null = null;
@@ -375,11 +384,11 @@ function openChunkInPlace(ctx: ChunkContext, gcm: InPlaceGcm, index: number, pos
     // The final slice carries the tag too; it stays in this buffer, which is not reused before the check.
     if (!readSlice(ctx, index, final ? n + TAG : n, position + done, final && last, buf)) return { index, kind: 'changed' };
     if (final) tag = buf.subarray(n, n + TAG);
-    gcm.update(buf.subarray(0, n));
-    if (n > 0) ctx.out.write(index, [buf.subarray(0, n)], out + done);
+    const parts = ctx.cipher.update(buf, n);
+    if (n > 0) ctx.out.write(index, parts, out + done);
     done += n;
   } while (done < end);
-  if (!gcm.finishOpen(tag!)) return { index, kind: 'reject' };
+  if (!ctx.cipher.finishOpen(tag!)) return { index, kind: 'reject' };
   if (last && index > 0 && end === 0) return { index, kind: 'reject' };
   return null;
 }
