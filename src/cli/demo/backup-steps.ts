@@ -4,6 +4,7 @@ import { isBkvError } from '../../client/errors.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { decodeRecoveryKey, encodeRecoveryKey } from '../../client/keys/recovery-key.js';
 import { createBackupFile, restoreBackupFile } from '../../node/backup-files.js';
+import { inPlaceGcm } from '../../node/native-aes-gcm.js';
 import { directorySize } from '../../node/dir-size.js';
 import { writeSampleChats } from './sample-chats.js';
 import { need, type DemoStep } from './steps.js';
@@ -48,6 +49,12 @@ export const backupSteps: DemoStep[] = [
       await createBackupFile({ input: need(ctx, 'sampleDir'), output: backup, key: need(ctx, 'key'), chunkSize: 64 * 1024 });
       const size = (await readFile(backup)).length;
       ctx.say(`Archived the directory as tar and sealed it in 64 KiB AES-256-GCM chunks: ${backup} (${(size / 1024).toFixed(0)} KB)`);
+      const aes = inPlaceGcm();
+      ctx.say(
+        aes.available
+          ? 'AES-256-GCM ran in place through the OpenSSL inside Node (native addon, checked against node:crypto first)'
+          : `AES-256-GCM ran through node:crypto (in-place addon unavailable: ${aes.reason})`,
+      );
       ctx.state.set('backupPath', backup);
     },
   },
