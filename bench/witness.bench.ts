@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { WitnessLog } from '../src/witness/log.js';
 import { makeDemoFleet } from '../src/witness/demo-support.js';
-import { artifactDigest } from '../src/client/fleet/artifact.js';
-import { encodeBase64, encodeHex } from '../src/client/fleet/encoding.js';
-import { MerkleTree, leafHash, verifyInclusion } from '../src/merkle/index.js';
+import { artifactDigest } from '../src/shared/fleet-formats/artifact.js';
+import { encodeBase64, encodeHex } from '../src/shared/fleet-formats/encoding.js';
+import { MerkleTree, leafHash, verifyInclusion } from '../src/shared/merkle/index.js';
 import { installNativeSha256 } from '../src/node/native-sha256.js';
 import * as nodeCrypto from 'node:crypto';
 

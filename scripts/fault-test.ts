@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { BkvError } from '../src/client/errors.js';
+import { BkvError } from '../src/shared/errors.js';
 import { LockedError, NotRegisteredError, WrongPasswordError } from '../src/client/sdk/errors.js';
 import { httpTransport } from '../src/client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../src/client/sdk/vault-client.js';

@@ -36,7 +36,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LIGHT_KSF, percentile } from '../bench/lib/load.js';
-import { BkvError } from '../src/client/errors.js';
+import { BkvError } from '../src/shared/errors.js';
 import { LockedError, NotRegisteredError, WrongPasswordError } from '../src/client/sdk/errors.js';
 import { httpTransport } from '../src/client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../src/client/sdk/vault-client.js';

@@ -1,7 +1,7 @@
 /**
  * The reproducible build of the vault core (`npm run build:vault`). Node only.
  *
- * One entry (`src/core/vault-entry.ts`), bundled by esbuild with fixed options into one ES module.
+ * One entry (`src/trusted/core/vault-entry.ts`), bundled by esbuild with fixed options into one ES module.
  * Every npm library the core imports (@noble/*, @scure/base, @hpke/core, @serenity-kit/opaque
  * with its WebAssembly inlined as base64) is bundled, not external: the measurement covers all
  * code inside the trust boundary, and the exact versions come from package-lock.json. Paths in
@@ -14,10 +14,10 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from 'esbuild';
-import { BkvError } from '../client/errors.js';
-import { encodeHex } from '../client/fleet/encoding.js';
+import { BkvError } from '../shared/errors.js';
+import { encodeHex } from '../shared/fleet-formats/encoding.js';
 
-export const VAULT_ENTRY = 'src/core/vault-entry.ts';
+export const VAULT_ENTRY = 'src/trusted/core/vault-entry.ts';
 export const VAULT_BUILD_FILE = 'build/vault-core.js';
 
 /** The repository root: this file lives two levels below it (src/attestation, dist/attestation). */

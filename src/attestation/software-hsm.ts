@@ -12,11 +12,11 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { decodeBase64, encodeBase64 } from '../client/fleet/encoding.js';
+import { BkvError } from '../shared/errors.js';
+import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
 import { writeFileDurable } from '../witness/keys.js';
-import type { AttestationBackend } from './backend.js';
-import { encodeDeviceCertificate, parseDeviceCertificate, type SignedDocument } from './format.js';
+import type { AttestationBackend } from '../trusted/attestation/backend.js';
+import { encodeDeviceCertificate, parseDeviceCertificate, type SignedDocument } from '../shared/attestation/format.js';
 
 export interface VendorPublic {
   format: 'bkv-vendor/v1';

@@ -8,16 +8,16 @@
  */
 import { verifyCheckpoint } from '../client/fleet/checkpoint.js';
 import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
-import { verifyCounterSignature } from '../client/fleet/countersign.js';
-import { fleetPublicKeys } from '../client/fleet/artifact.js';
-import { decodeBase64, encodeBase64 } from '../client/fleet/encoding.js';
-import { parseVerifierKey } from '../client/fleet/note.js';
-import { parseStatement, verifyStatementSignature } from '../client/fleet/statement.js';
+import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
+import { fleetPublicKeys } from '../shared/fleet-formats/artifact.js';
+import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
+import { parseVerifierKey } from '../shared/fleet-formats/note.js';
+import { parseStatement, verifyStatementSignature } from '../shared/fleet-formats/statement.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
-import { leafHash, verifyInclusion } from '../merkle/index.js';
+import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from '../witness/reader.js';
-import { EVIDENCE_CHECKS, parseEvidence, verifyDeploymentEvidence } from './evidence.js';
-import { parseTranscript } from './transcript.js';
+import { EVIDENCE_CHECKS, parseEvidence, verifyDeploymentEvidence } from '../shared/evidence/evidence.js';
+import { parseTranscript } from '../shared/evidence/transcript.js';
 
 export interface AuditCheckResult {
   name: string;

@@ -8,25 +8,25 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../client/errors.js';
-import { encodeFleetArtifact, makeFleetArtifact } from '../client/fleet/artifact.js';
-import { decodeBase64, encodeBase64, encodeHex } from '../client/fleet/encoding.js';
-import { systemEnv, type CoreEnv } from '../core/env.js';
-import type { CounterSignRequest } from '../core/counter-sign.js';
-import { toB64 } from '../protocol/messages.js';
+import { BkvError } from '../shared/errors.js';
+import { encodeFleetArtifact, makeFleetArtifact } from '../shared/fleet-formats/artifact.js';
+import { decodeBase64, encodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
+import { systemEnv, type CoreEnv } from '../trusted/core/env.js';
+import type { CounterSignRequest } from '../trusted/core/counter-sign.js';
+import { toB64 } from '../shared/protocol/messages.js';
 import { writeFileDurable } from '../witness/keys.js';
-import type { MemberKeyStore } from '../attestation/backend.js';
-import { parseDeviceCertificate, type AttestationRecord } from '../attestation/format.js';
+import type { MemberKeyStore } from '../trusted/attestation/backend.js';
+import { parseDeviceCertificate, type AttestationRecord } from '../shared/attestation/format.js';
 import {
   MemberCore,
   deliveryMessage,
   fleetKeysHash,
   type CeremonyContext,
   type FleetPublicKeySet,
-} from '../attestation/member-core.js';
+} from '../trusted/attestation/member-core.js';
 import { provisionDevice, readVendorPublic, softwareBackend, vendorInit, writeSoftHsmFile } from '../attestation/software-hsm.js';
-import { EVIDENCE_FORMAT, encodeEvidence, type DeploymentEvidence } from './evidence.js';
-import { encodeTranscript, type TranscriptStep } from './transcript.js';
+import { EVIDENCE_FORMAT, encodeEvidence, type DeploymentEvidence } from '../shared/evidence/evidence.js';
+import { encodeTranscript, type TranscriptStep } from '../shared/evidence/transcript.js';
 
 export interface CeremonyOptions {
   dir: string;

@@ -6,9 +6,9 @@
 import { x25519, ed25519 } from '@noble/curves/ed25519.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { decodeFleetSecrets, type FleetSecrets } from '../core/fleet-secrets.js';
-import { MEMBER_BIN_VERSION } from '../attestation/member-core.js';
+import { BkvError } from '../shared/errors.js';
+import { decodeFleetSecrets, type FleetSecrets } from '../trusted/core/fleet-secrets.js';
+import { MEMBER_BIN_VERSION } from '../trusted/attestation/member-core.js';
 
 export interface MemberIdentity {
   id: number;

@@ -2,11 +2,11 @@
  * Publishing a deployed fleet: the operator submits the artifact with its evidence to the witness,
  * the fleet (inside member 1's core) counter-signs the witness statement, the operator uploads it.
  */
-import { decodeBase64 } from '../client/fleet/encoding.js';
+import { decodeBase64 } from '../shared/fleet-formats/encoding.js';
 import { WitnessClient } from '../witness/client.js';
 import type { OperatorKey } from '../witness/keys.js';
 import type { EpochRecord } from '../witness/protocol.js';
-import type { CounterSignRequest } from '../core/counter-sign.js';
+import type { CounterSignRequest } from '../trusted/core/counter-sign.js';
 
 export interface PublishDeploymentOptions {
   witnessUrl: string;

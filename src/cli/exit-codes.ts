@@ -1,4 +1,4 @@
-import { BkvError, type ErrorCode } from '../client/errors.js';
+import { BkvError, type ErrorCode } from '../shared/errors.js';
 
 /** Process exit codes. Documented in README.md ("Exit codes"); scripts may rely on them. */
 export const EXIT = {

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { decodeRecoveryKey } from '../client/keys/recovery-key.js';
 import { readKeyFile } from '../node/key-file.js';
 

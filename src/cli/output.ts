@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 
 /** How a command talks to its user: human lines on stderr/stdout, or one JSON document on stdout. */

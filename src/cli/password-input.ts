@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 
 export interface PasswordOptions {
   password?: boolean;

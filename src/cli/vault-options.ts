@@ -3,11 +3,11 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { gatewayBundleFetcher, overTheAirFleet } from '../client/sdk/fleet-source.js';
 import { FileCheckpointStore } from '../witness/file-store.js';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { httpTransport } from '../client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
-import { fromB64 } from '../protocol/messages.js';
-import type { KsfParams } from '../protocol/messages.js';
+import { fromB64 } from '../shared/protocol/messages.js';
+import type { KsfParams } from '../shared/protocol/messages.js';
 import { DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';
 
 export { addVaultOptions, DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';

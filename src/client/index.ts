@@ -2,7 +2,7 @@
  * Client-side entry point (browser and Node). Everything exported here must run in a browser:
  * no `node:` imports anywhere under src/client/ (a test bundles this file for the browser).
  */
-export { BkvError, isBkvError, type ErrorCode } from './errors.js';
+export { BkvError, isBkvError, type ErrorCode } from '../shared/errors.js';
 export { BACKUP_KEY_BYTES, generateBackupKey, keyFingerprint } from './keys/backup-key.js';
 export {
   decodeRecoveryKey,

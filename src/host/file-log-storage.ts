@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LogStorage, MonotonicCounter } from '../core/storage.js';
+import type { LogStorage, MonotonicCounter } from '../trusted/core/storage.js';
 import { fsyncDir, writeFileDurable } from './fs-durable.js';
 
 /**

@@ -7,9 +7,9 @@ import {
   fleetPublicKeys,
   makeFleetArtifact,
   parseFleetArtifact,
-} from '../client/fleet/artifact.js';
-import { decodeBase64, encodeHex, equalBytes } from '../client/fleet/encoding.js';
-import type { VaultCore } from '../core/vault-core.js';
+} from '../shared/fleet-formats/artifact.js';
+import { decodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import type { VaultCore } from '../trusted/core/vault-core.js';
 import { WitnessClient } from '../witness/client.js';
 import type { OperatorKey } from '../witness/keys.js';
 import type { EpochRecord } from '../witness/protocol.js';

@@ -1,8 +1,8 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { decodeHex, encodeHex } from '../client/fleet/encoding.js';
+import { BkvError } from '../shared/errors.js';
+import { decodeHex, encodeHex } from '../shared/fleet-formats/encoding.js';
 import { VAULT_BUILD_FILE, projectRoot, writeVaultBuild } from '../attestation/reproducible-build.js';
 
 /** Where the vault core build lives: `build/vault-core.js` under the project root, or $BKV_VAULT_BUILD. */

@@ -2,13 +2,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { encodeHex } from '../client/fleet/encoding.js';
-import { parseFleetArtifact } from '../client/fleet/artifact.js';
-import type * as VaultEntry from '../core/vault-entry.js';
+import { BkvError } from '../shared/errors.js';
+import { encodeHex } from '../shared/fleet-formats/encoding.js';
+import { parseFleetArtifact } from '../shared/fleet-formats/artifact.js';
+import type * as VaultEntry from '../trusted/core/vault-entry.js';
 import { vaultBuildPath } from './measurement.js';
 
-/** The vault core as a member loads it: the exports of `src/core/vault-entry.ts`. */
+/** The vault core as a member loads it: the exports of `src/trusted/core/vault-entry.ts`. */
 export type VaultCode = typeof VaultEntry;
 
 export interface LoadedVaultCode {
@@ -26,7 +26,7 @@ export interface LoadedVaultCode {
  */
 export async function loadVaultCode(fleetPath: string): Promise<LoadedVaultCode> {
   const artifactPath = join(dirname(fleetPath), 'fleet-artifact.json');
-  if (!existsSync(artifactPath)) return { code: await import('../core/vault-entry.js'), measurement: null };
+  if (!existsSync(artifactPath)) return { code: await import('../trusted/core/vault-entry.js'), measurement: null };
   const expected = parseFleetArtifact(new Uint8Array(await readFile(artifactPath))).measurement;
   const path = vaultBuildPath();
   let bytes: Uint8Array;

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CoreEnv } from '../core/env.js';
-import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../core/fleet-secrets.js';
-import { SingleMemberLog } from '../core/single-member-log.js';
-import { VaultStateMachine } from '../core/state-machine.js';
-import { DEFAULT_POLICY, VaultCore, type VaultPolicy } from '../core/vault-core.js';
+import type { CoreEnv } from '../trusted/core/env.js';
+import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../trusted/core/fleet-secrets.js';
+import { SingleMemberLog } from '../trusted/core/single-member-log.js';
+import { VaultStateMachine } from '../trusted/core/state-machine.js';
+import { DEFAULT_POLICY, VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
 import { FileLogStorage, FileMonotonicCounter } from './file-log-storage.js';
 import { nodeCoreEnv } from './fleet/native-crypto.js';
 import { writeFileDurable } from './fs-durable.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { toB64 } from '../protocol/messages.js';
-import { DEFAULT_POLICY, type VaultPolicy } from '../core/vault-core.js';
+import { toB64 } from '../shared/protocol/messages.js';
+import { DEFAULT_POLICY, type VaultPolicy } from '../trusted/core/vault-core.js';
 import { buildValidationBundle } from '../witness/bundle.js';
 import { WitnessClient } from '../witness/client.js';
 import type { EpochRecord } from '../witness/protocol.js';

@@ -1,6 +1,6 @@
 import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { drainToFile } from './file-sink.js';
 import { ioError } from './io-errors.js';
 

@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js';

@@ -1,5 +1,5 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { HEADER_BYTES, TAG_BYTES, isValidChunkSize } from '../client/backup/header.js';
 import { ioError } from './io-errors.js';
 

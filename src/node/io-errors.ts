@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 
 /** Turns a Node file-system error into a one-line BkvError('IO', ...) naming what failed. */
 export function ioError(err: unknown, action: string, path: string): BkvError {

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { decodeRecoveryKey, encodeRecoveryKey } from '../client/keys/recovery-key.js';
 import { writeFileAtomic } from './atomic-output.js';
 import { ioError } from './io-errors.js';

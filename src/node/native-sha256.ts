@@ -1,5 +1,5 @@
 import * as nodeCrypto from 'node:crypto';
-import { useSha256 } from '../merkle/hash.js';
+import { useSha256 } from '../shared/merkle/hash.js';
 
 /**
  * Makes Merkle hashing use Node's native SHA-256 (OpenSSL, about 2.4× @noble/hashes on 65-byte

@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { assertBackupKey } from '../client/keys/backup-key.js';
 import { checkBackupKey, openPiece } from '../client/backup/decrypt.js';
 import { newBackup } from '../client/backup/encrypt.js';

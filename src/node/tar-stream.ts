@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 
 /**
  * How node-tar reads files while packing: 256 KiB at a time, one file at a time. Its defaults

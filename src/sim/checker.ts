@@ -4,7 +4,7 @@
  * - a committed index never changes its entry (the first application anywhere fixes it);
  * - every member applies entries in increasing index order, each equal to the committed entry.
  */
-import type { NodeStatus } from '../consensus/types.js';
+import type { NodeStatus } from '../trusted/consensus/types.js';
 
 export class SafetyChecker {
   readonly committed = new Map<number, Uint8Array>();

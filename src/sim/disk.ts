@@ -12,9 +12,9 @@
  * crash after the second leaves a landed but unconfirmed write. The adversary can also restore an
  * older copy of every file, or of the log alone, or wipe the disk.
  */
-import { MemoryCounter } from '../consensus/counter.js';
-import { peekFrame, peekHardState, selectSnapshot } from '../consensus/sealed-state.js';
-import type { BootState, PersistRecord } from '../consensus/sealed-state.js';
+import { MemoryCounter } from '../trusted/consensus/counter.js';
+import { peekFrame, peekHardState, selectSnapshot } from '../trusted/consensus/sealed-state.js';
+import type { BootState, PersistRecord } from '../trusted/consensus/sealed-state.js';
 import type { EventQueue } from './events.js';
 import type { Prng } from './prng.js';
 

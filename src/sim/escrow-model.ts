@@ -4,7 +4,7 @@
  * uses one and may release one credential response; reset re-arms; delete destroys; the record
  * is destroyed when its attempts reach zero.
  */
-import type { ReplicatedStateMachine } from '../core/replication.js';
+import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 
 export const enum EscrowOp {
   Register = 1,

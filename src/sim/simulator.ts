@@ -4,12 +4,12 @@
  * corruption, replay and misdirection, partitions (two-way and one-way), crash-restarts (losing
  * unconfirmed writes), disk rollbacks and wipes (the monotonic counter stays), clock-rate skew.
  */
-import { identityFromSeed } from '../consensus/auth.js';
-import type { Identity } from '../consensus/auth.js';
-import { RaftDriver } from '../consensus/driver.js';
-import { RaftNode } from '../consensus/node.js';
-import type { RaftConfig } from '../consensus/types.js';
-import type { ReplicatedStateMachine } from '../core/replication.js';
+import { identityFromSeed } from '../trusted/consensus/auth.js';
+import type { Identity } from '../trusted/consensus/auth.js';
+import { RaftDriver } from '../trusted/consensus/driver.js';
+import { RaftNode } from '../trusted/consensus/node.js';
+import type { RaftConfig } from '../trusted/consensus/types.js';
+import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { SafetyChecker } from './checker.js';
 import { SimDisk } from './disk.js';
 import { EventQueue } from './events.js';

@@ -1,6 +1,6 @@
 /**
  * The simulator workload that drives the real vault state machine (`VaultStateMachine`,
- * src/core/state-machine.ts) with real log entries (`encodeEntry`, src/core/entries.ts):
+ * src/trusted/core/state-machine.ts) with real log entries (`encodeEntry`, src/trusted/core/entries.ts):
  * registrations, recovery attempts with right and wrong passwords, concurrent recoveries of one
  * account (several attempts open at once), erasures and stale finishes. Entry timestamps come
  * from the simulated clock, sped up so that unfinished attempts expire during a run.
@@ -15,10 +15,10 @@
  * - replaying the committed log gives the converged snapshot (the simulator separately checks
  *   that every member's `snapshot()` bytes are identical).
  */
-import { ATTEMPT_ID_BYTES, decodeEntry, encodeEntry } from '../core/entries.js';
-import type { Entry } from '../core/entries.js';
-import type { ReplicatedStateMachine } from '../core/replication.js';
-import { VaultStateMachine, decodeResult } from '../core/state-machine.js';
+import { ATTEMPT_ID_BYTES, decodeEntry, encodeEntry } from '../trusted/core/entries.js';
+import type { Entry } from '../trusted/core/entries.js';
+import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
+import { VaultStateMachine, decodeResult } from '../trusted/core/state-machine.js';
 import type { Prng } from './prng.js';
 import type { Observation, SimWorkload } from './workload.js';
 

@@ -4,7 +4,7 @@
  * registrations) from what clients observed plus the committed log. `EscrowWorkload` is a small
  * model of the vault's counters; `VaultWorkload` (vault-workload.ts, the default) runs the real one.
  */
-import type { ReplicatedStateMachine } from '../core/replication.js';
+import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { EscrowOp, EscrowStateMachine, EscrowStatus, decodeCommand, encodeCommand } from './escrow-model.js';
 import type { Prng } from './prng.js';
 

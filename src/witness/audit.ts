@@ -3,16 +3,16 @@
  * signature, the fleet counter-signature, inclusion in the witness log and log consistency, then
  * diff fleet keys and roles from epoch to epoch.
  */
-import { BkvError } from '../client/errors.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../client/fleet/artifact.js';
+import { BkvError } from '../shared/errors.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../shared/fleet-formats/artifact.js';
 import { verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
 import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
-import { verifyCounterSignature } from '../client/fleet/countersign.js';
-import { decodeBase64, encodeHex, equalBytes } from '../client/fleet/encoding.js';
-import { parseVerifierKey, type NoteVerifier } from '../client/fleet/note.js';
-import { parseStatement, verifyStatementSignature } from '../client/fleet/statement.js';
+import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
+import { decodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import { parseVerifierKey, type NoteVerifier } from '../shared/fleet-formats/note.js';
+import { parseStatement, verifyStatementSignature } from '../shared/fleet-formats/statement.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
-import { leafHash, verifyInclusion } from '../merkle/index.js';
+import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from './reader.js';
 
 export const AUDIT_CHECKS = ['digest', 'witness-signature', 'counter-signature', 'inclusion'] as const;

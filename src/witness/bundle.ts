@@ -2,11 +2,11 @@
  * Server-side helper: assembles a validation bundle from a witness (in-process or over HTTP).
  * The vault gateway calls this and returns the result in its fleet-information response.
  */
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import { VALIDATION_BUNDLE_FORMAT, type ValidationBundle } from '../client/fleet/bundle.js';
 import { parseCheckpointBody } from '../client/fleet/checkpoint.js';
-import { encodeBase64 } from '../client/fleet/encoding.js';
-import { parseNote } from '../client/fleet/note.js';
+import { encodeBase64 } from '../shared/fleet-formats/encoding.js';
+import { parseNote } from '../shared/fleet-formats/note.js';
 import type { WitnessReader } from './reader.js';
 
 export interface BuildBundleOptions {

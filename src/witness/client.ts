@@ -2,10 +2,10 @@
  * HTTP client for the witness API (uses global fetch). Used by the CLI, the audit, the demo and
  * the gateway's bundle builder.
  */
-import { BkvError, type ErrorCode } from '../client/errors.js';
-import { artifactDigest } from '../client/fleet/artifact.js';
-import { counterSignatureMessage } from '../client/fleet/countersign.js';
-import { decodeBase64, encodeBase64, encodeHex } from '../client/fleet/encoding.js';
+import { BkvError, type ErrorCode } from '../shared/errors.js';
+import { artifactDigest } from '../shared/fleet-formats/artifact.js';
+import { counterSignatureMessage } from '../shared/fleet-formats/countersign.js';
+import { decodeBase64, encodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import type { OperatorKey } from './keys.js';
 import { submissionMessage, type EpochRecord, type WitnessKeyInfo } from './protocol.js';
 import type { WitnessReader } from './reader.js';

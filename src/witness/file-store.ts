@@ -1,7 +1,7 @@
 /** A CheckpointStore kept in one JSON file, written atomically. Node only. */
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../shared/errors.js';
 import type { CheckpointStore } from '../client/fleet/store.js';
 import { writeFileDurable } from './keys.js';
 

@@ -5,9 +5,9 @@
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { decodeBase64, encodeBase64 } from '../client/fleet/encoding.js';
-import { noteSignerFromSeed, isValidKeyName, type NoteSigner } from '../client/fleet/note.js';
+import { BkvError } from '../shared/errors.js';
+import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
+import { noteSignerFromSeed, isValidKeyName, type NoteSigner } from '../shared/fleet-formats/note.js';
 
 const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 

@@ -10,15 +10,15 @@
  */
 import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../client/errors.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../client/fleet/artifact.js';
+import { BkvError } from '../shared/errors.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../shared/fleet-formats/artifact.js';
 import { signCheckpoint, verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
-import { verifyCounterSignature } from '../client/fleet/countersign.js';
-import { checkNamespace, decodeBase64, decodeHex, encodeBase64, encodeHex, equalBytes } from '../client/fleet/encoding.js';
-import { formatVerifierKey, formatKeyId, type NoteSigner } from '../client/fleet/note.js';
-import { encodeStatement, parseStatement } from '../client/fleet/statement.js';
-import { MerkleTree, bytesEqual } from '../merkle/index.js';
-import { assertDeploymentEvidence } from '../ceremony/evidence.js';
+import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
+import { checkNamespace, decodeBase64, decodeHex, encodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import { formatVerifierKey, formatKeyId, type NoteSigner } from '../shared/fleet-formats/note.js';
+import { encodeStatement, parseStatement } from '../shared/fleet-formats/statement.js';
+import { MerkleTree, bytesEqual } from '../shared/merkle/index.js';
+import { assertDeploymentEvidence } from '../shared/evidence/evidence.js';
 import { fastVerify, loadWitnessIdentity, writeFileDurable, type WitnessConfig } from './keys.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 

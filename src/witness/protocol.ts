@@ -1,7 +1,7 @@
 /**
  * Shapes shared by the witness server and its clients (docs/formats/witness-api.md).
  */
-import { utf8 } from '../client/fleet/encoding.js';
+import { utf8 } from '../shared/fleet-formats/encoding.js';
 
 /** What the operator signs to submit an epoch (Ed25519, key registered in the witness config). */
 export function submissionMessage(namespace: string, epoch: number, digestHex: string): Uint8Array {

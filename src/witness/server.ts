@@ -3,10 +3,10 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { installNativeSha256 } from '../node/native-sha256.js';
-import { BkvError } from '../client/errors.js';
-import { encodeBase64 } from '../client/fleet/encoding.js';
-import { parseDecimal } from '../client/fleet/encoding.js';
-import { TILE_HEIGHT, TILE_WIDTH, decodeTileIndex, encodeEntryBundle } from '../merkle/index.js';
+import { BkvError } from '../shared/errors.js';
+import { encodeBase64 } from '../shared/fleet-formats/encoding.js';
+import { parseDecimal } from '../shared/fleet-formats/encoding.js';
+import { TILE_HEIGHT, TILE_WIDTH, decodeTileIndex, encodeEntryBundle } from '../shared/merkle/index.js';
 import { WitnessLog, type WitnessLogOptions } from './log.js';
 import { buildValidationBundle } from './bundle.js';
 import { localReader } from './reader.js';

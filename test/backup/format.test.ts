@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 import { generateBackupKey, webCryptoAesGcm, HEADER_BYTES, TAG_BYTES, decodeHeader } from '../../src/client/index.js';
 import { nodeAesGcm } from '../../src/node/aes-gcm.js';
 import { CHUNK, bytes, concat, decrypt, encrypt, failureCode } from './helpers.js';

@@ -1,5 +1,5 @@
 import { encryptBackup, openBackup, type ChunkCipherFactory, type PayloadKind } from '../../src/client/index.js';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 
 export const CHUNK = 4096;
 

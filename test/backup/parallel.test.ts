@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 import { generateBackupKey, HEADER_BYTES, TAG_BYTES } from '../../src/client/index.js';
 import { nodeAesGcm } from '../../src/node/aes-gcm.js';
 import { createBackupFile, restoreBackupFile, type ParallelChoice } from '../../src/node/backup-files.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 import { decodeRecoveryKey, encodeRecoveryKey, generateBackupKey, keyFingerprint } from '../../src/client/index.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

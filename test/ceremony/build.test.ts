@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { encodeHex } from '../../src/client/fleet/encoding.js';
+import { encodeHex } from '../../src/shared/fleet-formats/encoding.js';
 import { buildVaultCore } from '../../src/attestation/reproducible-build.js';
 import { codeMeasurement } from '../../src/host/measurement.js';
 import { cleanup, tempDir } from './fixture.js';
@@ -42,7 +42,7 @@ describe('reproducible vault core build', () => {
     expect(text).not.toMatch(/\/tmp\/|\/home\/|\/Users\//);
     // Every input is named relative to the root; the npm libraries are bundled, not external.
     expect(built.inputs.every((i) => !i.path.startsWith('/'))).toBe(true);
-    expect(built.inputs.map((i) => i.path)).toEqual(expect.arrayContaining(['src/core/vault-entry.ts', 'node_modules/@serenity-kit/opaque/esm/index.js']));
+    expect(built.inputs.map((i) => i.path)).toEqual(expect.arrayContaining(['src/trusted/core/vault-entry.ts', 'node_modules/@serenity-kit/opaque/esm/index.js']));
     expect(text).not.toMatch(/^import .* from ["']@/m);
     // The installation's measurement is the SHA-256 of its build file (when it is up to date).
     expect(await codeMeasurement()).toMatch(/^[0-9a-f]{64}$/);

@@ -3,16 +3,16 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { isBkvError } from '../../src/client/errors.js';
-import { encodeFleetArtifact, fleetPublicKeys, makeFleetArtifact, parseFleetArtifact } from '../../src/client/fleet/artifact.js';
-import { decodeBase64, encodeBase64, encodeHex } from '../../src/client/fleet/encoding.js';
-import { verifyDeploymentEvidence, type DeploymentEvidence } from '../../src/ceremony/evidence.js';
+import { isBkvError } from '../../src/shared/errors.js';
+import { encodeFleetArtifact, fleetPublicKeys, makeFleetArtifact, parseFleetArtifact } from '../../src/shared/fleet-formats/artifact.js';
+import { decodeBase64, encodeBase64, encodeHex } from '../../src/shared/fleet-formats/encoding.js';
+import { verifyDeploymentEvidence, type DeploymentEvidence } from '../../src/shared/evidence/evidence.js';
 import { loadMemberFleetSecrets, loadMemberIdentity } from '../../src/ceremony/member-files.js';
-import { parseTranscript, encodeTranscript } from '../../src/ceremony/transcript.js';
-import { MemberCore, type CeremonyContext } from '../../src/attestation/member-core.js';
-import { encodeAttestation, parseAttestation } from '../../src/attestation/format.js';
+import { parseTranscript, encodeTranscript } from '../../src/shared/evidence/transcript.js';
+import { MemberCore, type CeremonyContext } from '../../src/trusted/attestation/member-core.js';
+import { encodeAttestation, parseAttestation } from '../../src/shared/attestation/format.js';
 import { provisionDevice, softwareBackend, vendorInit } from '../../src/attestation/software-hsm.js';
-import { systemEnv } from '../../src/core/env.js';
+import { systemEnv } from '../../src/trusted/core/env.js';
 import { verifyMeasurement } from '../../src/host/measurement.js';
 import { bytes, cleanup, clone, deploy, memberSigners, resignTranscript, secretNeedles, tempDir, type Deployed } from './fixture.js';
 
@@ -175,7 +175,7 @@ describe('deployment ceremony', () => {
     );
     for (const k of ['secrets', 'x25519Seed', 'ed25519Seed', '#secrets']) expect((core as unknown as Record<string, unknown>)[k]).toBeUndefined();
     // VaultCore (the serving core) has no getter and no method that hands out its secrets either.
-    const { VaultCore } = await import('../../src/core/vault-core.js');
+    const { VaultCore } = await import('../../src/trusted/core/vault-core.js');
     const descriptors = Object.getOwnPropertyDescriptors(VaultCore.prototype);
     expect(Object.values(descriptors).filter((p) => p.get !== undefined)).toEqual([]);
     expect(Object.keys(descriptors).filter((k) => /secret|seed|key$/i.test(k) && k !== 'publicKeys')).toEqual([]);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBkvError } from '../../src/client/errors.js';
-import { encodeBase64 } from '../../src/client/fleet/encoding.js';
+import { isBkvError } from '../../src/shared/errors.js';
+import { encodeBase64 } from '../../src/shared/fleet-formats/encoding.js';
 import { resolveFleetKeys } from '../../src/client/fleet/resolve.js';
 import { MemoryCheckpointStore } from '../../src/client/fleet/store.js';
 import { gatewayBundleFetcher, overTheAirFleet } from '../../src/client/sdk/fleet-source.js';

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AuthError, PeerAuth, identityFromSeed } from '../../src/consensus/auth.js';
-import { ConsensusDecodeError } from '../../src/consensus/codec.js';
-import { MsgType, decodeBody, encodeBody } from '../../src/consensus/messages.js';
+import { AuthError, PeerAuth, identityFromSeed } from '../../src/trusted/consensus/auth.js';
+import { ConsensusDecodeError } from '../../src/trusted/consensus/codec.js';
+import { MsgType, decodeBody, encodeBody } from '../../src/trusted/consensus/messages.js';
 import { TestCluster } from './harness.js';
 
 describe('authenticated envelopes', () => {

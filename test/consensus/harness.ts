@@ -1,10 +1,10 @@
 /** A small deterministic cluster for unit tests: real nodes and drivers on an event queue. */
-import { identityFromSeed } from '../../src/consensus/auth.js';
-import type { Identity } from '../../src/consensus/auth.js';
-import { MemoryCounter } from '../../src/consensus/counter.js';
-import { RaftDriver } from '../../src/consensus/driver.js';
-import { RaftNode } from '../../src/consensus/node.js';
-import type { NodeOutput, NodeStatus, RaftConfig } from '../../src/consensus/types.js';
+import { identityFromSeed } from '../../src/trusted/consensus/auth.js';
+import type { Identity } from '../../src/trusted/consensus/auth.js';
+import { MemoryCounter } from '../../src/trusted/consensus/counter.js';
+import { RaftDriver } from '../../src/trusted/consensus/driver.js';
+import { RaftNode } from '../../src/trusted/consensus/node.js';
+import type { NodeOutput, NodeStatus, RaftConfig } from '../../src/trusted/consensus/types.js';
 import { EscrowStateMachine } from '../../src/sim/escrow-model.js';
 import { EMPTY_IMAGE, bootStateOf, landAppends, landHardState } from '../../src/sim/disk.js';
 import type { DiskImage } from '../../src/sim/disk.js';

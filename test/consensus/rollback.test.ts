@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { PeerAuth } from '../../src/consensus/auth.js';
-import { MsgType, decodeBody, encodeBody } from '../../src/consensus/messages.js';
-import { openHardState } from '../../src/consensus/sealed-state.js';
+import { PeerAuth } from '../../src/trusted/consensus/auth.js';
+import { MsgType, decodeBody, encodeBody } from '../../src/trusted/consensus/messages.js';
+import { openHardState } from '../../src/trusted/consensus/sealed-state.js';
 import { EscrowOp, encodeCommand } from '../../src/sim/escrow-model.js';
 import { TestCluster } from './harness.js';
 

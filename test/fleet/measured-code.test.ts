@@ -3,9 +3,9 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBkvError } from '../../src/client/errors.js';
-import { encodeFleetArtifact, makeFleetArtifact } from '../../src/client/fleet/artifact.js';
-import { encodeHex } from '../../src/client/fleet/encoding.js';
+import { isBkvError } from '../../src/shared/errors.js';
+import { encodeFleetArtifact, makeFleetArtifact } from '../../src/shared/fleet-formats/artifact.js';
+import { encodeHex } from '../../src/shared/fleet-formats/encoding.js';
 import { vaultBuildPath } from '../../src/host/measurement.js';
 import { loadVaultCode } from '../../src/host/vault-code.js';
 

@@ -2,10 +2,10 @@ import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { identityFromSeed } from '../../src/consensus/auth.js';
-import { RaftDriver } from '../../src/consensus/driver.js';
-import { RaftNode } from '../../src/consensus/node.js';
-import type { PersistRecord } from '../../src/consensus/sealed-state.js';
+import { identityFromSeed } from '../../src/trusted/consensus/auth.js';
+import { RaftDriver } from '../../src/trusted/consensus/driver.js';
+import { RaftNode } from '../../src/trusted/consensus/node.js';
+import type { PersistRecord } from '../../src/trusted/consensus/sealed-state.js';
 import { FileCounter, MemberStorage, parseLog } from '../../src/host/fleet/member-storage.js';
 import { EscrowOp, EscrowStateMachine, encodeCommand } from '../../src/sim/escrow-model.js';
 import { Prng } from '../../src/sim/prng.js';

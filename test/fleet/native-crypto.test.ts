@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nobleHmacSha256 } from '../../src/consensus/auth.js';
-import { nobleSealCrypto } from '../../src/consensus/sealed-state.js';
+import { nobleHmacSha256 } from '../../src/trusted/consensus/auth.js';
+import { nobleSealCrypto } from '../../src/trusted/consensus/sealed-state.js';
 import { nativeHmacSha256, nativeSealCrypto } from '../../src/host/fleet/native-crypto.js';
 import { Prng } from '../../src/sim/prng.js';
 

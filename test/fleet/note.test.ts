@@ -13,7 +13,7 @@ import {
   parseCheckpointBody,
   noteSignerFromSeed,
 } from '../../src/client/fleet/index.js';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 
 // The example key pair and signed note published in the documentation of golang.org/x/mod/sumdb/note.
 const GO_VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';

@@ -2,10 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFleetSecrets, encodeFleetSecrets } from '../../src/core/fleet-secrets.js';
+import { decodeFleetSecrets, encodeFleetSecrets } from '../../src/trusted/core/fleet-secrets.js';
 import { decodeMemberIdentity, memberPublicKeys, memberStorageKey, parseFleetConfig, readFleetConfig } from '../../src/host/fleet/config.js';
 import { createFleet, fleetKeysFromSecrets } from '../../src/host/fleet/provision.js';
-import { fromB64, toB64 } from '../../src/protocol/messages.js';
+import { fromB64, toB64 } from '../../src/shared/protocol/messages.js';
 
 const dirs: string[] = [];
 afterEach(async () => {

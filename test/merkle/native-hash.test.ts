@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MerkleTree, useSha256, verifyInclusion } from '../../src/merkle/index.js';
+import { MerkleTree, useSha256, verifyInclusion } from '../../src/shared/merkle/index.js';
 import { installNativeSha256 } from '../../src/node/native-sha256.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 

@@ -11,7 +11,7 @@ import {
   tilePath,
   encodeEntryBundle,
   decodeEntryBundle,
-} from '../../src/merkle/index.js';
+} from '../../src/shared/merkle/index.js';
 
 function buildTree(n: number): MerkleTree {
   const t = new MerkleTree();

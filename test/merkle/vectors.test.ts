@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { base64 } from '@scure/base';
 import { vectorsDir, readVectorJson } from '../helpers/vectors.js';
-import { verifyConsistency, verifyInclusion, MerkleProofError } from '../../src/merkle/index.js';
+import { verifyConsistency, verifyInclusion, MerkleProofError } from '../../src/shared/merkle/index.js';
 
 function walk(dir: string): string[] {
   const out: string[] = [];

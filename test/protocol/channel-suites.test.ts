@@ -9,10 +9,10 @@ import {
   sealRequest,
   sealResponse,
   type ChannelKeyPair,
-} from '../../src/protocol/channel.js';
-import { hpkeSuite, noblePrimitives, webCryptoSuite, type ChannelPrimitives } from '../../src/protocol/hpke-suite.js';
+} from '../../src/shared/protocol/channel.js';
+import { hpkeSuite, noblePrimitives, webCryptoSuite, type ChannelPrimitives } from '../../src/shared/protocol/hpke-suite.js';
 import { nativeChannelPrimitives } from '../../src/host/fleet/native-crypto.js';
-import { isBkvError } from '../../src/client/errors.js';
+import { isBkvError } from '../../src/shared/errors.js';
 
 const te = new TextEncoder();
 const seed = new Uint8Array(32).map((_, i) => i * 7 + 1);

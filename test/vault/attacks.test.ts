@@ -2,10 +2,10 @@ import * as opaque from '@serenity-kit/opaque';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BkvError, isBkvError } from '../../src/client/errors.js';
+import { BkvError, isBkvError } from '../../src/shared/errors.js';
 import { LockedError, WrongPasswordError } from '../../src/client/sdk/errors.js';
-import { openResponse, sealRequest } from '../../src/protocol/channel.js';
-import { decodeResponse, encodeRequest, type VaultResponse } from '../../src/protocol/messages.js';
+import { openResponse, sealRequest } from '../../src/shared/protocol/channel.js';
+import { decodeResponse, encodeRequest, type VaultResponse } from '../../src/shared/protocol/messages.js';
 import { openVaultMember } from '../../src/host/vault-member.js';
 import { makeFixture, randomKey, type Fixture } from './fixture.js';
 

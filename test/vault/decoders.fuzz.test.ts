@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BkvError } from '../../src/client/errors.js';
-import { decodeEntry, encodeEntry } from '../../src/core/entries.js';
-import { decodeFleetSecrets } from '../../src/core/fleet-secrets.js';
-import { VaultStateMachine, decodeResult } from '../../src/core/state-machine.js';
-import { openResponse, sealRequest, unpad } from '../../src/protocol/channel.js';
-import { decodeRequest, decodeResponse, encodeRequest } from '../../src/protocol/messages.js';
+import { BkvError } from '../../src/shared/errors.js';
+import { decodeEntry, encodeEntry } from '../../src/trusted/core/entries.js';
+import { decodeFleetSecrets } from '../../src/trusted/core/fleet-secrets.js';
+import { VaultStateMachine, decodeResult } from '../../src/trusted/core/state-machine.js';
+import { openResponse, sealRequest, unpad } from '../../src/shared/protocol/channel.js';
+import { decodeRequest, decodeResponse, encodeRequest } from '../../src/shared/protocol/messages.js';
 import { makeFixture } from './fixture.js';
 
 /** Runs `fn`; it may succeed or throw a BkvError, but nothing else (no crash, no TypeError). */

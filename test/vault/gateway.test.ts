@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBkvError } from '../../src/client/errors.js';
+import { isBkvError } from '../../src/shared/errors.js';
 import { WrongPasswordError } from '../../src/client/sdk/errors.js';
 import { httpTransport } from '../../src/client/sdk/transport.js';
 import { VaultClient } from '../../src/client/sdk/vault-client.js';
-import { fromB64 } from '../../src/protocol/messages.js';
+import { fromB64 } from '../../src/shared/protocol/messages.js';
 import { startVaultServer, type RunningVault } from '../../src/host/vault-server.js';
 import { TEST_KSF } from './fixture.js';
 

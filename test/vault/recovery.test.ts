@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBkvError } from '../../src/client/errors.js';
+import { isBkvError } from '../../src/shared/errors.js';
 import { LockedError, NotRegisteredError, WrongPasswordError } from '../../src/client/sdk/errors.js';
 import { makeFixture, randomKey, type Fixture } from './fixture.js';
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeBase64 } from '../../src/client/fleet/encoding.js';
+import { encodeBase64 } from '../../src/shared/fleet-formats/encoding.js';
 import { WitnessClient, publishEpoch } from '../../src/witness/client.js';
 import { makeDemoFleet } from '../../src/witness/demo-support.js';
 import { operatorKeyFromSeed } from '../../src/witness/keys.js';

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFile, writeFile, truncate, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BkvError } from '../../src/client/errors.js';
+import { BkvError } from '../../src/shared/errors.js';
 import { encodeBase64, parseVerifierKey, verifyCheckpoint } from '../../src/client/fleet/index.js';
-import { leafHash, verifyInclusion, decodeEntryBundle } from '../../src/merkle/index.js';
+import { leafHash, verifyInclusion, decodeEntryBundle } from '../../src/shared/merkle/index.js';
 import {
   WitnessClient,
   WitnessLog,

@@ -2,12 +2,12 @@ import type { Command } from 'commander';
 import type { CommandModule } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { makeOutput } from '../output.js';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { auditNamespace, formatAudit } from '../../witness/audit.js';
 import { WitnessClient } from '../../witness/client.js';
 import { FileCheckpointStore } from '../../witness/file-store.js';
 import { readFile } from 'node:fs/promises';
-import { decodeBase64 } from '../../client/fleet/encoding.js';
+import { decodeBase64 } from '../../shared/fleet-formats/encoding.js';
 import { auditDeployment, formatDeploymentAudit } from '../../ceremony/audit.js';
 import { buildVaultCore } from '../../attestation/reproducible-build.js';
 

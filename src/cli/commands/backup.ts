@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { encodeRecoveryKey } from '../../client/keys/recovery-key.js';
 import { isValidChunkSize } from '../../client/backup/header.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { commandGroup, type CommandModule } from '../context.js';
 import { makeOutput } from '../output.js';
-import { BkvError } from '../../client/errors.js';
-import { encodeEvidence } from '../../ceremony/evidence.js';
+import { BkvError } from '../../shared/errors.js';
+import { encodeEvidence } from '../../shared/evidence/evidence.js';
 import { runCeremony } from '../../ceremony/ceremony.js';
 import { publishDeployment } from '../../ceremony/publish.js';
 import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import pino from 'pino';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { startMember } from '../../host/fleet/member-process.js';
 import type { CommandModule } from '../context.js';
 

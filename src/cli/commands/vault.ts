@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { JwtAccountVerifier } from '../../host/gateway/auth.js';
 import { readFile } from 'node:fs/promises';
-import { BkvError } from '../../client/errors.js';
-import { DEFAULT_POLICY } from '../../core/vault-core.js';
+import { BkvError } from '../../shared/errors.js';
+import { DEFAULT_POLICY } from '../../trusted/core/vault-core.js';
 import { startVaultServer } from '../../host/vault-server.js';
 import { readOperatorKeyFile } from '../../witness/keys.js';
 import type { CommandModule } from '../context.js';

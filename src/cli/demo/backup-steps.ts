@@ -1,6 +1,6 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isBkvError } from '../../client/errors.js';
+import { isBkvError } from '../../shared/errors.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { decodeRecoveryKey, encodeRecoveryKey } from '../../client/keys/recovery-key.js';
 import { createBackupFile, restoreBackupFile } from '../../node/backup-files.js';

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { decodeBase64, encodeBase64 } from '../../client/fleet/encoding.js';
-import { isBkvError } from '../../client/errors.js';
-import { encodeAttestation, parseAttestation } from '../../attestation/format.js';
+import { decodeBase64, encodeBase64 } from '../../shared/fleet-formats/encoding.js';
+import { isBkvError } from '../../shared/errors.js';
+import { encodeAttestation, parseAttestation } from '../../shared/attestation/format.js';
 import { vendorInit } from '../../attestation/software-hsm.js';
 import { auditDeployment, formatDeploymentAudit } from '../../ceremony/audit.js';
 import { runCeremony, type CeremonyResult } from '../../ceremony/ceremony.js';
-import { encodeEvidence, type DeploymentEvidence } from '../../ceremony/evidence.js';
+import { encodeEvidence, type DeploymentEvidence } from '../../shared/evidence/evidence.js';
 import { publishDeployment } from '../../ceremony/publish.js';
 import { buildVaultCore } from '../../attestation/reproducible-build.js';
 import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js';

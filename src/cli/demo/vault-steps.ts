@@ -1,6 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeBase64 } from '../../client/fleet/encoding.js';
+import { encodeBase64 } from '../../shared/fleet-formats/encoding.js';
 import { MemoryCheckpointStore } from '../../client/fleet/store.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { WrongPasswordError } from '../../client/sdk/errors.js';

@@ -1,4 +1,4 @@
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { assertBackupKey, keyFingerprint } from '../keys/backup-key.js';
 import type { ChunkCipher, ChunkCipherFactory } from './cipher.js';
 import { ByteReader } from './byte-reader.js';

@@ -1,4 +1,4 @@
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import type { ChunkCipher } from './cipher.js';
 import { TAG_BYTES } from './header.js';
 import { chunkNonce } from './subkeys.js';

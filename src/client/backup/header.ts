@@ -1,4 +1,4 @@
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { FINGERPRINT_BYTES } from '../keys/backup-key.js';
 
 /** Backup format v1 header: 64 bytes, authenticated as associated data of every chunk. */

@@ -1,6 +1,6 @@
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 
 /** Per-backup keys derived from K and the header salt. */
 export interface PayloadKeys {

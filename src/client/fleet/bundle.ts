@@ -2,15 +2,15 @@
  * The validation bundle: everything a client needs to accept a fleet epoch's keys, checked against
  * pinned witness keys only. Browser-safe. Format: docs/formats/validation-bundle.md.
  */
-import { BkvError } from '../errors.js';
-import { MerkleProofError, leafHash, verifyInclusion } from '../../merkle/index.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact, type FleetPublicKeys } from './artifact.js';
+import { BkvError } from '../../shared/errors.js';
+import { MerkleProofError, leafHash, verifyInclusion } from '../../shared/merkle/index.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact, type FleetPublicKeys } from '../../shared/fleet-formats/artifact.js';
 import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
 import { checkCheckpointConsistency } from './consistency.js';
-import { verifyCounterSignature } from './countersign.js';
-import { checkNamespace, decodeBase64, decodeHex, encodeHex, equalBytes, fromUtf8 } from './encoding.js';
-import type { NoteVerifier } from './note.js';
-import { parseStatement, verifyStatementSignature, type WitnessStatement } from './statement.js';
+import { verifyCounterSignature } from '../../shared/fleet-formats/countersign.js';
+import { checkNamespace, decodeBase64, decodeHex, encodeHex, equalBytes, fromUtf8 } from '../../shared/fleet-formats/encoding.js';
+import type { NoteVerifier } from '../../shared/fleet-formats/note.js';
+import { parseStatement, verifyStatementSignature, type WitnessStatement } from '../../shared/fleet-formats/statement.js';
 
 export const VALIDATION_BUNDLE_FORMAT = 'bkv-validation-bundle/v1';
 

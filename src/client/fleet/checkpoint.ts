@@ -5,9 +5,9 @@
  *
  * A checkpoint is valid only when signed by a key whose name equals the origin.
  */
-import { BkvError } from '../errors.js';
-import { decodeBase64, encodeBase64, malformed, parseDecimal } from './encoding.js';
-import { openNote, signNote, type NoteSigner, type NoteVerifier, type ParsedNote } from './note.js';
+import { BkvError } from '../../shared/errors.js';
+import { decodeBase64, encodeBase64, malformed, parseDecimal } from '../../shared/fleet-formats/encoding.js';
+import { openNote, signNote, type NoteSigner, type NoteVerifier, type ParsedNote } from '../../shared/fleet-formats/note.js';
 
 export interface Checkpoint {
   readonly origin: string;

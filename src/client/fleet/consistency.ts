@@ -1,8 +1,8 @@
 /**
  * Checkpoint-to-checkpoint consistency: the heart of split-view detection. Browser-safe.
  */
-import { BkvError } from '../errors.js';
-import { MerkleProofError, bytesEqual, verifyConsistency } from '../../merkle/index.js';
+import { BkvError } from '../../shared/errors.js';
+import { MerkleProofError, bytesEqual, verifyConsistency } from '../../shared/merkle/index.js';
 import type { Checkpoint } from './checkpoint.js';
 
 /**

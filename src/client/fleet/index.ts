@@ -1,12 +1,12 @@
 /** Fleet-key validation: artifacts, witness statements, signed notes, bundles. Browser-safe. */
-export * from './artifact.js';
+export * from '../../shared/fleet-formats/artifact.js';
 export * from './bundle.js';
 export * from './checkpoint.js';
 export * from './consistency.js';
-export * from './countersign.js';
-export * from './note.js';
+export * from '../../shared/fleet-formats/countersign.js';
+export * from '../../shared/fleet-formats/note.js';
 export * from './resolve.js';
-export * from './statement.js';
+export * from '../../shared/fleet-formats/statement.js';
 export * from './store.js';
 export {
   decodeBase64,
@@ -14,4 +14,4 @@ export {
   decodeHex,
   encodeHex,
   checkNamespace,
-} from './encoding.js';
+} from '../../shared/fleet-formats/encoding.js';

@@ -6,13 +6,13 @@
  *    verified completely, and the newest checkpoint and epoch seen are persisted in a
  *    CheckpointStore so that a split view or a replayed older epoch is refused later.
  */
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
-import { decodeBase64, parseDecimal } from './encoding.js';
-import { parseVerifierKey, type NoteVerifier } from './note.js';
+import { decodeBase64, parseDecimal } from '../../shared/fleet-formats/encoding.js';
+import { parseVerifierKey, type NoteVerifier } from '../../shared/fleet-formats/note.js';
 import { checkpointKey, epochKey, type CheckpointStore } from './store.js';
 import { verifyValidationBundle, type ValidationBundle } from './bundle.js';
-import type { FleetArtifact } from './artifact.js';
+import type { FleetArtifact } from '../../shared/fleet-formats/artifact.js';
 
 export interface ResolvedFleetKeys {
   readonly mode: 'pinned' | 'over-the-air';

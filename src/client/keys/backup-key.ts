@@ -1,6 +1,6 @@
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 
 /** Length in bytes of a backup key K. */
 export const BACKUP_KEY_BYTES = 32;

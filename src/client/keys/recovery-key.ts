@@ -1,6 +1,6 @@
 import { base32crockford } from '@scure/base';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { BACKUP_KEY_BYTES, assertBackupKey } from './backup-key.js';
 
 /**

@@ -1,4 +1,4 @@
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 
 /** The password was wrong; `attemptsRemaining` more tries are allowed before the key is destroyed. */
 export class WrongPasswordError extends BkvError {

@@ -1,4 +1,4 @@
-import { BkvError } from '../errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { resolveFleetKeys, type FetchBundle, type OverTheAirFleetConfig } from '../fleet/resolve.js';
 import type { TrustedFleetKeys } from './vault-client.js';
 

@@ -7,7 +7,7 @@
  * so each user's K moves when the user next recovers. After the old fleet's retirement time the
  * client no longer tries it.
  */
-import { isBkvError } from '../errors.js';
+import { isBkvError } from '../../shared/errors.js';
 import { NotRegisteredError } from './errors.js';
 import type { VaultClient } from './vault-client.js';
 

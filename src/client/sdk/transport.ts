@@ -1,4 +1,4 @@
-import { BkvError, type ErrorCode } from '../errors.js';
+import { BkvError, type ErrorCode } from '../../shared/errors.js';
 
 /** Carries one sealed request to the vault and returns the sealed reply. */
 export type VaultTransport = (envelope: Uint8Array) => Promise<Uint8Array>;

@@ -1,8 +1,8 @@
 import * as opaque from '@serenity-kit/opaque';
-import { BkvError } from '../errors.js';
-import { openResponse, sealContinuation, sealRequest } from '../../protocol/channel.js';
-import type { ChannelPrimitives } from '../../protocol/hpke-suite.js';
-import { openForSession, unwrapBackupKey, wrapBackupKey } from '../../protocol/key-wrap.js';
+import { BkvError } from '../../shared/errors.js';
+import { openResponse, sealContinuation, sealRequest } from '../../shared/protocol/channel.js';
+import type { ChannelPrimitives } from '../../shared/protocol/hpke-suite.js';
+import { openForSession, unwrapBackupKey, wrapBackupKey } from '../../shared/protocol/key-wrap.js';
 import {
   decodeResponse,
   encodeRequest,
@@ -11,7 +11,7 @@ import {
   type KsfParams,
   type VaultRequest,
   type VaultResponse,
-} from '../../protocol/messages.js';
+} from '../../shared/protocol/messages.js';
 import { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './errors.js';
 import type { VaultTransport } from './transport.js';
 

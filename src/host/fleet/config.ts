@@ -6,8 +6,8 @@ import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { readFile } from 'node:fs/promises';
-import { BkvError } from '../../client/errors.js';
-import { fromB64 } from '../../protocol/messages.js';
+import { BkvError } from '../../shared/errors.js';
+import { fromB64 } from '../../shared/protocol/messages.js';
 
 export const FLEET_CONFIG_FORMAT = 'bkv-fleet-config/v1';
 

@@ -8,7 +8,7 @@
  * core recognises a replayed recovery start by its attempt id.
  */
 import { Agent, request } from 'node:http';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import type { VaultRelay } from '../gateway/server.js';
 import { ACCOUNT_HEADER, type MemberStatus } from './member-process.js';
 

@@ -20,11 +20,11 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { MonotonicCounter } from '../../consensus/counter.js';
-import type { DriverEnv } from '../../consensus/driver.js';
-import { peekFrame, peekHardState } from '../../consensus/sealed-state.js';
-import { EMPTY_BOOT } from '../../consensus/sealed-state.js';
-import type { BootState, PersistRecord } from '../../consensus/sealed-state.js';
+import type { MonotonicCounter } from '../../trusted/consensus/counter.js';
+import type { DriverEnv } from '../../trusted/consensus/driver.js';
+import { peekFrame, peekHardState } from '../../trusted/consensus/sealed-state.js';
+import { EMPTY_BOOT } from '../../trusted/consensus/sealed-state.js';
+import type { BootState, PersistRecord } from '../../trusted/consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../fs-durable.js';
 
 /** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */

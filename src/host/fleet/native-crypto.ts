@@ -13,11 +13,11 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import type { HmacSha256 } from '../../consensus/auth.js';
-import type { SealCrypto } from '../../consensus/sealed-state.js';
-import type { CoreEnv } from '../../core/env.js';
-import { systemEnv } from '../../core/env.js';
-import type { ChannelPrimitives } from '../../protocol/hpke-suite.js';
+import type { HmacSha256 } from '../../trusted/consensus/auth.js';
+import type { SealCrypto } from '../../trusted/consensus/sealed-state.js';
+import type { CoreEnv } from '../../trusted/core/env.js';
+import { systemEnv } from '../../trusted/core/env.js';
+import type { ChannelPrimitives } from '../../shared/protocol/hpke-suite.js';
 
 const TAG = 16;
 

@@ -3,7 +3,7 @@
  * length-prefixed frames (u32 big-endian length ‖ envelope). Best effort, as Raft expects: while a
  * peer is unreachable, frames are dropped; a connection whose send buffer backs up (a stopped peer)
  * drops frames too. The frames are consensus envelopes, already authenticated end to end by the
- * members (src/consensus/auth.ts), so this layer adds no security of its own.
+ * members (src/trusted/consensus/auth.ts), so this layer adds no security of its own.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 

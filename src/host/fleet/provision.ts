@@ -7,12 +7,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { BkvError } from '../../client/errors.js';
-import { systemEnv, type CoreEnv } from '../../core/env.js';
-import { encodeFleetSecrets, generateFleetSecrets, opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from '../../core/fleet-secrets.js';
-import { DEFAULT_POLICY } from '../../core/vault-core.js';
-import { deriveChannelKeyPair } from '../../protocol/channel.js';
-import { toB64 } from '../../protocol/messages.js';
+import { BkvError } from '../../shared/errors.js';
+import { systemEnv, type CoreEnv } from '../../trusted/core/env.js';
+import { encodeFleetSecrets, generateFleetSecrets, opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from '../../trusted/core/fleet-secrets.js';
+import { DEFAULT_POLICY } from '../../trusted/core/vault-core.js';
+import { deriveChannelKeyPair } from '../../shared/protocol/channel.js';
+import { toB64 } from '../../shared/protocol/messages.js';
 import { writeFileDurable } from '../fs-durable.js';
 import { FLEET_CONFIG_FORMAT, encodeMemberIdentity, memberPublicKeys, type FleetConfig, type MemberIdentity } from './config.js';
 

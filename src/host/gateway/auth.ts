@@ -1,5 +1,5 @@
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK, type CryptoKey as JoseKey } from 'jose';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 
 /**
  * Authenticates the account behind a request. Pluggable: an app plugs in its own identity system.

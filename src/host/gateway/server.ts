@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { BkvError, isBkvError, type ErrorCode } from '../../client/errors.js';
+import { BkvError, isBkvError, type ErrorCode } from '../../shared/errors.js';
 import type { AccountVerifier, DevTokenIssuer } from './auth.js';
 import { createGatewayMetrics } from './metrics.js';
 

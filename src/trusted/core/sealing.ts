@@ -1,5 +1,5 @@
-import { BkvError } from '../client/errors.js';
-import { noblePrimitives, type ChannelPrimitives } from '../protocol/hpke-suite.js';
+import { BkvError } from '../../shared/errors.js';
+import { noblePrimitives, type ChannelPrimitives } from '../../shared/protocol/hpke-suite.js';
 import { Writer } from './codec.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { ChannelPrimitives } from '../protocol/hpke-suite.js';
+import type { ChannelPrimitives } from '../../shared/protocol/hpke-suite.js';
 
 /**
  * What the host injects into the core: a clock, a source of randomness, and optionally the

@@ -13,8 +13,8 @@
  * line order, canonical re-encoding must give the same bytes) and signed as they are.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { BkvError } from '../client/errors.js';
-import { decodeBase64, decodeHex, encodeBase64, encodeHex, fromUtf8, malformed, utf8 } from '../client/fleet/encoding.js';
+import { BkvError } from '../errors.js';
+import { decodeBase64, decodeHex, encodeBase64, encodeHex, fromUtf8, malformed, utf8 } from '../fleet-formats/encoding.js';
 
 export const DEVICE_CERT_HEADER = 'bkv-device-cert/v1';
 export const ATTESTATION_HEADER = 'bkv-attestation/v1';

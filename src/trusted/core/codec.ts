@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 
 /**
  * The strict binary codec of everything inside the trusted core (log entries, snapshots, consensus

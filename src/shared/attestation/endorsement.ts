@@ -1,6 +1,6 @@
 /** What members sign about the fleet keys (docs/formats/evidence.md). Browser-safe, light: no OPAQUE, no HPKE. */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { encodeBase64, encodeHex, utf8 } from '../client/fleet/encoding.js';
+import { encodeBase64, encodeHex, utf8 } from '../fleet-formats/encoding.js';
 
 export interface FleetPublicKeySet {
   opaqueServerPublicKey: Uint8Array;

@@ -1,6 +1,6 @@
 /**
  * The consensus message and sealed-state formats use the core's strict binary codec
- * (`src/core/codec.ts`); any structural problem raises `ConsensusDecodeError`, never an unchecked
+ * (`src/trusted/core/codec.ts`); any structural problem raises `ConsensusDecodeError`, never an unchecked
  * exception.
  */
 import { Reader as CoreReader } from '../core/codec.js';

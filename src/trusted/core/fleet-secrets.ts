@@ -2,7 +2,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import * as opaque from '@serenity-kit/opaque';
 import { Reader, Writer } from './codec.js';
 import type { CoreEnv } from './env.js';
-import { fromB64 } from '../protocol/messages.js';
+import { fromB64 } from '../../shared/protocol/messages.js';
 
 /**
  * The fleet's secrets. They are generated inside the core and never leave it in the clear:

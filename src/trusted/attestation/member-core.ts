@@ -1,6 +1,6 @@
 /**
  * The part of the vault core that takes part in a deployment ceremony (part of the measured
- * build: src/core/vault-entry.ts re-exports it). Browser-safe, no I/O: randomness comes from the
+ * build: src/trusted/core/vault-entry.ts re-exports it). Browser-safe, no I/O: randomness comes from the
  * injected CoreEnv and secrets go only to the injected key store.
  *
  * A MemberCore generates its identity keys (X25519 + Ed25519) inside, has its device attest them,
@@ -11,8 +11,8 @@
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../client/errors.js';
-import { decodeBase64, encodeBase64, encodeHex, utf8 } from '../client/fleet/encoding.js';
+import { BkvError } from '../../shared/errors.js';
+import { decodeBase64, encodeBase64, encodeHex, utf8 } from '../../shared/fleet-formats/encoding.js';
 import { checkCounterSignRequest, type CounterSignRequest } from '../core/counter-sign.js';
 import type { CoreEnv } from '../core/env.js';
 import {
@@ -23,17 +23,17 @@ import {
   signingPublicKey,
   type FleetSecrets,
 } from '../core/fleet-secrets.js';
-import { deriveChannelKeyPair } from '../protocol/channel.js';
+import { deriveChannelKeyPair } from '../../shared/protocol/channel.js';
 import type { AttestationBackend, MemberKeyStore } from './backend.js';
-import { keysEndorsementMessage, type FleetPublicKeySet } from './endorsement.js';
-import { encodeAttestation, verifyAttestationRecord, type AttestationRecord, type VerifiedAttestation } from './format.js';
+import { keysEndorsementMessage, type FleetPublicKeySet } from '../../shared/attestation/endorsement.js';
+import { encodeAttestation, verifyAttestationRecord, type AttestationRecord, type VerifiedAttestation } from '../../shared/attestation/format.js';
 
 export const MEMBER_BIN_VERSION = 1;
 const DELIVERY_INFO = 'bkv-fleet-secrets-delivery/v1';
 const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 const ab = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
 
-export { fleetKeysHash, keysEndorsementMessage, type FleetPublicKeySet } from './endorsement.js';
+export { fleetKeysHash, keysEndorsementMessage, type FleetPublicKeySet } from '../../shared/attestation/endorsement.js';
 
 /** What binds an attestation and a delivery to one ceremony. */
 export interface CeremonyContext {

@@ -4,9 +4,9 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../client/errors.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../client/fleet/artifact.js';
-import { decodeBase64, encodeBase64, encodeHex, fromUtf8, malformed } from '../client/fleet/encoding.js';
+import { BkvError } from '../errors.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../fleet-formats/artifact.js';
+import { decodeBase64, encodeBase64, encodeHex, fromUtf8, malformed } from '../fleet-formats/encoding.js';
 import { verifyAttestationRecord, type AttestationRecord, type VerifiedAttestation } from '../attestation/format.js';
 import { fleetKeysHash, keysEndorsementMessage } from '../attestation/endorsement.js';
 import { parseTranscript, type Transcript } from './transcript.js';

@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from './codec.js';
 import {
   ATTEMPT_ID_BYTES,

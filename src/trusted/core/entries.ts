@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from './codec.js';
 
 /** Argon2id parameters the client used as OPAQUE's key-stretching function (public). */

@@ -3,7 +3,7 @@
  * Exact UTF-8 bytes: a header naming the ceremony, then one line per step with its inputs and
  * outputs as SHA-256 hashes. Every member signs these bytes with its Ed25519 identity key.
  */
-import { decodeHex, fromUtf8, malformed, utf8 } from '../client/fleet/encoding.js';
+import { decodeHex, fromUtf8, malformed, utf8 } from '../fleet-formats/encoding.js';
 
 export const TRANSCRIPT_HEADER = 'bkv-ceremony-transcript/v1';
 

@@ -1,7 +1,7 @@
 import { gcm } from '@noble/ciphers/aes.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../errors.js';
 
 const te = new TextEncoder();
 

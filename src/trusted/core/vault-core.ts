@@ -1,7 +1,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import * as opaque from '@serenity-kit/opaque';
-import { BkvError, isBkvError } from '../client/errors.js';
+import { BkvError, isBkvError } from '../../shared/errors.js';
 import {
   CONTINUATION_VERSION,
   deriveChannelKeyPair,
@@ -10,8 +10,8 @@ import {
   parseContinuation,
   sealResponse,
   type ChannelKeyPair,
-} from '../protocol/channel.js';
-import { sealForSession } from '../protocol/key-wrap.js';
+} from '../../shared/protocol/channel.js';
+import { sealForSession } from '../../shared/protocol/key-wrap.js';
 import {
   decodeRequest,
   encodeResponse,
@@ -20,7 +20,7 @@ import {
   type KsfParams,
   type VaultRequest,
   type VaultResponse,
-} from '../protocol/messages.js';
+} from '../../shared/protocol/messages.js';
 import { Reader, Writer } from './codec.js';
 import { checkCounterSignRequest, type CounterSignRequest } from './counter-sign.js';
 import { ATTEMPT_ID_BYTES, encodeEntry } from './entries.js';

@@ -6,7 +6,7 @@
  * signs that body with a key only it holds, and that key chains to the vendor's root. Everything
  * else (ceremony, evidence, witness, audit) only sees `AttestationRecord`s.
  */
-import type { SignedDocument } from './format.js';
+import type { SignedDocument } from '../../shared/attestation/format.js';
 
 export interface AttestationBackend {
   /** e.g. "software", "nshield", "luna", "sev-snp", "nitro" */

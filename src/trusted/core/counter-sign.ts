@@ -1,9 +1,9 @@
-import { BkvError } from '../client/errors.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../client/fleet/artifact.js';
-import { counterSignatureMessage } from '../client/fleet/countersign.js';
-import { equalBytes } from '../client/fleet/encoding.js';
-import { parseVerifierKey } from '../client/fleet/note.js';
-import { parseStatement, verifyStatementSignature } from '../client/fleet/statement.js';
+import { BkvError } from '../../shared/errors.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../../shared/fleet-formats/artifact.js';
+import { counterSignatureMessage } from '../../shared/fleet-formats/countersign.js';
+import { equalBytes } from '../../shared/fleet-formats/encoding.js';
+import { parseVerifierKey } from '../../shared/fleet-formats/note.js';
+import { parseStatement, verifyStatementSignature } from '../../shared/fleet-formats/statement.js';
 import type { FleetPublicKeys } from './vault-core.js';
 
 export interface CounterSignRequest {

@@ -3,7 +3,7 @@
  * Everything environmental is injected, so the deterministic simulator and a real member
  * process share this code.
  */
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import type { Replicator } from '../core/replication.js';
 import type { RaftNode } from './node.js';
 import type { PersistRecord } from './sealed-state.js';

@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from './codec.js';
 import type { CoreEnv } from './env.js';
 import type { Replicator, ReplicatedStateMachine } from './replication.js';

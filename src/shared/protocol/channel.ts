@@ -1,7 +1,7 @@
 import type { CipherSuite } from '@hpke/core';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../errors.js';
 import { hpkeSuite, noblePrimitives, webCryptoSuite, type ChannelPrimitives } from './hpke-suite.js';
 
 /**

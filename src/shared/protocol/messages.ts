@@ -1,5 +1,5 @@
 import { base64urlnopad } from '@scure/base';
-import { BkvError, type ErrorCode } from '../client/errors.js';
+import { BkvError, type ErrorCode } from '../errors.js';
 import { B64URL, bool, int, obj, oneOf, parseObject, str, type Obj } from './json-fields.js';
 
 /**

@@ -1,4 +1,4 @@
-import { BkvError } from '../client/errors.js';
+import { BkvError } from '../errors.js';
 
 /** Strict field readers for JSON messages: each throws `MALFORMED` naming the field. */
 export type Obj = Record<string, unknown>;
