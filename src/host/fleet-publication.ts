@@ -8,13 +8,14 @@ import {
   makeFleetArtifact,
   parseFleetArtifact,
 } from '../shared/fleet-formats/artifact.js';
-import { decodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import { decodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import type { VaultCore } from '../trusted/core/vault-core.js';
 import { WitnessClient } from '../witness/client.js';
 import type { OperatorKey } from '../witness/keys.js';
 import type { EpochRecord } from '../witness/protocol.js';
 import { writeFileDurable } from './fs-durable.js';
 import { codeMeasurement } from './measurement.js';
+import { equalBytes } from '../shared/bytes.js';
 
 export interface PublicationOptions {
   witnessUrl: string;

@@ -5,6 +5,7 @@
  * - every member applies entries in increasing index order, each equal to the committed entry.
  */
 import type { NodeStatus } from '../trusted/consensus/types.js';
+import { equalBytes } from '../shared/bytes.js';
 
 export class SafetyChecker {
   readonly committed = new Map<number, Uint8Array>();
@@ -28,7 +29,7 @@ export class SafetyChecker {
     this.applied.set(who, index);
     const known = this.committed.get(index);
     if (known === undefined) this.committed.set(index, entry.slice());
-    else if (!equal(known, entry)) this.fail(`committed entry at index ${index} changed (seen by ${who})`);
+    else if (!equalBytes(known, entry)) this.fail(`committed entry at index ${index} changed (seen by ${who})`);
   }
 
   onRestored(who: string, index: number): void {
@@ -46,8 +47,4 @@ export class SafetyChecker {
     for (const i of this.committed.keys()) if (i > m) m = i;
     return m;
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

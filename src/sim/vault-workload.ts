@@ -21,6 +21,7 @@ import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { VaultStateMachine, decodeResult } from '../trusted/core/state-machine.js';
 import type { Prng } from './prng.js';
 import type { Observation, SimWorkload } from './workload.js';
+import { equalBytes } from '../shared/bytes.js';
 
 /** Entry timestamps: a fixed epoch plus the simulated time, `CLOCK_SCALE` times faster. */
 const EPOCH_MS = 1_780_000_000_000;
@@ -108,12 +109,12 @@ export class VaultWorkload implements SimWorkload {
     const ref = new VaultStateMachine();
     const results = new Map<number, Uint8Array>();
     for (const i of indexes) results.set(i, ref.apply(i, committed.get(i) as Uint8Array));
-    if (!equal(ref.snapshot(), finalSnapshot)) out.push('converged state differs from a replay of the committed log');
+    if (!equalBytes(ref.snapshot(), finalSnapshot)) out.push('converged state differs from a replay of the committed log');
 
     for (const o of this.observations) {
       const want = results.get(o.index);
       if (want === undefined) out.push(`a client saw index ${o.index} committed, but no member applied it`);
-      else if (!equal(want, o.result)) out.push(`a client's result at index ${o.index} differs from the replay of the committed log`);
+      else if (!equalBytes(want, o.result)) out.push(`a client's result at index ${o.index} differs from the replay of the committed log`);
     }
 
     // Guess limits: count client-seen grants between arming points of the committed log.
@@ -157,8 +158,4 @@ export class VaultWorkload implements SimWorkload {
     }
     return out;
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -7,6 +7,7 @@
 import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { EscrowOp, EscrowStateMachine, EscrowStatus, decodeCommand, encodeCommand } from './escrow-model.js';
 import type { Prng } from './prng.js';
+import { equalBytes } from '../shared/bytes.js';
 
 export interface Observation {
   entry: Uint8Array;
@@ -96,7 +97,7 @@ export class EscrowWorkload implements SimWorkload {
     const ref = new EscrowStateMachine();
     for (const i of [...committed.keys()].sort((a, b) => a - b)) ref.apply(i, committed.get(i) as Uint8Array);
     const refSnap = ref.snapshot();
-    if (!equal(refSnap, finalSnapshot)) out.push('converged state differs from a replay of the committed log');
+    if (!equalBytes(refSnap, finalSnapshot)) out.push('converged state differs from a replay of the committed log');
     const final = new EscrowStateMachine();
     final.restore(finalSnapshot);
     for (const reg of this.ackedRegistrations) {
@@ -110,8 +111,4 @@ export class EscrowWorkload implements SimWorkload {
     }
     return out;
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

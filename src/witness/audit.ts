@@ -8,12 +8,13 @@ import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact
 import { verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
 import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
 import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
-import { decodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import { decodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import { parseVerifierKey, type NoteVerifier } from '../shared/fleet-formats/note.js';
 import { parseStatement, verifyStatementSignature } from '../shared/fleet-formats/statement.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from './reader.js';
+import { equalBytes } from '../shared/bytes.js';
 
 export const AUDIT_CHECKS = ['digest', 'witness-signature', 'counter-signature', 'inclusion'] as const;
 export type AuditCheck = (typeof AUDIT_CHECKS)[number];

@@ -14,13 +14,14 @@ import { BkvError } from '../shared/errors.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../shared/fleet-formats/artifact.js';
 import { signCheckpoint, verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
 import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
-import { checkNamespace, decodeBase64, decodeHex, encodeBase64, encodeHex, equalBytes } from '../shared/fleet-formats/encoding.js';
+import { checkNamespace, decodeBase64, decodeHex, encodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import { formatVerifierKey, formatKeyId, type NoteSigner } from '../shared/fleet-formats/note.js';
 import { encodeStatement, parseStatement } from '../shared/fleet-formats/statement.js';
-import { MerkleTree, bytesEqual } from '../shared/merkle/index.js';
+import { MerkleTree } from '../shared/merkle/index.js';
 import { assertDeploymentEvidence } from '../shared/evidence/evidence.js';
 import { fastVerify, loadWitnessIdentity, writeFileDurable, type WitnessConfig } from './keys.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
+import { equalBytes } from '../shared/bytes.js';
 
 interface Entry {
   namespace: string;
@@ -153,7 +154,7 @@ export class WitnessLog {
     }
     if (note !== undefined) {
       const cp = verifyCheckpoint(note, this.signer);
-      if (cp.size > this.tree.size || !bytesEqual(this.tree.root(cp.size), cp.rootHash)) {
+      if (cp.size > this.tree.size || !equalBytes(this.tree.root(cp.size), cp.rootHash)) {
         throw new BkvError(
           'VERIFICATION_FAILED',
           `witness.log does not reproduce the signed checkpoint of size ${cp.size} (log has ${this.tree.size} entries): truncated or rewritten log`,

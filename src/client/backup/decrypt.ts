@@ -6,6 +6,7 @@ import { HEADER_BYTES, TAG_BYTES, decodeHeader, type BackupHeader } from './head
 import { chunkNonce, derivePayloadKeys } from './subkeys.js';
 import { webCryptoAesGcm } from './webcrypto-cipher.js';
 import { diagnoseChunkFailure } from './diagnose.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 export interface DecryptOptions {
   /** The backup key K (32 bytes). */
@@ -18,13 +19,6 @@ export interface OpenedBackup {
   header: BackupHeader;
   /** Authenticated plaintext, chunk by chunk; throws a BkvError at the first bad chunk. */
   plaintext: AsyncGenerator<Uint8Array, void, undefined>;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
 }
 
 /**

@@ -8,9 +8,10 @@ import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact
 import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
 import { checkCheckpointConsistency } from './consistency.js';
 import { verifyCounterSignature } from '../../shared/fleet-formats/countersign.js';
-import { checkNamespace, decodeBase64, decodeHex, encodeHex, equalBytes, fromUtf8 } from '../../shared/fleet-formats/encoding.js';
+import { checkNamespace, decodeBase64, decodeHex, encodeHex, fromUtf8 } from '../../shared/fleet-formats/encoding.js';
 import type { NoteVerifier } from '../../shared/fleet-formats/note.js';
 import { parseStatement, verifyStatementSignature, type WitnessStatement } from '../../shared/fleet-formats/statement.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 export const VALIDATION_BUNDLE_FORMAT = 'bkv-validation-bundle/v1';
 

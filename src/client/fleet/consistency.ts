@@ -2,8 +2,9 @@
  * Checkpoint-to-checkpoint consistency: the heart of split-view detection. Browser-safe.
  */
 import { BkvError } from '../../shared/errors.js';
-import { MerkleProofError, bytesEqual, verifyConsistency } from '../../shared/merkle/index.js';
+import { MerkleProofError, verifyConsistency } from '../../shared/merkle/index.js';
 import type { Checkpoint } from './checkpoint.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 /**
  * Throws VERIFICATION_FAILED (check "consistency") unless `older` and `newer` (same origin) are
@@ -16,7 +17,7 @@ export function checkCheckpointConsistency(a: Checkpoint, b: Checkpoint, proof: 
   }
   const [small, large] = a.size <= b.size ? [a, b] : [b, a];
   if (small.size === large.size) {
-    if (!bytesEqual(small.rootHash, large.rootHash)) {
+    if (!equalBytes(small.rootHash, large.rootHash)) {
       throw new BkvError(
         'VERIFICATION_FAILED',
         `split view: the witness signed two different trees of size ${small.size}`,

@@ -14,6 +14,7 @@ import {
 } from '../../shared/protocol/messages.js';
 import { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './errors.js';
 import type { VaultTransport } from './transport.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 /** The fleet keys a client trusts: pinned in its configuration, or validated from a bundle. */
 export interface TrustedFleetKeys {
@@ -52,10 +53,6 @@ export interface PreparedRecovery {
 export const DEFAULT_CLIENT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 const ksfConfig = (k: KsfParams) => ({ 'argon2id-custom': { memory: k.memory, iterations: k.iterations, parallelism: k.parallelism } });
 

@@ -15,6 +15,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { BkvError } from '../errors.js';
 import { decodeBase64, decodeHex, encodeBase64, encodeHex, fromUtf8, malformed, utf8 } from '../fleet-formats/encoding.js';
+import { equalBytes } from '../bytes.js';
 
 export const DEVICE_CERT_HEADER = 'bkv-device-cert/v1';
 export const ATTESTATION_HEADER = 'bkv-attestation/v1';
@@ -81,10 +82,6 @@ function parseLines(bytes: Uint8Array, header: string, keys: readonly string[], 
   });
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 function isoTime(s: string, what: string): number {
   if (!ISO.test(s)) throw malformed(`${what}: must be an ISO 8601 UTC time like 2026-01-01T00:00:00Z`);
   const t = Date.parse(s);
@@ -122,7 +119,7 @@ export function parseDeviceCertificate(bytes: Uint8Array): DeviceCertificate {
     notBefore: v[5]!,
     notAfter: v[6]!,
   };
-  if (!sameBytes(encodeDeviceCertificate(c), bytes)) throw malformed('device certificate: not canonical');
+  if (!equalBytes(encodeDeviceCertificate(c), bytes)) throw malformed('device certificate: not canonical');
   return c;
 }
 
@@ -163,7 +160,7 @@ export function parseAttestation(bytes: Uint8Array): MemberAttestation {
     measurement: v[7]!,
     device: v[8]!,
   };
-  if (!sameBytes(encodeAttestation(a), bytes)) throw malformed('attestation: not canonical');
+  if (!equalBytes(encodeAttestation(a), bytes)) throw malformed('attestation: not canonical');
   return a;
 }
 
@@ -207,7 +204,7 @@ export function verifyAttestationRecord(rec: AttestationRecord, opts: VerifyAtte
   } catch (e) {
     throw fail('vendor-chain', `member ${rec.member}: device certificate does not parse: ${(e as Error).message}`, { member: rec.member });
   }
-  if (!opts.vendorRoots.some((r) => sameBytes(r, cert.root))) {
+  if (!opts.vendorRoots.some((r) => equalBytes(r, cert.root))) {
     throw fail('vendor-chain', `member ${rec.member}: device ${cert.device} is certified by vendor root ${encodeBase64(cert.root)}, which is not trusted`, { member: rec.member });
   }
   let certSig: Uint8Array;

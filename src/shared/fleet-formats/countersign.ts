@@ -9,8 +9,9 @@
  * the key. Clients and auditors check it with `verifyCounterSignature`.
  */
 import { BkvError } from '../errors.js';
-import { concatBytes, utf8 } from './encoding.js';
+import { utf8 } from './encoding.js';
 import { safeVerify } from './note.js';
+import { concatBytes } from '../bytes.js';
 
 export const COUNTERSIGNATURE_PREFIX = 'bkv-fleet-countersignature/v1\n';
 

@@ -76,25 +76,6 @@ export function fromUtf8(b: Uint8Array, what: string): string {
   }
 }
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
-
 /** Namespaces: 1–128 characters of [A-Za-z0-9._:-], starting with an alphanumeric (URL-path safe). */
 export function checkNamespace(ns: unknown, what = 'namespace'): string {
   if (typeof ns !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(ns)) {

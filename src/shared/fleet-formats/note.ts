@@ -10,7 +10,8 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BkvError } from '../errors.js';
-import { concatBytes, decodeBase64, encodeBase64, equalBytes, fromUtf8, malformed, utf8 } from './encoding.js';
+import { decodeBase64, encodeBase64, fromUtf8, malformed, utf8 } from './encoding.js';
+import { concatBytes, equalBytes } from '../bytes.js';
 
 export const ALG_ED25519 = 0x01;
 export const MAX_NOTE_SIGNATURES = 100;

@@ -53,11 +53,3 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   buf.set(right, 1 + left.length);
   return sha256(buf);
 }
-
-/** Constant-structure byte comparison (lengths are public). */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}

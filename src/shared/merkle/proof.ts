@@ -2,7 +2,8 @@
  * RFC 9162 section 2.1.3.2 / 2.1.4.2 proof verification: inclusion and consistency.
  * Browser-safe. Every failure is a `MerkleProofError` (never a crash) so callers can map it.
  */
-import { HASH_SIZE, bytesEqual, nodeHash } from './hash.js';
+import { HASH_SIZE, nodeHash } from './hash.js';
+import { equalBytes } from '../bytes.js';
 
 export class MerkleProofError extends Error {
   constructor(message: string) {
@@ -129,7 +130,7 @@ export function verifyInclusion(
   root: Uint8Array,
 ): void {
   const calc = rootFromInclusionProof(index, size, leaf, proof);
-  if (!bytesEqual(calc, root)) throw new MerkleProofError('inclusion proof does not lead to the root');
+  if (!equalBytes(calc, root)) throw new MerkleProofError('inclusion proof does not lead to the root');
 }
 
 /**
@@ -150,7 +151,7 @@ export function verifyConsistency(
   if (size1 === 0) throw new MerkleProofError('a consistency proof from the empty tree proves nothing');
   if (size1 === size2) {
     if (proof.length > 0) throw new MerkleProofError('size1 = size2 but the proof is not empty');
-    if (!bytesEqual(root1, root2)) throw new MerkleProofError('equal sizes but different roots');
+    if (!equalBytes(root1, root2)) throw new MerkleProofError('equal sizes but different roots');
     return;
   }
   if (proof.length === 0) throw new MerkleProofError('empty consistency proof');
@@ -178,8 +179,8 @@ export function verifyConsistency(
   const mask = Math.floor((size1 - 1) / 2 ** shift);
   let hash1 = chainInnerRight(seed, rest.slice(0, inner), mask);
   hash1 = chainBorderRight(hash1, rest.slice(inner));
-  if (!bytesEqual(hash1, root1)) throw new MerkleProofError('consistency proof does not lead to root1');
+  if (!equalBytes(hash1, root1)) throw new MerkleProofError('consistency proof does not lead to root1');
   let hash2 = chainInner(seed, rest.slice(0, inner), mask);
   hash2 = chainBorderRight(hash2, rest.slice(inner));
-  if (!bytesEqual(hash2, root2)) throw new MerkleProofError('consistency proof does not lead to root2');
+  if (!equalBytes(hash2, root2)) throw new MerkleProofError('consistency proof does not lead to root2');
 }

@@ -8,8 +8,9 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { ConsensusDecodeError, bytesEqual } from './codec.js';
+import { ConsensusDecodeError } from './codec.js';
 import type { MemberId } from './types.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 export const ENVELOPE_VERSION = 1;
 const HEADER = 3; // version, from, to
@@ -81,7 +82,7 @@ export class PeerAuth {
     if (!key) throw new AuthError('envelope from unknown member');
     const macAt = bytes.length - MAC_LEN;
     const expect = this.mac(key, bytes.subarray(0, macAt));
-    if (!bytesEqual(expect, bytes.subarray(macAt))) throw new AuthError('bad MAC');
+    if (!equalBytes(expect, bytes.subarray(macAt))) throw new AuthError('bad MAC');
     return { from, body: bytes.slice(HEADER, macAt) };
   }
 }

@@ -18,6 +18,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { ConsensusDecodeError, Reader, Writer } from './codec.js';
 import { readEntry, writeEntry } from './messages.js';
 import type { LogEntry, MemberId } from './types.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 export interface SnapshotMeta {
   index: number;
@@ -309,11 +310,4 @@ export function rebuildLog(key: Uint8Array, member: MemberId, hs: HardState, fra
   }
   if (term !== hs.snapshot.term) throw new SealedStateError('log does not join the snapshot');
   return out;
-}
-
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= (a[i] as number) ^ (b[i] as number);
-  return d === 0;
 }

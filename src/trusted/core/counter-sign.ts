@@ -1,10 +1,10 @@
 import { BkvError } from '../../shared/errors.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../../shared/fleet-formats/artifact.js';
 import { counterSignatureMessage } from '../../shared/fleet-formats/countersign.js';
-import { equalBytes } from '../../shared/fleet-formats/encoding.js';
 import { parseVerifierKey } from '../../shared/fleet-formats/note.js';
 import { parseStatement, verifyStatementSignature } from '../../shared/fleet-formats/statement.js';
 import type { FleetPublicKeys } from './vault-core.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 export interface CounterSignRequest {
   /** The fleet artifact bytes the witness logged. */

@@ -29,6 +29,7 @@ import { opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from './fl
 import type { Replicator } from './replication.js';
 import { SEAL_NONCE_BYTES, seal, unseal } from './sealing.js';
 import { ATTEMPT_TTL_MS, decodeResult } from './state-machine.js';
+import { concatBytes } from '../../shared/bytes.js';
 
 export interface VaultPolicy {
   /** Attempts a record gets when the client does not ask for fewer. */
@@ -192,7 +193,7 @@ export class VaultCore {
 
   private async recoverStart(req: Extract<VaultRequest, { op: 'recover-start' }>, continuationKey: Uint8Array): Promise<VaultResponse> {
     const ke1 = fromB64(req.startLoginRequest, 'credential request');
-    const attemptId = sha256(concat(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
+    const attemptId = sha256(concatBytes(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
     // The attempt is committed (counter decremented) before any credential response exists.
     const now = this.env.now();
     const res = decodeResult(await this.replicator.propose(encodeEntry({ type: 'attempt', ts: now, user: req.user, attemptId })));
@@ -277,13 +278,6 @@ export class VaultCore {
 
 function loginStateAad(user: string, attemptId: Uint8Array): Uint8Array {
   return new Writer(128).string('bkv login state v1').string(user).raw(attemptId).finish();
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Runs an OPAQUE library call, turning its errors about client input into MALFORMED. */
