@@ -26,6 +26,7 @@ import { peekFrame, peekHardState } from '../../trusted/consensus/sealed-state.j
 import { EMPTY_BOOT } from '../../trusted/consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../trusted/consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../fs-durable.js';
+import { equalBytes } from '../../shared/bytes.js';
 
 /** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */
 const LEGACY_HARD_STATE = 'hard-state';
@@ -86,7 +87,7 @@ export function parseLog(buf: Uint8Array): { records: LogRecord[]; validLength: 
     const payload = buf.subarray(off + REC_HEADER, off + REC_HEADER + len);
     const want = check(kind, payload);
     const got = buf.subarray(off + 5, off + 9);
-    if (!want.every((x, i) => x === got[i])) break;
+    if (!equalBytes(want, got)) break;
     if (kind === REC_FRAME) records.push({ kind: 'frame', bytes: payload.slice() });
     else if (kind === REC_HARD_STATE) records.push({ kind: 'hard', bytes: payload.slice() });
     else if (kind === REC_TRUNCATE && len === 8) records.push({ kind: 'truncate', from: v.getUint32(off + REC_HEADER) * 0x100000000 + v.getUint32(off + REC_HEADER + 4) });

@@ -1,3 +1,4 @@
+import { equalBytes } from '../../shared/bytes.js';
 import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from './codec.js';
 import {
@@ -32,13 +33,6 @@ export interface VaultRecord {
 /** How long an unfinished attempt keeps a record at zero attempts from being destroyed. */
 export const ATTEMPT_TTL_MS = 10 * 60 * 1000;
 const RECENT_IDS = 8;
-
-function sameId(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
 
 /**
  * The vault's replicated state: one record per user, with its guess counter. Deterministic:
@@ -103,7 +97,7 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     if (!rec) {
       return { status: this.destroyed.has(e.user) ? 'locked' : 'unknown', attemptsRemaining: 0, limit: 0 };
     }
-    if (rec.recent.some((id) => sameId(id, e.attemptId))) {
+    if (rec.recent.some((id) => equalBytes(id, e.attemptId))) {
       return { status: 'duplicate', attemptsRemaining: rec.attemptsRemaining, limit: rec.limit };
     }
     rec.open = rec.open.filter((a) => e.ts - a.ts < ATTEMPT_TTL_MS);
@@ -128,7 +122,7 @@ export class VaultStateMachine implements ReplicatedStateMachine {
   private finish(e: Extract<Entry, { type: 'finish' }>): FinishResult {
     const rec = this.records.get(e.user);
     if (!rec) return this.destroyed.has(e.user) ? { status: 'destroyed' } : { status: 'stale' };
-    const at = rec.open.findIndex((a) => sameId(a.id, e.attemptId));
+    const at = rec.open.findIndex((a) => equalBytes(a.id, e.attemptId));
     if (at < 0) return { status: 'stale' };
     rec.open.splice(at, 1);
     rec.version += 1;
