@@ -10,12 +10,13 @@
  * directory. Its SHA-256 is the code measurement.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from 'esbuild';
 import { BkvError } from '../shared/errors.js';
 import { encodeHex } from '../shared/fleet-formats/encoding.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 
 export const VAULT_ENTRY = 'src/trusted/core/vault-entry.ts';
 export const VAULT_BUILD_FILE = 'build/vault-core.js';
@@ -83,12 +84,8 @@ export async function writeVaultBuild(root: string = projectRoot(), outFile?: st
   const b = await buildVaultCore(root);
   const path = outFile ?? join(root, VAULT_BUILD_FILE);
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, b.bytes);
-  await rename(tmp, path);
+  await writeFileDurable(path, b.bytes, 0o644);
   const manifest = JSON.stringify({ format: 'bkv-vault-build/v1', measurement: b.measurement, inputs: b.inputs }, null, 2) + '\n';
-  const mtmp = `${path}.inputs.${process.pid}.tmp`;
-  await writeFile(mtmp, manifest);
-  await rename(mtmp, path.replace(/\.js$/, '') + '.inputs.json');
+  await writeFileDurable(path.replace(/\.js$/, '') + '.inputs.json', manifest, 0o644);
   return { ...b, path };
 }

@@ -14,7 +14,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
-import { writeFileDurable } from '../witness/keys.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 import type { AttestationBackend } from '../trusted/attestation/backend.js';
 import { encodeDeviceCertificate, parseDeviceCertificate, type SignedDocument } from '../shared/attestation/format.js';
 

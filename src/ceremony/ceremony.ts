@@ -14,7 +14,7 @@ import { decodeBase64, encodeBase64, encodeHex } from '../shared/fleet-formats/e
 import { systemEnv, type CoreEnv } from '../trusted/core/env.js';
 import type { CounterSignRequest } from '../trusted/core/counter-sign.js';
 import { toB64 } from '../shared/protocol/messages.js';
-import { writeFileDurable } from '../witness/keys.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 import type { MemberKeyStore } from '../trusted/attestation/backend.js';
 import { parseDeviceCertificate, type AttestationRecord } from '../shared/attestation/format.js';
 import {

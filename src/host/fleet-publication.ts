@@ -13,7 +13,7 @@ import type { VaultCore } from '../trusted/core/vault-core.js';
 import { WitnessClient } from '../witness/client.js';
 import type { OperatorKey } from '../witness/keys.js';
 import type { EpochRecord } from '../witness/protocol.js';
-import { writeFileDurable } from './fs-durable.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 import { codeMeasurement } from './measurement.js';
 import { equalBytes } from '../shared/bytes.js';
 

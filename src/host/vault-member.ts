@@ -8,7 +8,7 @@ import { VaultStateMachine } from '../trusted/core/state-machine.js';
 import { DEFAULT_POLICY, VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
 import { FileLogStorage, FileMonotonicCounter } from './file-log-storage.js';
 import { nodeCoreEnv } from './fleet/native-crypto.js';
-import { writeFileDurable } from './fs-durable.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 
 export interface VaultMember {
   core: VaultCore;

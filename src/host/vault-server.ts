@@ -9,7 +9,7 @@ import { publishFleet, type PublicationOptions } from './fleet-publication.js';
 import { DevTokenIssuer, type AccountVerifier } from './gateway/auth.js';
 import { buildGateway } from './gateway/server.js';
 import { openVaultMember, type VaultMember } from './vault-member.js';
-import { writeFileDurable } from './fs-durable.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 import type { FastifyInstance } from 'fastify';
 
 export interface VaultServerOptions {

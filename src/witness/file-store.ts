@@ -3,7 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import type { CheckpointStore } from '../client/fleet/store.js';
-import { writeFileDurable } from './keys.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 
 export class FileCheckpointStore implements CheckpointStore {
   constructor(readonly path: string) {}

@@ -3,11 +3,12 @@
  * Signing uses node:crypto (same Ed25519, several times faster than pure JS on the server).
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
 import { noteSignerFromSeed, isValidKeyName, type NoteSigner } from '../shared/fleet-formats/note.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 
 const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 
@@ -48,18 +49,6 @@ export interface WitnessConfig {
    */
   allowedVendors?: string[];
   allowedMeasurements?: string[];
-}
-
-export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, data, { mode });
-  const fh = await open(tmp, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }
 
 async function readJson(path: string): Promise<unknown | undefined> {

@@ -8,7 +8,7 @@
  * batch a new checkpoint is signed and saved to `checkpoint`; on start the log is replayed and must
  * reproduce that checkpoint, so a truncated or rewritten log is refused.
  */
-import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../shared/fleet-formats/artifact.js';
@@ -19,7 +19,8 @@ import { formatVerifierKey, formatKeyId, type NoteSigner } from '../shared/fleet
 import { encodeStatement, parseStatement } from '../shared/fleet-formats/statement.js';
 import { MerkleTree } from '../shared/merkle/index.js';
 import { assertDeploymentEvidence } from '../shared/evidence/evidence.js';
-import { fastVerify, loadWitnessIdentity, writeFileDurable, type WitnessConfig } from './keys.js';
+import { fastVerify, loadWitnessIdentity, type WitnessConfig } from './keys.js';
+import { writeFileDurable } from '../node/fs-durable.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 import { equalBytes } from '../shared/bytes.js';
 
@@ -173,8 +174,7 @@ export class WitnessLog {
 
   private async saveCheckpoint(): Promise<void> {
     const path = join(this.dir, 'checkpoint');
-    await writeFile(path + '.tmp', this.latest.note);
-    await rename(path + '.tmp', path);
+    await writeFileDurable(path, this.latest.note, 0o644);
   }
 
   private reserve(ns: string, epoch: number, digestHex: string): void {

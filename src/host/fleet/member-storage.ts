@@ -25,7 +25,7 @@ import type { DriverEnv } from '../../trusted/consensus/driver.js';
 import { peekFrame, peekHardState } from '../../trusted/consensus/sealed-state.js';
 import { EMPTY_BOOT } from '../../trusted/consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../trusted/consensus/sealed-state.js';
-import { fsyncDir, writeFileDurable } from '../fs-durable.js';
+import { fsyncDir, writeFileDurable } from '../../node/fs-durable.js';
 import { equalBytes } from '../../shared/bytes.js';
 
 /** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */

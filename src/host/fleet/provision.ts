@@ -13,7 +13,7 @@ import { encodeFleetSecrets, generateFleetSecrets, opaqueServerPublicKey, signin
 import { DEFAULT_POLICY } from '../../trusted/core/vault-core.js';
 import { deriveChannelKeyPair } from '../../shared/protocol/channel.js';
 import { toB64 } from '../../shared/protocol/messages.js';
-import { writeFileDurable } from '../fs-durable.js';
+import { writeFileDurable } from '../../node/fs-durable.js';
 import { FLEET_CONFIG_FORMAT, encodeMemberIdentity, memberPublicKeys, type FleetConfig, type MemberIdentity } from './config.js';
 
 export interface CreateFleetOptions {

@@ -1,3 +1,7 @@
+/**
+ * Durable file writes for every Node-side component (host, witness, ceremony, CLI, build): the one
+ * place that writes a file so that after a crash either the old or the new contents are there.
+ */
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -12,7 +16,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileDurable(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const h = await open(tmp, 'w', mode);
   try {
