@@ -1,6 +1,7 @@
-/** Shared consensus types: log entries, node inputs and outputs, configuration. */
-
-import type { PersistRecord } from './sealed-state.js';
+/**
+ * Shared consensus types: log entries, node inputs and outputs, configuration, and the plain
+ * shapes of the sealed member state (sealed-state.ts seals and opens them). Imports nothing.
+ */
 
 export type MemberId = number;
 
@@ -96,4 +97,58 @@ export interface NodeStatus {
   snapshotIndex: number;
   /** Why the member started as a learner, if it did. */
   bootNote: string;
+}
+
+/* The member state, as sealed-state.ts seals and opens it. */
+
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  data: Uint8Array;
+}
+
+/** What the hard state says about the snapshot it belongs with. index 0: no snapshot. */
+export interface SnapshotRef {
+  index: number;
+  term: number;
+  /** SHA-256 of the sealed snapshot bytes (32 zero bytes when index is 0). */
+  digest: Uint8Array;
+}
+
+export interface HardState {
+  term: number;
+  /** null: no vote this term; VOTE_ABSTAIN: must not vote this term; else the member voted for. */
+  votedFor: number | null;
+  learner: boolean;
+  /** Index and term of the last log entry (equal to the snapshot's when the log suffix is empty). */
+  lastIndex: number;
+  lastTerm: number;
+  snapshot: SnapshotRef;
+}
+
+/**
+ * One persist output: what changed since the previous one. The host applies it in this order:
+ * store `snapshot` (if any) as a new file, record `truncateFrom` (if any), append `frames`, make
+ * all of that durable, then atomically replace the hard state with `hardState`. Only then may it
+ * confirm. Files the new hard state no longer refers to may be removed after that.
+ */
+export interface PersistRecord {
+  /** Sealed snapshot (only after a compaction or an InstallSnapshot), else null. */
+  snapshot: Uint8Array | null;
+  /** Frames written earlier at this index or above are dead (a dropped conflicting suffix); null: none. */
+  truncateFrom: number | null;
+  /** Sealed log frames to append, in ascending index order (possibly none). */
+  frames: Uint8Array[];
+  /** The new sealed hard state, replacing the previous one. */
+  hardState: Uint8Array;
+}
+
+/** What the host found on disk, handed to the node at boot. */
+export interface BootState {
+  /** The current sealed hard state, or null if there is none. */
+  hardState: Uint8Array | null;
+  /** Every readable log frame on disk, in any order; extra and dead frames are ignored. */
+  logFrames: readonly Uint8Array[];
+  /** The sealed snapshot the hard state refers to (see `snapshotRefOf`), or null. */
+  snapshot: Uint8Array | null;
 }
