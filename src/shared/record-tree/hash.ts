@@ -1,0 +1,94 @@
+/**
+ * Hashing and key-bit helpers of the record tree (docs/formats/record-tree.md). Browser-safe.
+ *
+ *   empty subtree = 32 zero bytes
+ *   leaf          = SHA-256(0x00 ‖ key[32] ‖ valueHash[32]),  valueHash = SHA-256(value)
+ *   internal node = SHA-256(0x01 ‖ left[32] ‖ right[32])
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { BkvError } from '../../client/errors.js';
+
+export const HASH_SIZE = 32;
+export const KEY_SIZE = 32;
+/** Key bits: a path ends at depth 256 at the latest. */
+export const MAX_DEPTH = 256;
+
+const ZERO = new Uint8Array(HASH_SIZE);
+
+/** The hash of an empty subtree (a fresh copy). */
+export function emptyHash(): Uint8Array {
+  return ZERO.slice();
+}
+
+export function isZeroHash(h: Uint8Array): boolean {
+  for (let i = 0; i < h.length; i++) if (h[i] !== 0) return false;
+  return true;
+}
+
+/** SHA-256 of the stored value bytes. */
+export function valueHash(value: Uint8Array): Uint8Array {
+  return sha256(value);
+}
+
+export function leafHash(key: Uint8Array, vh: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(1 + KEY_SIZE + HASH_SIZE);
+  buf[0] = 0x00;
+  buf.set(key, 1);
+  buf.set(vh, 1 + KEY_SIZE);
+  return sha256(buf);
+}
+
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(1 + 2 * HASH_SIZE);
+  buf[0] = 0x01;
+  buf.set(left, 1);
+  buf.set(right, 1 + HASH_SIZE);
+  return sha256(buf);
+}
+
+/** Bit `i` of a key, most significant bit of byte 0 first; 0 = left, 1 = right. */
+export function keyBit(key: Uint8Array, i: number): 0 | 1 {
+  return (((key[i >> 3] as number) >> (7 - (i & 7))) & 1) as 0 | 1;
+}
+
+/** The number of leading bits two keys share (256 when equal). */
+export function commonPrefixBits(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < KEY_SIZE; i++) {
+    const x = (a[i] as number) ^ (b[i] as number);
+    if (x !== 0) return i * 8 + Math.clz32(x) - 24;
+  }
+  return MAX_DEPTH;
+}
+
+/** -1, 0 or 1 as `a` sorts before, equal to or after `b` (bytewise, which is bit order). */
+export function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < KEY_SIZE; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function checkKey(key: Uint8Array, what = 'key'): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_SIZE) {
+    throw new BkvError('USAGE', `a record-tree ${what} must be ${KEY_SIZE} bytes`);
+  }
+}
+
+export function checkHash(h: Uint8Array, what = 'hash'): void {
+  if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) {
+    throw new BkvError('USAGE', `a record-tree ${what} must be ${HASH_SIZE} bytes`);
+  }
+}
+
+export function toHex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (b[i] as number).toString(16).padStart(2, '0');
+  return s;
+}
