@@ -1,32 +1,63 @@
+/**
+ * A single-member vault (`bkv vault start`): a one-member fleet in this process. The same code
+ * and the same durability as a fleet member: a Raft node with one voter whose sealed state lives
+ * in `state/` (docs/formats/member-state.md), a record store (SQLite in `records.sqlite` unless
+ * `--store` names another), and the vault core over them. In the software backend,
+ * `member-secrets.bin` and `member-identity.bin` stand in for the HSM's internal key store.
+ */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { BkvError } from '../shared/errors.js';
+import { equalBytes } from '../shared/bytes.js';
+import { verifyRecord } from '../shared/record-tree/index.js';
+import { identityFromSeed } from '../trusted/consensus/auth.js';
 import type { CoreEnv } from '../trusted/core/env.js';
 import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../trusted/core/fleet-secrets.js';
-import { SingleMemberLog } from '../trusted/core/single-member-log.js';
-import { VaultStateMachine } from '../trusted/core/state-machine.js';
-import { DEFAULT_POLICY, VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
-import { FileLogStorage, FileMonotonicCounter } from './file-log-storage.js';
-import { nodeCoreEnv } from './fleet/native-crypto.js';
+import { DEFAULT_POLICY, type VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
+import { createVaultMember } from '../trusted/member.js';
+import { deriveRecordKeys, openRecord, recordId } from '../trusted/records/record-keys.js';
+import type { VaultRecord } from '../trusted/records/record.js';
+import { RecordState } from '../trusted/records/record-state.js';
+import type { RaftNode } from '../trusted/consensus/node.js';
+import { MemberStorage } from './fleet/member-storage.js';
+import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './fleet/native-crypto.js';
+import { MemberRecords } from './record-store/member-records.js';
+import { openRecordStore } from './record-store/index.js';
 import { writeFileDurable } from '../node/fs-durable.js';
 
 export interface VaultMember {
   core: VaultCore;
-  state: VaultStateMachine;
-  log: SingleMemberLog;
+  state: RecordState;
+  records: MemberRecords;
+  node: RaftNode;
+  /** Where the records live (the store URL, without credentials). */
+  storeUrl: string;
+  /**
+   * Software backend only: reads and opens one account's record with the secrets this process
+   * holds (a real module never lets its host do this). For tests and the demo.
+   */
+  peek(account: string): Promise<VaultRecord | undefined>;
+  /** Role, commit index and record store state, for the health page. */
+  health(): { role: string; commitIndex: number; records: number; store: ReturnType<MemberRecords['status']> };
   close(): Promise<void>;
 }
 
 export interface VaultMemberOptions {
   env?: CoreEnv;
   policy?: VaultPolicy;
+  /** Record store URL: `sqlite:<path>` (default: `records.sqlite` in the directory) or `postgres://…`. */
+  store?: string;
+  /** Compact the consensus log after this many applied entries (default 4096). */
   snapshotEvery?: number;
+  onEvent?: (line: string) => void;
 }
 
-/**
- * Opens (or creates) a single-member vault in `dir`. In the software backend, `member-secrets.bin`
- * stands in for the HSM's internal key store: a real module never writes its secrets outside.
- */
+const te = new TextEncoder();
+
+/** Opens (or creates) a single-member vault in `dir`. */
 export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}): Promise<VaultMember> {
   const env = opts.env ?? nodeCoreEnv;
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -38,21 +69,90 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     secrets = await generateFleetSecrets(env);
     await writeFileDurable(secretsPath, encodeFleetSecrets(secrets));
   }
-  const storage = new FileLogStorage(dir);
-  const counter = new FileMonotonicCounter(join(dir, 'counter.bin'));
-  const state = new VaultStateMachine();
-  const log = await SingleMemberLog.open(state, storage, counter, secrets.storageKey, env, {
-    snapshotEvery: opts.snapshotEvery,
+  // The member's own identity: a seed from which its consensus storage key is derived.
+  const identityPath = join(dir, 'member-identity.bin');
+  let seed: Uint8Array;
+  if (existsSync(identityPath)) {
+    seed = new Uint8Array(await readFile(identityPath));
+    if (seed.length !== 32) throw new BkvError('MALFORMED', `${identityPath} is not a 32-byte member identity`);
+  } else {
+    seed = env.random(32);
+    await writeFileDurable(identityPath, seed);
+  }
+  const identity = identityFromSeed(1, seed);
+  const clusterId = sha256(identity.publicKey).slice(0, 16);
+  const storageKey = hkdf(sha256, seed, clusterId, te.encode('bkv-member-storage-v1 1'), 32);
+
+  const storeUrl = opts.store ?? `sqlite:${join(dir, 'records.sqlite')}`;
+  const store = await openRecordStore(storeUrl);
+  const storage = await MemberStorage.open(join(dir, 'state'));
+  const state = new RecordState();
+  const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  let records: MemberRecords | null = null;
+  const member = createVaultMember({
+    stateMachine: state,
+    node: {
+      identity,
+      members: new Map([[1, identity.publicKey]]),
+      clusterId,
+      storageKey,
+      counter: storage.counter,
+      rng: () => crypto.getRandomValues(new Uint32Array(1))[0]!,
+      boot: storage.bootState(),
+      now: performance.now(),
+      hmacSha256: nativeHmacSha256,
+      sealCrypto: nativeSealCrypto,
+      config: { electionTimeoutMin: 10, electionTimeoutMax: 20, heartbeatInterval: 5, snapshotThreshold: opts.snapshotEvery ?? 4096 },
+    },
+    env: {
+      now: () => performance.now(),
+      setTimer(delayMs, fn) {
+        const t = setTimeout(fn, delayMs);
+        return { cancel: () => clearTimeout(t) };
+      },
+      send: () => {},
+      persist: storage.persist,
+      defer: (fn) => setImmediate(fn),
+    },
+    driver: { requestTimeoutMs: 10_000, onOutput: (o) => records?.onOutput(o) },
   });
-  const core = await VaultCore.create(secrets, log, env, opts.policy ?? DEFAULT_POLICY);
+  if (member.node.status().learner) {
+    await storage.close();
+    await store.close();
+    throw new BkvError('TAMPERED', `the vault state in ${join(dir, 'state')} failed its checks (${member.node.bootNote}); a single-member vault has no peer to recover from: restore the whole directory from a backup`);
+  }
+  records = new MemberRecords(store, state, { wait, ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
+  member.driver.start();
+  await records.open();
+  const { core } = await member.createCore({ secrets, env, policy: opts.policy ?? DEFAULT_POLICY, reader: records.reader, wait });
+  const keys = deriveRecordKeys(secrets.storageKey);
+  const r = records;
   return {
     core,
     state,
-    log,
+    records: r,
+    node: member.node,
+    storeUrl: storeUrl.replace(/\/\/[^@/]*@/, '//'),
+    health() {
+      const st = member.node.status();
+      return { role: 'single-member', commitIndex: st.commitIndex, records: state.count, store: r.status() };
+    },
+    async peek(account) {
+      await member.replicator.readBarrier();
+      await state.whenStoreInStep();
+      const id = recordId(keys, account);
+      const res = await store.read([id]);
+      const got = res.reads.find((x: { key: Uint8Array }) => equalBytes(x.key, id));
+      if (!got) throw new BkvError('INTERNAL', 'the store did not answer');
+      verifyRecord(state.root, id, got.value, got.proof);
+      return got.value ? openRecord(keys, id, got.value) : undefined;
+    },
     async close() {
-      await log.readBarrier();
+      await member.replicator.readBarrier().catch(() => {});
+      await state.whenStoreInStep();
+      member.driver.stop();
+      await r.close();
       await storage.close();
-      await counter.close();
     },
   };
 }

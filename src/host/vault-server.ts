@@ -77,7 +77,7 @@ export async function startVaultServer(opts: VaultServerOptions): Promise<Runnin
             bundle: await buildValidationBundle(witness, pub.namespace, { knownTreeSize }),
           }
         : { mode: 'pinned', keys: fleetKeys },
-    health: () => ({ role: 'single-member', commitIndex: member.log.index, records: member.state.size }),
+    health: () => member.health(),
     coreStats: () => ({ ...member.core.stats }),
     logger,
     rateLimit: opts.rateLimit,

@@ -16,7 +16,7 @@ import {
   type TreeNode,
   EMPTY_CHILD,
 } from '../../src/shared/record-tree/index.js';
-import { isBkvError } from '../../src/client/errors.js';
+import { isBkvError } from '../../src/shared/errors.js';
 import { Z, bit, hex, refHash, refLeaf, refNode, refProve, sha, toSet, type Entry } from './reference.js';
 
 const key = (first: number[], fill = 0): Uint8Array => {

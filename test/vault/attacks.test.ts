@@ -1,4 +1,6 @@
 import * as opaque from '@serenity-kit/opaque';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +9,7 @@ import { LockedError, WrongPasswordError } from '../../src/client/sdk/errors.js'
 import { openResponse, sealRequest } from '../../src/shared/protocol/channel.js';
 import { decodeResponse, encodeRequest, type VaultResponse } from '../../src/shared/protocol/messages.js';
 import { openVaultMember } from '../../src/host/vault-member.js';
-import { makeFixture, randomKey, type Fixture } from './fixture.js';
+import { makeFixture, randomKey, type Fixture, attemptsLeft } from './fixture.js';
 
 let fx: Fixture;
 beforeEach(async () => {
@@ -53,7 +55,7 @@ describe('attacks on guess limits', () => {
     expect(first.reply.ok && first.reply.op === 'recover-start' && first.reply.status).toBe('granted');
     const replayed = decodeResponse(openResponse(first.responseKey, await fx.member.core.handle('u2', first.envelope)));
     expect(replayed.ok && replayed.op === 'recover-start' && replayed.status).toBe('duplicate');
-    expect(fx.member.state.peek('u2')?.attemptsRemaining).toBe(9);
+    expect((await attemptsLeft(fx, 'u2'))).toBe(9);
     expect(fx.member.core.stats.credentialResponses).toBe(1);
   });
 
@@ -77,7 +79,7 @@ describe('attacks on guess limits', () => {
     });
     await expect(c.recoverKey('wrong')).rejects.toSatisfy((e) => isBkvError(e, 'CONFLICT'));
     // One start was committed (the duplicate was recognised): exactly one attempt spent.
-    expect(fx.member.state.peek('u4')?.attemptsRemaining).toBe(9);
+    expect((await attemptsLeft(fx, 'u4'))).toBe(9);
   });
 });
 
@@ -92,7 +94,7 @@ describe('an untrusted gateway', () => {
       });
       await expect(c.recoverKey('right')).rejects.toSatisfy((e) => isBkvError(e, 'TAMPERED', 'MALFORMED'));
     }
-    expect(fx.member.state.peek('v1')?.attemptsRemaining).toBe(10);
+    expect((await attemptsLeft(fx, 'v1'))).toBe(10);
   });
 
   it('flipping bits in a relayed recovery finish (ticket or body) releases nothing and keeps K', async () => {
@@ -126,6 +128,7 @@ describe('an untrusted gateway', () => {
 
   it('cannot tell an unknown account from a real one by the relayed bytes', async () => {
     await fx.client('real').registerKey('pw', randomKey());
+    const before = fx.member.state.lastBatchIndex;
     const real = await rawStart('real', 'pw');
     const ghost = await rawStart('ghost', 'pw');
     expect(ghost.sealed.length).toBe(real.sealed.length);
@@ -135,24 +138,28 @@ describe('an untrusted gateway', () => {
     expect(g.loginResponse.length).toBe(r.loginResponse.length);
     expect(g.loginState.length).toBe(r.loginState.length);
     expect(Object.keys(g).sort()).toEqual(Object.keys(r).sort());
-    // Both paths committed an attempt entry through the log (same timing class).
-    expect(fx.member.log.index).toBe(3);
+    // Both paths committed a batch through the log (same timing class).
+    expect(fx.member.node.status().commitIndex - before).toBe(2);
   });
 });
 
 describe('sealed storage held by the host', () => {
-  it('stores no plaintext: neither K-wrapping bytes nor user names appear on disk', async () => {
+  const names = () => ['state/log', 'records.sqlite', 'records.sqlite-wal'].map((f) => join(fx.dir, f)).filter((f) => existsSync(f));
+
+  it('stores no plaintext: neither user names nor records appear in the log or the record store', async () => {
     await fx.client('secretive-user').registerKey('pw', randomKey());
-    const log = await readFile(join(fx.dir, 'log.bin'));
-    expect(log.includes(Buffer.from('secretive-user'))).toBe(false);
+    await fx.member.close();
+    for (const f of names()) expect((await readFile(f)).includes(Buffer.from('secretive-user')), f).toBe(false);
+    fx.member = await openVaultMember(fx.dir);
   });
 
-  it('refuses a log with a flipped bit, with swapped frames, or rolled back', async () => {
+  it('refuses consensus state with a flipped bit or rolled back, and opens again once it is restored', async () => {
     await fx.client('w1').registerKey('pw', randomKey());
-    await fx.client('w2').registerKey('pw', randomKey());
+    const before = await readFile(join(fx.dir, 'state', 'log'));
+    const counterBefore = await readFile(join(fx.dir, 'state', 'counter'));
     await expect(fx.client('w1').recoverKey('bad')).rejects.toBeInstanceOf(WrongPasswordError);
     await fx.member.close();
-    const path = join(fx.dir, 'log.bin');
+    const path = join(fx.dir, 'state', 'log');
     const original = await readFile(path);
 
     const flipped = Buffer.from(original);
@@ -160,28 +167,65 @@ describe('sealed storage held by the host', () => {
     await writeFile(path, flipped);
     await expect(openVaultMember(fx.dir)).rejects.toSatisfy((e) => isBkvError(e, 'TAMPERED'));
 
-    // Swap the two registration frames (frames 1 and 2 have equal length).
-    const frames: Buffer[] = [];
-    for (let pos = 8; pos < original.length; ) {
-      const n = original.readUInt32BE(pos);
-      frames.push(original.subarray(pos, pos + 4 + n));
-      pos += 4 + n;
-    }
-    await writeFile(path, Buffer.concat([original.subarray(0, 8), frames[1]!, frames[0]!, ...frames.slice(2)]));
-    await expect(openVaultMember(fx.dir)).rejects.toSatisfy((e) => isBkvError(e, 'TAMPERED'));
-
-    // Roll back: drop the attempt entry to win a guess back.
-    await writeFile(path, Buffer.concat([original.subarray(0, 8), ...frames.slice(0, 2)]));
-    const err = await openVaultMember(fx.dir).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    // Roll back the state (not the counter) to before the wrong guess, to win it back.
+    await writeFile(path, before);
+    const err = await openVaultMember(fx.dir).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(BkvError);
-    expect((err as BkvError).message).toMatch(/rolled back/);
+    expect((err as BkvError).code).toBe('TAMPERED');
+    expect((err as BkvError).message).toMatch(/rollback/);
+    expect(counterBefore.equals(await readFile(join(fx.dir, 'state', 'counter')))).toBe(false);
 
     await writeFile(path, original);
     fx.member = await openVaultMember(fx.dir);
-    expect(fx.member.state.peek('w1')?.attemptsRemaining).toBe(9);
+    expect(await attemptsLeft(fx, 'w1')).toBe(9);
+  });
+
+  it('refuses records the database swapped or deleted, and never grants a guess from them', async () => {
+    const kA = randomKey();
+    await fx.client('swap-a').registerKey('pw', kA);
+    await fx.client('swap-b').registerKey('pw', randomKey(), );
+    await expect(fx.client('swap-a').recoverKey('bad')).rejects.toBeInstanceOf(WrongPasswordError);
+    // The hostile database swaps two users' rows (b's record still has all its attempts).
+    const db = new Database(join(fx.dir, 'records.sqlite'));
+    const rows = db.prepare('SELECT key, value FROM records').all() as Array<{ key: Buffer; value: Buffer }>;
+    expect(rows.length).toBe(2);
+    const upd = db.prepare('UPDATE records SET value = ? WHERE key = ?');
+    db.transaction(() => {
+      upd.run(rows[1]!.value, rows[0]!.key);
+      upd.run(rows[0]!.value, rows[1]!.key);
+    })();
+    db.close();
+    await expect(fx.client('swap-a').recoverKey('pw')).rejects.toSatisfy((e) => isBkvError(e, 'UNAVAILABLE'));
+    await expect(fx.client('swap-b').recoverKey('pw')).rejects.toSatisfy((e) => isBkvError(e, 'UNAVAILABLE'));
+    expect(fx.member.records.status().state).toBe('corrupt');
+    // Deleting the row instead does not pass for "no such account" either.
+    const db2 = new Database(join(fx.dir, 'records.sqlite'));
+    db2.prepare('DELETE FROM records WHERE key = ?').run(rows[0]!.key);
+    db2.close();
+    await expect(fx.client('swap-a').recoverKey('pw')).rejects.toSatisfy((e) => isBkvError(e, 'UNAVAILABLE'));
+    expect(fx.member.core.stats.credentialResponses).toBe(1);
+  });
+
+  it('refuses an older copy of the record store once the log that could rebuild it is compacted', async () => {
+    await fx.member.close();
+    const { rm } = await import('node:fs/promises');
+    await rm(fx.dir, { recursive: true, force: true });
+    fx = await makeFixture({ snapshotEvery: 2 });
+    const k = randomKey();
+    await fx.client('old').registerKey('pw', k);
+    await fx.member.close();
+    const oldCopy = await readFile(join(fx.dir, 'records.sqlite'));
+    fx.member = await openVaultMember(fx.dir, { snapshotEvery: 2 });
+    for (let i = 0; i < 3; i++) await expect(fx.client('old').recoverKey('bad')).rejects.toBeInstanceOf(WrongPasswordError);
+    await fx.member.close();
+    // The host puts back the copy from when 'old' had all ten attempts.
+    await writeFile(join(fx.dir, 'records.sqlite'), oldCopy);
+    await rm(join(fx.dir, 'records.sqlite-wal'), { force: true });
+    await rm(join(fx.dir, 'records.sqlite-shm'), { force: true });
+    fx.member = await openVaultMember(fx.dir, { snapshotEvery: 2 });
+    await expect(fx.client('old').recoverKey('pw')).rejects.toSatisfy((e) => isBkvError(e, 'UNAVAILABLE'));
+    expect(fx.member.records.status().state).not.toBe('in-step');
+    expect(fx.member.core.stats.credentialResponses).toBe(0);
   });
 
   it('survives snapshots and restarts with every record intact', async () => {
@@ -197,8 +241,8 @@ describe('sealed storage held by the host', () => {
     }
     await expect(fx.client('s0').recoverKey('bad')).rejects.toBeInstanceOf(WrongPasswordError);
     await fx.restart();
-    expect(fx.member.state.size).toBe(5);
-    expect(fx.member.state.peek('s0')?.attemptsRemaining).toBe(9);
+    expect(fx.member.state.count).toBe(5);
+    expect(await attemptsLeft(fx, 's0')).toBe(9);
     for (const [user, k] of keys) expect(await fx.client(user).recoverKey('pw')).toEqual(k);
   });
 });

@@ -86,7 +86,7 @@ describe('every decoder rejects hostile input with a typed error', () => {
         }),
         { numRuns: 300 },
       );
-      expect(fx.member.log.index).toBe(0);
+      expect(fx.member.state.lastBatchIndex).toBe(0);
       // Well-encrypted but hostile inner requests get a sealed, typed error reply.
       const pub = fx.member.core.publicKeys().encryptionPublicKey;
       await fc.assert(
@@ -98,7 +98,7 @@ describe('every decoder rejects hostile input with a typed error', () => {
         }),
         { numRuns: 200 },
       );
-      expect(fx.member.log.index).toBe(0);
+      expect(fx.member.state.lastBatchIndex).toBe(0);
     } finally {
       await fx.close();
     }

@@ -19,6 +19,12 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
+/** Attempts left on an account's record (undefined: no live record). Software backend inspection. */
+export async function attemptsLeft(fx: Fixture, account: string): Promise<number | undefined> {
+  const r = await fx.member.peek(account);
+  return r?.status === 'live' ? r.attemptsRemaining : undefined;
+}
+
 export async function makeFixture(opts: { snapshotEvery?: number } = {}): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'bkv-vault-test-'));
   const fx: Fixture = {

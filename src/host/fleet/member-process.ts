@@ -6,6 +6,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -16,8 +17,12 @@ import { RaftNode } from '../../trusted/consensus/node.js';
 import type { NodeStatus, RaftConfig } from '../../trusted/consensus/types.js';
 import { decodeFleetSecrets } from '../../trusted/core/fleet-secrets.js';
 import type { Replicator } from '../../trusted/core/replication.js';
-import { VaultStateMachine } from '../../trusted/core/state-machine.js';
 import { DEFAULT_POLICY, VaultCore } from '../../trusted/core/vault-core.js';
+import type { RecordState } from '../../trusted/records/record-state.js';
+import { exportChunks, parseExport } from '../record-store/export-stream.js';
+import { openRecordStore } from '../record-store/index.js';
+import { MemberRecords, type MemberRecordsStatus } from '../record-store/member-records.js';
+import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
 import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
 import { PeerTransport } from './peer-transport.js';
@@ -40,6 +45,8 @@ export interface MemberOptions {
    * 3000 ms). It bounds how long a request waits when it was forwarded to a leader that just died.
    */
   requestTimeoutMs?: number;
+  /** Record store URL: `sqlite:<path>` (default: `records.sqlite` in the member directory) or `postgres://…`. */
+  store?: string;
 }
 
 export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
@@ -49,6 +56,8 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   /** Committed entries not yet applied on this member. */
   lag: number;
   records: number;
+  /** The member's record store: engine, whether it is in step with the core, repairs. */
+  store: MemberRecordsStatus;
   pid: number;
   uptimeSeconds: number;
 }
@@ -95,24 +104,24 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const secrets = vault.code.decodeFleetSecrets(new Uint8Array(await readFile(join(opts.dir, 'fleet-secrets.bin'))));
   const clusterId = fromB64(config.clusterId, 'clusterId');
   const storage = await MemberStorage.open(join(opts.dir, 'state'));
-  const stateMachine = new vault.code.VaultStateMachine();
+  const stateMachine: RecordState = new vault.code.RecordState();
+  const store = await openRecordStore(opts.store ?? `sqlite:${join(opts.dir, 'records.sqlite')}`);
   const startedAt = performance.now();
 
-  const node = new vault.code.consensus.RaftNode({
+  const nodeOptions = {
     identity: vault.code.consensus.identityFromSeed(me.id, identity.identitySeed),
     members: new Map(config.members.map((m) => [m.id, fromB64(m.identityKey, 'identityKey')])),
     clusterId,
     storageKey: memberStorageKey(identity, clusterId),
     counter: storage.counter,
     rng: randomU32,
-    stateMachine,
     boot: storage.bootState(),
     now: performance.now(),
     hmacSha256: nativeHmacSha256,
     sealCrypto: nativeSealCrypto,
-    // Compaction serialises the whole state machine: with many records, do it rarely.
+    // Snapshots hold only the record tree's root: compaction is cheap, whatever the number of users.
     config: { snapshotThreshold: 4096, ...opts.raftConfig },
-  });
+  };
 
   // ------------------------------------------------------------------ metrics
   const registry = new Registry();
@@ -120,7 +129,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const roleCode = { follower: 0, precandidate: 1, candidate: 2, leader: 3 } as const;
   new Gauge({
     name: 'bkv_member_raft',
-    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, last applied, learner, elections started',
+    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, last applied, learner, elections started, records, last batch in the record store and in the core, store repairs',
     labelNames: ['field'] as const,
     registers: [registry],
     collect() {
@@ -131,7 +140,10 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       this.set({ field: 'last_applied' }, s.lastApplied);
       this.set({ field: 'learner' }, s.learner ? 1 : 0);
       this.set({ field: 'elections' }, node.stats.elections);
-      this.set({ field: 'records' }, stateMachine.size);
+      this.set({ field: 'records' }, stateMachine.count);
+      this.set({ field: 'store_batch' }, records.status().storeBatch);
+      this.set({ field: 'core_batch' }, stateMachine.lastBatchIndex);
+      this.set({ field: 'store_repairs' }, records.status().repairs);
     },
   });
   const proposals = new Counter({ name: 'bkv_member_proposals_total', help: 'Proposals by outcome', labelNames: ['outcome'] as const, registers: [registry] });
@@ -169,28 +181,65 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     persist: storage.persist,
     defer: (fn) => setImmediate(fn),
   };
-  const driver: RaftDriver = new vault.code.consensus.RaftDriver(node, env, {
-    requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
-    onOutput(o) {
-      if (o.type === 'committed') applied.inc();
+  const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const member = vault.code.createVaultMember({
+    stateMachine,
+    node: nodeOptions,
+    env,
+    driver: {
+      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
+      onOutput(o) {
+        if (o.type === 'committed') applied.inc();
+        records.onOutput(o);
+      },
     },
   });
-  const replicator: Replicator = {
+  const node = member.node;
+  const driver: RaftDriver = member.driver;
+  const records: MemberRecords = new MemberRecords(store, stateMachine, {
+    wait,
+    peerExports: () => peerExports(),
+    onEvent: (line) => log?.warn({ member: me.id }, line),
+  });
+  await records.open();
+  /** Peers' store exports, leader first: what a member repairs its store from. */
+  async function* peerExports(): AsyncGenerator<PeerExport> {
+    const leader = node.status().leaderId;
+    const peers = config.members.filter((m) => m.id !== me!.id).sort((a, b) => (a.id === leader ? -1 : b.id === leader ? 1 : a.id - b.id));
+    for (const p of peers) {
+      const res = await fetch(new URL('/v1/store/export', memberApiUrl(p)), { signal: AbortSignal.timeout(600_000) }).catch((e: Error) => e);
+      if (res instanceof Error || !res.ok || !res.body) {
+        log?.warn({ member: me!.id, peer: p.id }, `store export from member ${p.id} unavailable`);
+        continue;
+      }
+      const body = res.body as unknown as AsyncIterable<Uint8Array>;
+      const exp = await parseExport(body).catch(() => null);
+      if (exp) yield { peer: `member ${p.id}`, ...exp };
+    }
+  }
+  const measured = (r: Replicator): Replicator => ({
     async propose(entry) {
       const stop = commitLatency.startTimer();
       try {
-        const r = await driver.propose(entry);
+        const out = await r.propose(entry);
         stop();
         proposals.inc({ outcome: 'committed' });
-        return r;
+        return out;
       } catch (e) {
         proposals.inc({ outcome: 'failed' });
         throw e;
       }
     },
-    readBarrier: () => driver.readBarrier(),
-  };
-  core = await vault.code.VaultCore.create(secrets, replicator, nodeCoreEnv, { ...DEFAULT_POLICY, ...config.policy });
+    readBarrier: () => r.readBarrier(),
+  });
+  ({ core } = await member.createCore({
+    secrets,
+    env: nodeCoreEnv,
+    policy: { ...DEFAULT_POLICY, ...config.policy },
+    reader: records.reader,
+    wait,
+    wrap: measured,
+  }));
   log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
   const vaultCore = core;
 
@@ -202,7 +251,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       site: me.site,
       leader: leaderId,
       lag: s.commitIndex - s.lastApplied,
-      records: stateMachine.size,
+      records: stateMachine.count,
+      store: records.status(),
       pid: process.pid,
       uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
     };
@@ -236,6 +286,12 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     return reply.code(204).send();
   });
   app.get('/v1/status', async () => status());
+  // A peer repairing its record store streams this member's whole store (checked by the peer's core).
+  app.get('/v1/store/export', async (_req, reply) => {
+    const exp = await store.export(1024);
+    reply.type('application/octet-stream');
+    return reply.send(Readable.from(exportChunks(exp), { objectMode: false }));
+  });
   app.get('/metrics', async (_req, reply) => {
     for (const [event, v] of Object.entries(transport.stats)) transportGauge.set({ event }, v);
     return reply.type(registry.contentType).send(await registry.metrics());
@@ -279,6 +335,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       await app.close();
       driver.stop();
       await transport.close();
+      await records.close();
       await storage.close();
     },
   };

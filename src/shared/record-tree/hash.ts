@@ -6,7 +6,7 @@
  *   internal node = SHA-256(0x01 ‖ left[32] ‖ right[32])
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../errors.js';
 
 export const HASH_SIZE = 32;
 export const KEY_SIZE = 32;

@@ -3,7 +3,7 @@
  * ends, and what was found there (an empty subtree or one leaf). Exact bytes:
  * docs/formats/record-tree.md. Browser-safe, pure.
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../errors.js';
 import {
   HASH_SIZE,
   KEY_SIZE,

@@ -5,7 +5,7 @@
  * left before right: post-order), so a host can bulk-load its node table in one pass.
  * Browser-safe, pure.
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../errors.js';
 import { checkHash, checkKey, commonPrefixBits, compareKeys, keyBit, nodeHash, emptyHash, toHex } from './hash.js';
 import { EMPTY_CHILD, type TreeChild, type TreeNode, childHash } from './tree.js';
 

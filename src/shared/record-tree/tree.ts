@@ -8,7 +8,7 @@
  * record's leaf, wherever it sits), or another internal node known by its hash. An internal node
  * always has at least two leaves below it (there are no deletions).
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../errors.js';
 import {
   HASH_SIZE,
   MAX_DEPTH,

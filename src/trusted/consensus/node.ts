@@ -696,10 +696,13 @@ export class RaftNode {
       this.lastApplied - this.log.snapshot.index >= this.cfg.snapshotThreshold &&
       this.appliedBytes >= this.cfg.snapshotLogRatio * this.log.snapshot.data.length
     ) {
-      this.appliedBytes = 0;
-      this.log.compact(this.lastApplied, this.sm.snapshot());
-      this.snapshotDirty = true;
-      this.dirty();
+      const point = this.sm.compactionPoint ? this.sm.compactionPoint() : { index: this.lastApplied, snapshot: this.sm.snapshot() };
+      if (point !== null && point.index > this.log.snapshot.index && point.index <= this.lastApplied) {
+        this.appliedBytes = 0;
+        this.log.compact(point.index, point.snapshot);
+        this.snapshotDirty = true;
+        this.dirty();
+      }
     }
   }
 

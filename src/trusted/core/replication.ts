@@ -29,4 +29,10 @@ export interface ReplicatedStateMachine {
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot taken by `snapshot()`. */
   restore(snapshot: Uint8Array): void;
+  /**
+   * Optional: the log index up to which the log may be compacted, with the snapshot for it. A
+   * state machine whose data lives outside (the record store) allows compaction only up to what
+   * its host confirmed stored; null forbids compaction for now. Without it: `lastApplied`.
+   */
+  compactionPoint?(): { index: number; snapshot: Uint8Array } | null;
 }

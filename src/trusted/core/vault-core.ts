@@ -23,12 +23,17 @@ import {
 } from '../../shared/protocol/messages.js';
 import { Reader, Writer } from './codec.js';
 import { checkCounterSignRequest, type CounterSignRequest } from './counter-sign.js';
-import { ATTEMPT_ID_BYTES, encodeEntry } from './entries.js';
+import { ATTEMPT_ID_BYTES } from './entries.js';
 import type { CoreEnv } from './env.js';
 import { opaqueServerPublicKey, signingPublicKey, type FleetSecrets } from './fleet-secrets.js';
-import type { Replicator } from './replication.js';
 import { SEAL_NONCE_BYTES, seal, unseal } from './sealing.js';
-import { ATTEMPT_TTL_MS, decodeResult } from './state-machine.js';
+import { ATTEMPT_TTL_MS, type Command, type CommandResult } from '../records/commands.js';
+import { isNotLeader } from '../records/batcher.js';
+
+/** Runs vault commands on the records (the leader's batcher): resolves once the change is committed. */
+export interface RecordExecutor {
+  execute(cmd: Command): Promise<CommandResult>;
+}
 import { concatBytes } from '../../shared/bytes.js';
 
 export interface VaultPolicy {
@@ -65,7 +70,7 @@ const te = new TextEncoder();
 
 /**
  * The vault core's request logic: decrypts client requests, runs the server side of OPAQUE,
- * commits every state change through the replicator before any reply that depends on it, and
+ * commits every state change through the record batcher (a majority commit) before any reply that depends on it, and
  * encrypts replies. It holds the fleet secrets; the host only sees sealed bytes.
  */
 export class VaultCore {
@@ -74,19 +79,19 @@ export class VaultCore {
   private constructor(
     private readonly secrets: FleetSecrets,
     private readonly channel: ChannelKeyPair,
-    private readonly replicator: Replicator,
+    private readonly records: RecordExecutor,
     private readonly env: CoreEnv,
     readonly policy: VaultPolicy,
   ) {}
 
   static async create(
     secrets: FleetSecrets,
-    replicator: Replicator,
+    records: RecordExecutor,
     env: CoreEnv,
     policy: VaultPolicy = DEFAULT_POLICY,
   ): Promise<VaultCore> {
     await opaque.ready;
-    return new VaultCore(secrets, await deriveChannelKeyPair(secrets.channelSeed, env.channelPrimitives), replicator, env, policy);
+    return new VaultCore(secrets, await deriveChannelKeyPair(secrets.channelSeed, env.channelPrimitives), records, env, policy);
   }
 
   publicKeys(): FleetPublicKeys {
@@ -152,7 +157,8 @@ export class VaultCore {
       response = await produce();
     } catch (err) {
       this.stats.rejected++;
-      if (!isBkvError(err)) throw err;
+      // Not the leader: the host sends the request to another member (no reply is sealed).
+      if (!isBkvError(err) || isNotLeader(err)) throw err;
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
     return sealResponse(responseKey, encodeResponse(response), this.env.random(12), this.channel.primitives);
@@ -177,7 +183,7 @@ export class VaultCore {
     if (opaqueRecord.length !== 192) throw new BkvError('MALFORMED', 'registration record has the wrong length');
     const wrappedKey = fromB64(req.wrappedKey, 'wrapped key');
     if (wrappedKey.length !== 12 + 32 + 16) throw new BkvError('MALFORMED', 'wrapped key has the wrong length');
-    const entry = encodeEntry({
+    const res = await this.records.execute({
       type: 'register',
       ts: this.env.now(),
       user: req.user,
@@ -186,7 +192,6 @@ export class VaultCore {
       ksf: req.ksf,
       limit: req.limit,
     });
-    const res = decodeResult(await this.replicator.propose(entry));
     if (res.kind !== 'register') throw new BkvError('INTERNAL', 'unexpected result for a registration');
     return { ok: true, op: 'register-finish', version: res.r.version, attemptsRemaining: res.r.attemptsRemaining };
   }
@@ -196,7 +201,7 @@ export class VaultCore {
     const attemptId = sha256(concatBytes(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
     // The attempt is committed (counter decremented) before any credential response exists.
     const now = this.env.now();
-    const res = decodeResult(await this.replicator.propose(encodeEntry({ type: 'attempt', ts: now, user: req.user, attemptId })));
+    const res = await this.records.execute({ type: 'attempt', ts: now, user: req.user, attemptId });
     if (res.kind !== 'attempt') throw new BkvError('INTERNAL', 'unexpected result for an attempt');
     const a = res.r;
     const granted = a.status === 'granted';
@@ -239,8 +244,7 @@ export class VaultCore {
       }
     }
     const success = sessionKey !== null;
-    const entry = encodeEntry({ type: 'finish', ts: this.env.now(), user: req.user, attemptId, success, erase: success && req.erase });
-    const res = decodeResult(await this.replicator.propose(entry));
+    const res = await this.records.execute({ type: 'finish', ts: this.env.now(), user: req.user, attemptId, success, erase: success && req.erase });
     if (res.kind !== 'finish') throw new BkvError('INTERNAL', 'unexpected result for a finish');
     const f = res.r;
     let release = '';

@@ -1,6 +1,6 @@
 import { equalBytes } from '../../shared/bytes.js';
 import { BkvError } from '../../shared/errors.js';
-import { Reader, Writer } from './codec.js';
+import { Reader, Writer } from '../../trusted/core/codec.js';
 import {
   ATTEMPT_ID_BYTES,
   decodeEntry,
@@ -9,8 +9,8 @@ import {
   type FinishResult,
   type Ksf,
   type RegisterResult,
-} from './entries.js';
-import type { ReplicatedStateMachine } from './replication.js';
+} from '../../trusted/core/entries.js';
+import type { ReplicatedStateMachine } from '../../trusted/core/replication.js';
 
 /** An open attempt: a credential response was (or is about to be) released for it. */
 interface OpenAttempt {

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LogStorage, MonotonicCounter } from '../trusted/core/storage.js';
-import { fsyncDir, writeFileDurable } from '../node/fs-durable.js';
+import type { LogStorage, MonotonicCounter } from './legacy-storage.js';
+import { fsyncDir, writeFileDurable } from '../../node/fs-durable.js';
 
 /**
  * The untrusted host's disk for a single vault member (docs/formats/vault-storage.md):

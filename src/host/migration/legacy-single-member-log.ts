@@ -1,9 +1,9 @@
 import { BkvError } from '../../shared/errors.js';
-import { Reader, Writer } from './codec.js';
-import type { CoreEnv } from './env.js';
-import type { Replicator, ReplicatedStateMachine } from './replication.js';
-import { SEAL_NONCE_BYTES, seal, sealTag, sealingAad, unseal } from './sealing.js';
-import type { LogStorage, MonotonicCounter } from './storage.js';
+import { Reader, Writer } from '../../trusted/core/codec.js';
+import type { CoreEnv } from '../../trusted/core/env.js';
+import type { Replicator, ReplicatedStateMachine } from '../../trusted/core/replication.js';
+import { SEAL_NONCE_BYTES, seal, sealTag, sealingAad, unseal } from '../../trusted/core/sealing.js';
+import type { LogStorage, MonotonicCounter } from './legacy-storage.js';
 
 interface Pending {
   entry: Uint8Array;
