@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { BkvError } from '../../client/errors.js';
+import { BkvError, isBkvError } from '../../client/errors.js';
 import { RootBuilder, TreeUpdater, childHash, emptyHash, valueHash, type TreeChild } from '../../shared/record-tree/index.js';
 import {
   checkIndex,
@@ -64,6 +64,17 @@ function fsyncPath(path: string): void {
 }
 
 const REPLACE_TAG = '.replace-';
+
+/** A driver error as a typed one (a BkvError passes through). */
+function sqliteError(e: unknown, what: string): Error {
+  if (isBkvError(e)) return e;
+  const code = String((e as { code?: unknown }).code ?? '');
+  const msg = (e as Error).message ?? String(e);
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new BkvError('UNAVAILABLE', `sqlite record store: ${what}: ${msg}`, { sqliteCode: code });
+  }
+  return new BkvError('IO', `sqlite record store: ${what}: ${msg}`, code ? { sqliteCode: code } : {});
+}
 
 /** A Buffer view (no copy) of bytes, as better-sqlite3 binds BLOBs from Buffers. */
 function buf(b: Uint8Array): Buffer {
@@ -134,40 +145,54 @@ export class SqliteRecordStore implements RecordStore {
 
   async meta(): Promise<StoreMeta> {
     this.live();
-    return this.metaRow().meta;
+    try {
+      return this.metaRow().meta;
+    } catch (e) {
+      throw sqliteError(e, 'meta');
+    }
   }
 
   async read(keys: Uint8Array[]): Promise<{ meta: StoreMeta; reads: ProvenRead[] }> {
     this.live();
     checkKeys(keys);
     // A read transaction: one snapshot for the meta, the nodes and the records.
-    return this.db.transaction(() => {
-      const { meta, rootChild } = this.metaRow();
-      const reader = rowReader((id) => this.st.node.get(buf(id)));
-      const reads = keys.map((k) => {
-        const row = this.st.record.get(buf(k));
-        return provenRead(rootChild, reader, k, row ? plain(row.value) : undefined);
-      });
-      return { meta, reads };
-    }).deferred();
+    try {
+      return this.db.transaction(() => {
+        const { meta, rootChild } = this.metaRow();
+        const reader = rowReader((id) => this.st.node.get(buf(id)));
+        const reads = keys.map((k) => {
+          const row = this.st.record.get(buf(k));
+          return provenRead(rootChild, reader, k, row ? plain(row.value) : undefined);
+        });
+        return { meta, reads };
+      }).deferred();
+    } catch (e) {
+      throw sqliteError(e, 'read');
+    }
   }
 
   async apply(index: number, writes: StoredRecord[]): Promise<StoreMeta> {
     this.live();
     checkIndex(index);
     checkWrites(writes);
-    return this.db.transaction(() => {
-      const { meta, rootChild } = this.metaRow();
-      if (index <= meta.index) throw conflict(index, meta.index);
-      const u = new TreeUpdater(rootChild, rowReader((id) => this.st.node.get(buf(id))));
-      for (const w of writes) u.set(w.key, valueHash(w.value));
-      const r = u.finish();
-      for (const w of lastWrites(writes)) this.st.putRecord.run(buf(w.key), buf(w.value));
-      for (const c of r.changed) this.st.putNode.run(buf(nodeId(c.depth, c.key)), buf(encodeChild(c.node.left)), buf(encodeChild(c.node.right)));
-      const next: StoreMeta = { index, root: r.rootHash, count: meta.count + r.inserted };
-      this.st.setMeta.run(index, buf(r.rootHash), next.count, buf(encodeChild(r.root)));
-      return next;
-    }).immediate();
+    try {
+      return this.db.transaction(() => {
+        const { meta, rootChild } = this.metaRow();
+        if (index <= meta.index) throw conflict(index, meta.index);
+        const u = new TreeUpdater(rootChild, rowReader((id) => this.st.node.get(buf(id))));
+        for (const w of writes) u.set(w.key, valueHash(w.value));
+        const r = u.finish();
+        for (const w of lastWrites(writes)) this.st.putRecord.run(buf(w.key), buf(w.value));
+        for (const c of r.changed) {
+          this.st.putNode.run(buf(nodeId(c.depth, c.key)), buf(encodeChild(c.node.left)), buf(encodeChild(c.node.right)));
+        }
+        const next: StoreMeta = { index, root: r.rootHash, count: meta.count + r.inserted };
+        this.st.setMeta.run(index, buf(r.rootHash), next.count, buf(encodeChild(r.root)));
+        return next;
+      }).immediate();
+    } catch (e) {
+      throw sqliteError(e, 'apply');
+    }
   }
 
   async export(pageSize?: number): Promise<{ meta: StoreMeta; pages: AsyncIterable<StoredRecord[]> }> {
@@ -267,7 +292,7 @@ export class SqliteRecordStore implements RecordStore {
     } catch (e) {
       if (db.open) db.close();
       rmSync(tmp, { force: true });
-      throw e;
+      throw sqliteError(e, 'replace');
     }
     // Swap: close every connection to the old file (checkpointing its WAL away), rename, reopen.
     this.busy = true;

@@ -1,0 +1,550 @@
+/**
+ * One contract for the three record-store engines: the same tests against memory, a real SQLite
+ * file and a real PostgreSQL server, including a hostile host that edits the database directly.
+ * Whatever the store returns is checked the way the core checks it (record-tree proofs against
+ * the root the core holds).
+ */
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import {
+  MemoryRecordStore,
+  nodeId,
+  openRecordStore,
+  type RecordStore,
+  type StoredRecord,
+} from '../../src/host/record-store/index.js';
+import { RootBuilder, applyUpdates, compareKeys, keyBit, valueHash, verifyRecord } from '../../src/shared/record-tree/index.js';
+import { isBkvError } from '../../src/client/errors.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+
+const sha = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(s).digest());
+const k = (i: number): Uint8Array => sha(`key ${i}`);
+const val = (i: number, v = 0): Uint8Array => new TextEncoder().encode(`sealed record ${i} version ${v} `.repeat(1 + (i % 3)));
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected ${code}`).toBeDefined();
+  expect(isBkvError(err, code as never), String(err)).toBe(true);
+}
+
+async function* pagesOf(records: StoredRecord[], size: number): AsyncIterable<StoredRecord[]> {
+  for (let i = 0; i < records.length; i += size) yield records.slice(i, i + size);
+}
+
+function rootOf(records: StoredRecord[]): Uint8Array {
+  const b = new RootBuilder();
+  for (const r of [...records].sort((a, b) => compareKeys(a.key, b.key))) b.add(r.key, valueHash(r.value));
+  return b.finish();
+}
+
+/** Reads `keys` and checks each like the core: returns the keys whose read failed verification. No read may pass with a wrong value. */
+async function coreCheck(store: RecordStore, coreRoot: Uint8Array, honest: Map<string, Uint8Array>, keys: Uint8Array[]): Promise<Set<string>> {
+  const failed = new Set<string>();
+  let reads;
+  try {
+    reads = (await store.read(keys)).reads;
+  } catch (e) {
+    // The store could not even produce proofs (a broken database): nothing reaches the core.
+    expect(isBkvError(e), String(e)).toBe(true);
+    return new Set(keys.map(hex));
+  }
+  for (const r of reads) {
+    try {
+      verifyRecord(coreRoot, r.key, r.value, r.proof);
+    } catch (e) {
+      expect(isBkvError(e, 'VERIFICATION_FAILED', 'MALFORMED'), String(e)).toBe(true);
+      failed.add(hex(r.key));
+      continue;
+    }
+    // Verified: it must be the honest value.
+    expect(r.value === null ? null : hex(r.value)).toBe(honest.has(hex(r.key)) ? hex(honest.get(hex(r.key))!) : null);
+  }
+  return failed;
+}
+
+interface Hostile {
+  swapValues(k1: Uint8Array, k2: Uint8Array): Promise<void>;
+  deleteRow(key: Uint8Array): Promise<void>;
+  /** Flips a bit in one child of the internal node at `depth` on `key`'s path. */
+  corruptNode(depth: number, key: Uint8Array, side: 'left' | 'right'): Promise<void>;
+  /** Keeps a copy of the whole store; returns a function that puts it back. */
+  copy(): Promise<() => Promise<void>>;
+}
+
+interface Ctx {
+  store: RecordStore;
+  /** Closes and opens the same store again (not for memory). */
+  reopen(): Promise<void>;
+  /** Makes the next apply fail inside its transaction, after records and nodes were written. */
+  failNextApply(): Promise<void>;
+  clearFailure(): Promise<void>;
+  hostile: Hostile;
+  dispose(): Promise<void>;
+}
+
+interface Engine {
+  name: 'memory' | 'sqlite' | 'postgres';
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  create(): Promise<Ctx>;
+}
+
+const flipLast = (b: Buffer): Buffer => {
+  const x = Buffer.from(b);
+  x[x.length - 1]! ^= 1;
+  return x;
+};
+
+const memoryEngine: Engine = {
+  name: 'memory',
+  setup: async () => undefined,
+  teardown: async () => undefined,
+  create: async () => {
+    const store = (await openRecordStore('memory:')) as MemoryRecordStore;
+    return {
+      store,
+      reopen: async () => {
+        throw new Error('memory stores do not survive close');
+      },
+      failNextApply: async () => store.failNextApply('after-nodes'),
+      clearFailure: async () => undefined,
+      hostile: {
+        swapValues: async (a, b) => store.swapValues(a, b),
+        deleteRow: async (a) => store.deleteRow(a),
+        corruptNode: async (d, key, side) => store.corruptNode(d, key, side),
+        copy: async () => {
+          const snap = store.snapshot();
+          return async () => store.rollbackTo(snap);
+        },
+      },
+      dispose: () => store.close(),
+    };
+  },
+};
+
+let sqliteDir = '';
+let sqliteSeq = 0;
+const sqliteEngine: Engine = {
+  name: 'sqlite',
+  setup: async () => {
+    sqliteDir = mkdtempSync(join(tmpdir(), 'bkv-rs-sqlite-'));
+  },
+  teardown: async () => rmSync(sqliteDir, { recursive: true, force: true }),
+  create: async () => {
+    const path = join(sqliteDir, `store-${++sqliteSeq}.db`);
+    const url = `sqlite:${path}`;
+    // The hostile host: its own connection to the real file.
+    const edit = <T>(f: (db: Database.Database) => T): T => {
+      const db = new Database(path);
+      try {
+        return f(db);
+      } finally {
+        db.close();
+      }
+    };
+    const ctx: Ctx = {
+      store: await openRecordStore(url),
+      reopen: async () => {
+        await ctx.store.close();
+        ctx.store = await openRecordStore(url);
+      },
+      failNextApply: async () =>
+        edit((db) => void db.exec("CREATE TRIGGER fail_apply BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'injected failure'); END;")),
+      clearFailure: async () => edit((db) => void db.exec('DROP TRIGGER IF EXISTS fail_apply')),
+      hostile: {
+        swapValues: async (a, b) =>
+          edit((db) => {
+            const get = db.prepare<[Buffer], { value: Buffer }>('SELECT value FROM records WHERE key = ?');
+            const va = get.get(Buffer.from(a))!.value;
+            const vb = get.get(Buffer.from(b))!.value;
+            const put = db.prepare('UPDATE records SET value = ? WHERE key = ?');
+            put.run(vb, Buffer.from(a));
+            put.run(va, Buffer.from(b));
+          }),
+        deleteRow: async (a) => edit((db) => void db.prepare('DELETE FROM records WHERE key = ?').run(Buffer.from(a))),
+        corruptNode: async (d, key, side) =>
+          edit((db) => {
+            const id = Buffer.from(nodeId(d, key));
+            const row = db.prepare<[Buffer], { l: Buffer; r: Buffer }>('SELECT l, r FROM nodes WHERE id = ?').get(id)!;
+            db.prepare(`UPDATE nodes SET ${side === 'left' ? 'l' : 'r'} = ? WHERE id = ?`).run(flipLast(side === 'left' ? row.l : row.r), id);
+          }),
+        copy: async () => {
+          const saved = `${path}.saved-${sqliteSeq}`;
+          edit((db) => db.exec(`VACUUM INTO '${saved}'`));
+          return async () => {
+            // Restore the old file under the host's feet: close, copy back, reopen.
+            await ctx.store.close();
+            rmSync(`${path}-wal`, { force: true });
+            rmSync(`${path}-shm`, { force: true });
+            copyFileSync(saved, path);
+            ctx.store = await openRecordStore(url);
+          };
+        },
+      },
+      dispose: () => ctx.store.close(),
+    };
+    return ctx;
+  },
+};
+
+let server: TestPostgres | null = null;
+let admin: pg.Client | null = null;
+let schemaSeq = 0;
+const postgresEngine: Engine = {
+  name: 'postgres',
+  setup: async () => {
+    server = await startPostgres();
+    admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+  },
+  teardown: async () => {
+    await admin?.end().catch(() => undefined);
+    await server?.stop();
+  },
+  create: async () => {
+    const schema = `member_${++schemaSeq}`;
+    const url = `${server!.url}?schema=${schema}`;
+    const q = (text: string, values: unknown[] = []) => admin!.query(text, values);
+    const ctx: Ctx = {
+      store: await openRecordStore(url),
+      reopen: async () => {
+        await ctx.store.close();
+        ctx.store = await openRecordStore(url);
+      },
+      failNextApply: async () => {
+        await q(`CREATE OR REPLACE FUNCTION ${schema}.fail_apply() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`);
+        await q(`CREATE TRIGGER fail_apply BEFORE UPDATE ON ${schema}.meta FOR EACH ROW EXECUTE FUNCTION ${schema}.fail_apply()`);
+      },
+      clearFailure: async () => {
+        await q(`DROP TRIGGER IF EXISTS fail_apply ON ${schema}.meta`);
+      },
+      hostile: {
+        swapValues: async (a, b) => {
+          await q(
+            `UPDATE ${schema}.records r SET value = o.value FROM ${schema}.records o
+             WHERE (r.key = $1 AND o.key = $2) OR (r.key = $2 AND o.key = $1)`,
+            [Buffer.from(a), Buffer.from(b)],
+          );
+        },
+        deleteRow: async (a) => {
+          await q(`DELETE FROM ${schema}.records WHERE key = $1`, [Buffer.from(a)]);
+        },
+        corruptNode: async (d, key, side) => {
+          const id = Buffer.from(nodeId(d, key));
+          const row = (await q(`SELECT l, r FROM ${schema}.nodes WHERE id = $1`, [id])).rows[0] as { l: Buffer; r: Buffer };
+          await q(`UPDATE ${schema}.nodes SET ${side === 'left' ? 'l' : 'r'} = $1 WHERE id = $2`, [flipLast(side === 'left' ? row.l : row.r), id]);
+        },
+        copy: async () => {
+          const bak = `${schema}_bak`;
+          await q(`DROP SCHEMA IF EXISTS ${bak} CASCADE; CREATE SCHEMA ${bak}`);
+          for (const t of ['records', 'nodes', 'meta']) await q(`CREATE TABLE ${bak}.${t} AS TABLE ${schema}.${t}`);
+          return async () => {
+            await q('BEGIN');
+            for (const t of ['records', 'nodes', 'meta']) {
+              await q(`DELETE FROM ${schema}.${t}`);
+              await q(`INSERT INTO ${schema}.${t} SELECT * FROM ${bak}.${t}`);
+            }
+            await q('COMMIT');
+          };
+        },
+      },
+      dispose: () => ctx.store.close(),
+    };
+    return ctx;
+  },
+};
+
+describe.each([memoryEngine, sqliteEngine, postgresEngine])('record store contract: $name', (engine) => {
+  let ctx: Ctx;
+  beforeAll(() => engine.setup(), 120_000);
+  afterAll(() => engine.teardown(), 120_000);
+  beforeEach(async () => {
+    ctx = await engine.create();
+  });
+  afterEach(async () => {
+    await ctx.dispose();
+  });
+
+  const first = Array.from({ length: 40 }, (_, i) => ({ key: k(i), value: val(i) }));
+  const honestOf = (records: StoredRecord[]) => new Map(records.map((r) => [hex(r.key), r.value]));
+
+  it('a new store is at index 0 with the empty root', async () => {
+    const m = await ctx.store.meta();
+    expect(m).toEqual({ index: 0, root: new Uint8Array(32), count: 0 });
+    expect(ctx.store.engine).toBe(engine.name);
+    const { meta, reads } = await ctx.store.read([k(1)]);
+    expect(meta.index).toBe(0);
+    verifyRecord(meta.root, k(1), reads[0]!.value, reads[0]!.proof);
+    expect(reads[0]!.value).toBeNull();
+  });
+
+  it('round trip: applies, reads with proofs that verify, and agrees with the core (applyUpdates)', async () => {
+    const m1 = await ctx.store.apply(1, first);
+    expect(m1.index).toBe(1);
+    expect(m1.count).toBe(40);
+    expect(m1.root).toEqual(rootOf(first));
+    expect(await ctx.store.meta()).toEqual(m1);
+
+    const probe = [k(3), k(39), k(1000), k(0)];
+    const { meta, reads } = await ctx.store.read(probe);
+    expect(meta).toEqual(m1);
+    expect(reads.map((r) => r.key)).toEqual(probe);
+    expect(reads[0]!.value).toEqual(val(3));
+    expect(reads[2]!.value).toBeNull();
+    for (const r of reads) verifyRecord(m1.root, r.key, r.value, r.proof);
+
+    // Batch 2: updates, new keys, one key twice; the core computes the root from proofs alone.
+    const batch: StoredRecord[] = [
+      { key: k(5), value: val(5, 1) },
+      { key: k(100), value: val(100) },
+      { key: k(101), value: val(101) },
+      { key: k(5), value: val(5, 2) },
+      { key: k(100), value: val(100, 1) },
+    ];
+    const before = await ctx.store.read([k(5), k(100), k(101)]);
+    const coreRoot = applyUpdates(
+      m1.root,
+      before.reads.map((r) => ({ key: r.key, proof: r.proof })),
+      batch.map((w) => ({ key: w.key, valueHash: valueHash(w.value) })),
+    );
+    const m2 = await ctx.store.apply(2, batch);
+    expect(m2).toEqual({ index: 2, root: coreRoot, count: 42 });
+    const all = [...first.filter((r) => hex(r.key) !== hex(k(5))), { key: k(5), value: val(5, 2) }, { key: k(100), value: val(100, 1) }, { key: k(101), value: val(101) }];
+    expect(m2.root).toEqual(rootOf(all));
+    const after = await ctx.store.read([k(5), k(100), k(101), k(7)]);
+    expect(after.reads.map((r) => r.value)).toEqual([val(5, 2), val(100, 1), val(101), val(7)]);
+    for (const r of after.reads) verifyRecord(m2.root, r.key, r.value, r.proof);
+
+    // Indices may skip; an empty batch still moves the index.
+    const m3 = await ctx.store.apply(10, []);
+    expect(m3).toEqual({ ...m2, index: 10 });
+  });
+
+  it('many records in many batches: every proof verifies, present and absent', async () => {
+    let index = 0;
+    const all: StoredRecord[] = [];
+    for (let b = 0; b < 6; b++) {
+      const batch = Array.from({ length: 50 }, (_, i) => ({ key: k(1000 + b * 50 + i), value: val(b * 50 + i) }));
+      all.push(...batch);
+      await ctx.store.apply(++index, batch);
+    }
+    const m = await ctx.store.meta();
+    expect(m.count).toBe(300);
+    expect(m.root).toEqual(rootOf(all));
+    const keys = [...all.map((r) => r.key), ...Array.from({ length: 30 }, (_, i) => k(-1 - i))];
+    const failed = await coreCheck(ctx.store, m.root, honestOf(all), keys);
+    expect([...failed]).toEqual([]);
+  });
+
+  it('CONFLICT on an index that is not above the current one, and nothing changes', async () => {
+    const m1 = await ctx.store.apply(5, first);
+    await expectCode(ctx.store.apply(5, [{ key: k(1), value: val(1, 9) }]), 'CONFLICT');
+    await expectCode(ctx.store.apply(4, [{ key: k(777), value: val(777) }]), 'CONFLICT');
+    expect(await ctx.store.meta()).toEqual(m1);
+    const { reads } = await ctx.store.read([k(1), k(777)]);
+    expect(reads.map((r) => r.value)).toEqual([val(1), null]);
+  });
+
+  it('an apply that fails inside its transaction leaves meta, records and nodes unchanged', async () => {
+    const m1 = await ctx.store.apply(1, first);
+    const keys = [k(1), k(2), k(500), k(501)];
+    const before = await ctx.store.read(keys);
+    await ctx.failNextApply();
+    let failed = false;
+    try {
+      await ctx.store.apply(2, [
+        { key: k(1), value: val(1, 5) },
+        { key: k(500), value: val(500) },
+        { key: k(501), value: val(501) },
+      ]);
+    } catch (e) {
+      failed = isBkvError(e);
+    }
+    expect(failed).toBe(true);
+    await ctx.clearFailure();
+    expect(await ctx.store.meta()).toEqual(m1);
+    const after = await ctx.store.read(keys);
+    expect(after).toEqual(before);
+    // The same index goes through afterwards.
+    const m2 = await ctx.store.apply(2, [{ key: k(500), value: val(500) }]);
+    expect(m2.count).toBe(41);
+    const r = await ctx.store.read([k(500), k(501), k(1)]);
+    for (const x of r.reads) verifyRecord(m2.root, x.key, x.value, x.proof);
+    expect(r.reads.map((x) => x.value)).toEqual([val(500), null, val(1)]);
+  });
+
+  it('rejects malformed arguments', async () => {
+    await expectCode(ctx.store.apply(1, [{ key: new Uint8Array(31), value: val(1) }]), 'USAGE');
+    await expectCode(ctx.store.read([new Uint8Array(33)]), 'USAGE');
+    await expectCode(ctx.store.apply(-1, []), 'USAGE');
+    expect((await ctx.store.meta()).index).toBe(0);
+  });
+
+  it('export and replace: a round trip into another store, from one snapshot', async () => {
+    await ctx.store.apply(1, first);
+    const more = Array.from({ length: 25 }, (_, i) => ({ key: k(200 + i), value: val(200 + i) }));
+    const m2 = await ctx.store.apply(2, more);
+    const { meta, pages } = await ctx.store.export(7);
+    expect(meta).toEqual(m2);
+    // A write after the export began must not show in it.
+    const it = pages[Symbol.asyncIterator]();
+    const firstPage = await it.next();
+    await ctx.store.apply(3, [{ key: k(999), value: val(999) }, { key: k(1), value: val(1, 3) }]);
+    const exported: StoredRecord[] = [...(firstPage.value as StoredRecord[])];
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      expect(r.value.length).toBeLessThanOrEqual(7);
+      exported.push(...r.value);
+    }
+    expect(exported.length).toBe(65);
+    for (let i = 1; i < exported.length; i++) expect(compareKeys(exported[i - 1]!.key, exported[i]!.key)).toBeLessThan(0);
+    expect(exported.find((r) => hex(r.key) === hex(k(1)))!.value).toEqual(val(1));
+    expect(rootOf(exported)).toEqual(m2.root);
+
+    const other = await engine.create();
+    try {
+      const progress: number[] = [];
+      const got = await other.store.replace({ index: m2.index, root: m2.root }, pagesOf(exported, 10), (n) => progress.push(n));
+      expect(got).toEqual(m2);
+      expect(progress[progress.length - 1]).toBe(65);
+      expect(await other.store.meta()).toEqual(m2);
+      const keys = [k(1), k(200), k(224), k(999), k(12345)];
+      const a = await other.store.read(keys);
+      for (const r of a.reads) verifyRecord(m2.root, r.key, r.value, r.proof);
+      expect(a.reads.map((r) => r.value)).toEqual([val(1), val(200), val(224), null, null]);
+      // The replaced store keeps working: applies on top of it agree with the core.
+      const b = await other.store.read([k(999)]);
+      const m3 = await other.store.apply(3, [{ key: k(999), value: val(999) }]);
+      expect(m3.root).toEqual(applyUpdates(m2.root, [{ key: k(999), proof: b.reads[0]!.proof }], [{ key: k(999), valueHash: valueHash(val(999)) }]));
+      // And it can itself be replaced again (tables/files swapped twice).
+      const again = await other.store.replace({ index: 7, root: m2.root }, pagesOf(exported, 64));
+      expect(again).toEqual({ ...m2, index: 7 });
+      expect((await other.store.read([k(999)])).reads[0]!.value).toBeNull();
+    } finally {
+      await other.dispose();
+    }
+  });
+
+  it('an export left early releases its snapshot and the store keeps working', async () => {
+    await ctx.store.apply(1, first);
+    const { pages } = await ctx.store.export(5);
+    for await (const page of pages) {
+      expect(page.length).toBe(5);
+      break;
+    }
+    const m = await ctx.store.apply(2, [{ key: k(300), value: val(300) }]);
+    expect(m.count).toBe(41);
+  });
+
+  it('replace with a wrong expected root, or out-of-order records, changes nothing', async () => {
+    const m1 = await ctx.store.apply(1, first);
+    const keys = [k(0), k(1), k(2000)];
+    const before = await ctx.store.read(keys);
+    const incoming = Array.from({ length: 30 }, (_, i) => ({ key: k(2000 + i), value: val(i) })).sort((a, b) => compareKeys(a.key, b.key));
+    const wrong = rootOf(incoming.slice(1));
+    await expectCode(ctx.store.replace({ index: 9, root: wrong }, pagesOf(incoming, 8)), 'VERIFICATION_FAILED');
+    expect(await ctx.store.meta()).toEqual(m1);
+    expect(await ctx.store.read(keys)).toEqual(before);
+    const shuffled = [incoming[1]!, incoming[0]!, ...incoming.slice(2)];
+    await expectCode(ctx.store.replace({ index: 9, root: rootOf(incoming) }, pagesOf(shuffled, 8)), 'USAGE');
+    expect(await ctx.store.meta()).toEqual(m1);
+    expect(await ctx.store.read(keys)).toEqual(before);
+    // The right root goes through.
+    const m = await ctx.store.replace({ index: 9, root: rootOf(incoming) }, pagesOf(incoming, 8));
+    expect(m).toEqual({ index: 9, root: rootOf(incoming), count: 30 });
+  });
+
+  it.skipIf(engine.name === 'memory')('reopening after close keeps meta, records and nodes', async () => {
+    const m1 = await ctx.store.apply(1, first);
+    const m2 = await ctx.store.apply(2, [{ key: k(3), value: val(3, 1) }, { key: k(400), value: val(400) }]);
+    const keys = [k(3), k(400), k(401), k(20)];
+    const before = await ctx.store.read(keys);
+    await ctx.reopen();
+    expect(await ctx.store.meta()).toEqual(m2);
+    expect(await ctx.store.read(keys)).toEqual(before);
+    await expectCode(ctx.store.apply(2, []), 'CONFLICT');
+    const m3 = await ctx.store.apply(3, [{ key: k(401), value: val(401) }]);
+    expect(m3.count).toBe(m1.count + 2);
+  });
+
+  describe('a hostile database cannot make the core accept a wrong record', () => {
+    let coreRoot: Uint8Array;
+    let honest: Map<string, Uint8Array>;
+    const keys = [...first.map((r) => r.key), k(-5), k(-6)];
+    beforeEach(async () => {
+      coreRoot = (await ctx.store.apply(1, first)).root;
+      honest = honestOf(first);
+      expect([...(await coreCheck(ctx.store, coreRoot, honest, keys))]).toEqual([]);
+    });
+
+    it('two rows with their values swapped', async () => {
+      await ctx.hostile.swapValues(k(3), k(4));
+      const failed = await coreCheck(ctx.store, coreRoot, honest, keys);
+      expect(failed.has(hex(k(3))) && failed.has(hex(k(4)))).toBe(true);
+    });
+
+    it('a deleted row', async () => {
+      await ctx.hostile.deleteRow(k(8));
+      const failed = await coreCheck(ctx.store, coreRoot, honest, keys);
+      expect(failed.has(hex(k(8)))).toBe(true);
+    });
+
+    it('an older copy of the whole store put back', async () => {
+      const restore = await ctx.hostile.copy();
+      const batch = [{ key: k(2), value: val(2, 1) }, { key: k(600), value: val(600) }];
+      coreRoot = (await ctx.store.apply(2, batch)).root; // the core's root moves on
+      honest = honestOf([...first, ...batch]);
+      expect([...(await coreCheck(ctx.store, coreRoot, honest, [...keys, k(600)]))]).toEqual([]);
+      await restore();
+      const stale = await ctx.store.meta();
+      expect(stale.index).toBe(1);
+      const failed = await coreCheck(ctx.store, coreRoot, honest, [...keys, k(600)]);
+      expect(failed.has(hex(k(2))) && failed.has(hex(k(600)))).toBe(true);
+      // Every proof now hashes to the old root: nothing verifies against the core's.
+      expect(failed.size).toBe(keys.length + 1);
+    });
+
+    it('a changed node hash', async () => {
+      // Corrupt the root node's child on the side away from k(9): k(9)'s proof uses it as a sibling.
+      const side = keyBit(k(9), 0) === 0 ? 'right' : 'left';
+      await ctx.hostile.corruptNode(0, k(9), side);
+      const failed = await coreCheck(ctx.store, coreRoot, honest, keys);
+      expect(failed.has(hex(k(9)))).toBe(true);
+    });
+
+    it.runIf(engine.name === 'memory')('torn applies, and a forged value (memory fault injection)', async () => {
+      const store = ctx.store as MemoryRecordStore;
+      const batch = [{ key: k(1), value: val(1, 7) }, { key: k(700), value: val(700) }];
+      const snap = store.snapshot();
+      const before = await store.read(batch.map((w) => w.key));
+      const nextRoot = applyUpdates(
+        coreRoot,
+        before.reads.map((r) => ({ key: r.key, proof: r.proof })),
+        batch.map((w) => ({ key: w.key, valueHash: valueHash(w.value) })),
+      );
+      const nextHonest = honestOf([...first, ...batch]);
+      store.tornApply(2, batch, 'records');
+      let failed = await coreCheck(store, nextRoot, nextHonest, [k(1), k(700)]);
+      expect(failed.size).toBe(2);
+      store.rollbackTo(snap);
+      store.tornApply(2, batch, 'tree');
+      expect((await store.meta()).root).toEqual(nextRoot);
+      failed = await coreCheck(store, nextRoot, nextHonest, [k(1), k(700)]);
+      expect(failed.size).toBe(2);
+      store.rollbackTo(snap);
+      store.forgeValue(k(11), val(11, 66));
+      failed = await coreCheck(store, coreRoot, honest, keys);
+      expect([...failed]).toEqual([hex(k(11))]);
+    });
+  });
+});
