@@ -347,6 +347,29 @@ describe.each([memoryEngine, sqliteEngine, postgresEngine])('record store contra
     expect([...failed]).toEqual([]);
   });
 
+  it('keys that share up to 255 bits: long chains of single-child nodes, deep proofs', async () => {
+    const base = sha('deep');
+    const near = (bitFromEnd: number): Uint8Array => {
+      const x = base.slice();
+      x[31 - (bitFromEnd >> 3)]! ^= 1 << (bitFromEnd & 7);
+      return x;
+    };
+    const records = [base, near(0), near(3), near(40), near(200)].map((key, i) => ({ key, value: val(i) }));
+    // Many ordinary keys too, so that the store's depth guess is far above log2 of nothing.
+    const m1 = await ctx.store.apply(1, first);
+    const m2 = await ctx.store.apply(2, records.slice(0, 2));
+    const m3 = await ctx.store.apply(3, records.slice(2));
+    expect(m3.count).toBe(m1.count + 5);
+    expect(m2.root).not.toEqual(m3.root);
+    const all = [...first, ...records];
+    expect(m3.root).toEqual(rootOf(all));
+    const absent = [near(1), near(100), near(255)];
+    const { reads } = await ctx.store.read([...records.map((r) => r.key), ...absent]);
+    expect(reads[1]!.proof.length).toBeGreaterThan(2 + 64 + 2 + 32); // a leaf at depth 256
+    for (const r of reads) verifyRecord(m3.root, r.key, r.value, r.proof);
+    expect(reads.map((r) => r.value)).toEqual([...records.map((r) => r.value), null, null, null]);
+  });
+
   it('CONFLICT on an index that is not above the current one, and nothing changes', async () => {
     const m1 = await ctx.store.apply(5, first);
     await expectCode(ctx.store.apply(5, [{ key: k(1), value: val(1, 9) }]), 'CONFLICT');
