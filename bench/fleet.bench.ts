@@ -25,8 +25,11 @@ import { httpTransport } from '../src/client/sdk/transport.js';
 import { VaultClient } from '../src/client/sdk/vault-client.js';
 import { readFleetKeys } from '../src/cli/vault-options.js';
 import { sealHardState, sealSnapshot, snapshotDigest } from '../src/trusted/consensus/sealed-state.js';
-import { encodeEntry } from '../src/trusted/core/entries.js';
-import { VaultStateMachine } from '../src/trusted/core/state-machine.js';
+import { decodeFleetSecrets } from '../src/trusted/core/fleet-secrets.js';
+import { deriveRecordKeys, recordId, sealRecord } from '../src/trusted/records/record-keys.js';
+import { encodeSnapshot } from '../src/trusted/records/record-state.js';
+import { RootBuilder, compareKeys, valueHash } from '../src/shared/record-tree/index.js';
+import { openRecordStore } from '../src/host/record-store/index.js';
 import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig } from '../src/host/fleet/config.js';
 import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
 import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
@@ -40,30 +43,47 @@ const CONCURRENCY = numberArg('concurrency', 16);
 const PRELOAD = numberArg('preload', 1_000_000);
 
 /**
- * Gives every member `count` synthetic users: the state machine is built by applying `register`
- * entries (the real apply path), and its snapshot is sealed per member and installed through
- * `MemberStorage.install` (the persist path and counter a running member uses) as the member's
- * state at index `count`, term 1, as if the fleet had committed those registrations.
+ * Gives every member `count` synthetic users: each record is sealed with the fleet's record keys
+ * (the core's own sealing code), the root is computed by the record tree's streaming builder (the
+ * code a member uses to check a repaired store), every member's record store is filled through
+ * `replace` (which recomputes and checks that root), and a vault state snapshot naming the root is
+ * sealed per member and installed through `MemberStorage.install` as the member's state at index 1,
+ * term 1, as if the fleet had committed one batch of those registrations.
  */
 export async function preload(dir: string, config: FleetConfig, count: number): Promise<number> {
   const t0 = performance.now();
-  const sm = new VaultStateMachine();
-  const record = crypto.getRandomValues(new Uint8Array(192));
-  const wrapped = crypto.getRandomValues(new Uint8Array(60));
+  const first = fleetPaths(dir).member(config.members[0]!.id);
+  const secrets = decodeFleetSecrets(new Uint8Array(await readFile(join(first, 'fleet-secrets.bin'))));
+  const keys = deriveRecordKeys(secrets.storageKey);
+  const opaqueRecord = crypto.getRandomValues(new Uint8Array(192));
+  const wrappedKey = crypto.getRandomValues(new Uint8Array(60));
+  const records: Array<{ key: Uint8Array; value: Uint8Array }> = [];
   for (let i = 1; i <= count; i++) {
-    sm.apply(i, encodeEntry({ type: 'register', ts: 1_700_000_000_000, user: `preloaded-${i}`, opaqueRecord: record, wrappedKey: wrapped, ksf: LIGHT_KSF, limit: 10 }));
+    const key = recordId(keys, `preloaded-${i}`);
+    const value = sealRecord(keys, key, { status: 'live', version: 1, opaqueRecord, wrappedKey, ksf: LIGHT_KSF, limit: 10, attemptsRemaining: 10, open: [], recent: [] }, crypto.getRandomValues(new Uint8Array(12)), nativeChannelPrimitives);
+    records.push({ key, value });
   }
-  const data = sm.snapshot();
+  records.sort((a, b) => compareKeys(a.key, b.key));
+  const builder = new RootBuilder();
+  for (const r of records) builder.add(r.key, valueHash(r.value));
+  const root = builder.finish();
+  const data = encodeSnapshot({ index: 1, root, count, importOpen: false }, 1);
+  async function* pages() {
+    for (let i = 0; i < records.length; i += 4096) yield records.slice(i, i + 4096);
+  }
   const clusterId = fromB64(config.clusterId, 'clusterId');
   for (const m of config.members) {
     const md = fleetPaths(dir).member(m.id);
+    const store = await openRecordStore(`sqlite:${join(md, 'records.sqlite')}`);
+    await store.replace({ index: 1, root }, pages());
+    await store.close();
     const identity = decodeMemberIdentity(new Uint8Array(await readFile(join(md, 'member.bin'))));
     const key = memberStorageKey(identity, clusterId);
     const rnd = () => crypto.getRandomValues(new Uint8Array(12));
     await MemberStorage.install(join(md, 'state'), (stamp) => {
-      const snapshot = sealSnapshot(key, m.id, rnd(), { index: count, term: 1, data }, nativeSealCrypto);
+      const snapshot = sealSnapshot(key, m.id, rnd(), { index: 1, term: 1, data }, nativeSealCrypto);
       const hardState = sealHardState(key, m.id, stamp, rnd(), {
-        term: 1, votedFor: null, learner: false, lastIndex: count, lastTerm: 1, snapshot: { index: count, term: 1, digest: snapshotDigest(snapshot, nativeSealCrypto) },
+        term: 1, votedFor: null, learner: false, lastIndex: 1, lastTerm: 1, snapshot: { index: 1, term: 1, digest: snapshotDigest(snapshot, nativeSealCrypto) },
       }, nativeSealCrypto);
       return { snapshot, hardState };
     });

@@ -124,6 +124,12 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
   records = new MemberRecords(store, state, { wait, ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
   member.driver.start();
   await records.open();
+  // A one-member fleet elects itself within one short election timeout; wait for it, bounded.
+  for (let waited = 0; member.node.status().role !== 'leader'; waited += 5) {
+    if (waited > 10_000) throw new BkvError('UNAVAILABLE', `the vault member did not become leader (${member.node.bootNote})`);
+    await wait(5);
+  }
+  await member.replicator.readBarrier();
   const { core } = await member.createCore({ secrets, env, policy: opts.policy ?? DEFAULT_POLICY, reader: records.reader, wait });
   const keys = deriveRecordKeys(secrets.storageKey);
   const r = records;

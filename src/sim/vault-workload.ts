@@ -18,7 +18,7 @@
 import { ATTEMPT_ID_BYTES, decodeEntry, encodeEntry } from '../trusted/core/entries.js';
 import type { Entry } from '../trusted/core/entries.js';
 import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
-import { VaultStateMachine, decodeResult } from '../trusted/core/state-machine.js';
+import { VaultStateMachine, decodeResult } from '../host/migration/legacy-state-machine.js';
 import type { Prng } from './prng.js';
 import type { Observation, SimWorkload } from './workload.js';
 import { equalBytes } from '../shared/bytes.js';

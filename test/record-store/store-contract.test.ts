@@ -19,7 +19,7 @@ import {
   type StoredRecord,
 } from '../../src/host/record-store/index.js';
 import { RootBuilder, applyUpdates, compareKeys, keyBit, valueHash, verifyRecord } from '../../src/shared/record-tree/index.js';
-import { isBkvError } from '../../src/client/errors.js';
+import { isBkvError } from '../../src/shared/errors.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const sha = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(s).digest());

@@ -44,10 +44,10 @@ describe('vault records', () => {
     expect(openRecord(keys, id, value)).toEqual(live);
     expect(() => openRecord(keys, recordId(keys, 'bob'), value)).toThrow(expect.objectContaining({ code: 'TAMPERED' }));
     const relabelled = value.slice();
-    relabelled[7] ^= 1; // the version in clear
+    relabelled[7]! ^= 1; // the version in clear
     expect(() => openRecord(keys, id, relabelled)).toThrow(expect.objectContaining({ code: 'TAMPERED' }));
     const flipped = value.slice();
-    flipped[flipped.length - 1] ^= 1;
+    flipped[flipped.length - 1]! ^= 1;
     expect(() => openRecord(keys, id, flipped)).toThrow(expect.objectContaining({ code: 'TAMPERED' }));
     expect(() => openRecord(deriveRecordKeys(new Uint8Array(32)), id, value)).toThrow(expect.objectContaining({ code: 'TAMPERED' }));
   });
@@ -69,10 +69,10 @@ describe('vault commands on one record', () => {
     const last = runCommand(rec, finish(2, false));
     expect(last.result).toMatchObject({ kind: 'finish', r: { status: 'destroyed' } });
     expect(last.next).toMatchObject({ status: 'destroyed' });
-    expect(runCommand(last.next, attempt(3)).result).toMatchObject({ r: { status: 'locked' } });
-    expect(runCommand(last.next, attempt(3)).next).toBeUndefined();
+    expect(runCommand(last.next!, attempt(3)).result).toMatchObject({ r: { status: 'locked' } });
+    expect(runCommand(last.next!, attempt(3)).next).toBeUndefined();
     // Registering again over the tombstone starts at the next version.
-    expect(runCommand(last.next, reg).next).toMatchObject({ status: 'live', version: last.next!.version + 1, attemptsRemaining: 2 });
+    expect(runCommand(last.next!, reg).next).toMatchObject({ status: 'live', version: last.next!.version + 1, attemptsRemaining: 2 });
   });
 
   it('reset the counter on a successful recovery and release the wrapped key', () => {
@@ -80,9 +80,9 @@ describe('vault commands on one record', () => {
     rec = runCommand(rec, attempt(1)).next!;
     const ok = runCommand(rec, finish(1, true));
     expect(ok.result).toMatchObject({ r: { status: 'recovered', attemptsRemaining: 2 } });
-    const erased = runCommand(runCommand(ok.next, attempt(2)).next, finish(2, true, true));
+    const erased = runCommand(runCommand(ok.next!, attempt(2)).next!, finish(2, true, true));
     expect(erased.next).toEqual({ status: 'erased', version: expect.any(Number) });
-    expect(runCommand(erased.next, attempt(3)).result).toMatchObject({ r: { status: 'unknown' } });
+    expect(runCommand(erased.next!, attempt(3)).result).toMatchObject({ r: { status: 'unknown' } });
   });
 
   it('never change the input record', () => {

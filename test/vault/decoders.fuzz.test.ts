@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { BkvError } from '../../src/shared/errors.js';
 import { decodeEntry, encodeEntry } from '../../src/trusted/core/entries.js';
 import { decodeFleetSecrets } from '../../src/trusted/core/fleet-secrets.js';
-import { VaultStateMachine, decodeResult } from '../../src/trusted/core/state-machine.js';
+import { RecordState, decodeAppliedOutcome } from '../../src/trusted/records/record-state.js';
+import { decodeBatch } from '../../src/trusted/records/batch.js';
+import { decodeRecord } from '../../src/trusted/records/record.js';
 import { openResponse, sealRequest, unpad } from '../../src/shared/protocol/channel.js';
 import { decodeRequest, decodeResponse, encodeRequest } from '../../src/shared/protocol/messages.js';
 import { makeFixture } from './fixture.js';
@@ -43,13 +45,18 @@ describe('every decoder rejects hostile input with a typed error', () => {
     );
   });
 
-  it('log entries, entry results, snapshots, padding, secrets', () => {
-    const sm = new VaultStateMachine();
+  it('log entries, batches, batch outcomes, records, snapshots, padding, secrets', () => {
+    const sm = new RecordState();
     fc.assert(
       fc.property(bytes, (b) => {
         onlyTypedErrors(() => decodeEntry(b));
-        onlyTypedErrors(() => decodeResult(b));
+        onlyTypedErrors(() => decodeAppliedOutcome(b));
+        onlyTypedErrors(() => decodeBatch(b));
+        onlyTypedErrors(() => decodeRecord(b));
         onlyTypedErrors(() => sm.restore(b));
+        // Applying garbage as a committed entry changes nothing.
+        sm.apply(1, b);
+        expect(sm.lastBatchIndex).toBe(0);
         onlyTypedErrors(() => unpad(b));
         onlyTypedErrors(() => openResponse(new Uint8Array(32), b));
         try {

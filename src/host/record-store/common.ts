@@ -2,7 +2,7 @@
  * What the three engines share: argument checks, the stored form of tree nodes, and proving
  * and updating over whatever node lookup an engine has.
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import {
   EMPTY_CHILD,
   KEY_SIZE,

@@ -2,7 +2,7 @@
  * The host's record store (docs/record-store.md): sealed vault records and the record tree's
  * nodes, in memory, SQLite or PostgreSQL, behind one interface.
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import { MemoryRecordStore } from './memory.js';
 import { PostgresRecordStore } from './postgres.js';
 import { SqliteRecordStore } from './sqlite.js';

@@ -3,7 +3,7 @@
  * tests, with a fault-injection API that plays the hostile or broken host: roll the store back,
  * swap or forge values, delete rows, tear an apply, corrupt a node.
  */
-import { BkvError } from '../../client/errors.js';
+import { BkvError } from '../../shared/errors.js';
 import {
   EMPTY_CHILD,
   RootBuilder,

@@ -6,7 +6,7 @@
  * renames them in, in one transaction, only when their root is the expected one.
  */
 import pg from 'pg';
-import { BkvError, isBkvError } from '../../client/errors.js';
+import { BkvError, isBkvError } from '../../shared/errors.js';
 import {
   RootBuilder,
   TreeUpdater,

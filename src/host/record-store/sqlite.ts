@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { BkvError, isBkvError } from '../../client/errors.js';
+import { BkvError, isBkvError } from '../../shared/errors.js';
 import { RootBuilder, TreeUpdater, childHash, emptyHash, valueHash, type TreeChild } from '../../shared/record-tree/index.js';
 import {
   checkIndex,
