@@ -98,21 +98,20 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const stateMachine = new vault.code.VaultStateMachine();
   const startedAt = performance.now();
 
-  const node = new vault.code.consensus.RaftNode({
+  const nodeOptions = {
     identity: vault.code.consensus.identityFromSeed(me.id, identity.identitySeed),
     members: new Map(config.members.map((m) => [m.id, fromB64(m.identityKey, 'identityKey')])),
     clusterId,
     storageKey: memberStorageKey(identity, clusterId),
     counter: storage.counter,
     rng: randomU32,
-    stateMachine,
     boot: storage.bootState(),
     now: performance.now(),
     hmacSha256: nativeHmacSha256,
     sealCrypto: nativeSealCrypto,
     // Compaction serialises the whole state machine: with many records, do it rarely.
     config: { snapshotThreshold: 4096, ...opts.raftConfig },
-  });
+  };
 
   // ------------------------------------------------------------------ metrics
   const registry = new Registry();
@@ -169,28 +168,29 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     persist: storage.persist,
     defer: (fn) => setImmediate(fn),
   };
-  const driver: RaftDriver = new vault.code.consensus.RaftDriver(node, env, {
+  const member = vault.code.createVaultMember({ stateMachine, node: nodeOptions, env, driver: {
     requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
     onOutput(o) {
       if (o.type === 'committed') applied.inc();
     },
-  });
-  const replicator: Replicator = {
+  } });
+  const { node, driver } = member;
+  const measured = (r: Replicator): Replicator => ({
     async propose(entry) {
       const stop = commitLatency.startTimer();
       try {
-        const r = await driver.propose(entry);
+        const out = await r.propose(entry);
         stop();
         proposals.inc({ outcome: 'committed' });
-        return r;
+        return out;
       } catch (e) {
         proposals.inc({ outcome: 'failed' });
         throw e;
       }
     },
-    readBarrier: () => driver.readBarrier(),
-  };
-  core = await vault.code.VaultCore.create(secrets, replicator, nodeCoreEnv, { ...DEFAULT_POLICY, ...config.policy });
+    readBarrier: () => r.readBarrier(),
+  });
+  core = await member.createCore(secrets, nodeCoreEnv, { ...DEFAULT_POLICY, ...config.policy }, measured);
   log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
   const vaultCore = core;
 
