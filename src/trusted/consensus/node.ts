@@ -16,6 +16,7 @@ import type { HmacSha256, Identity } from './auth.js';
 import { ConsensusDecodeError } from './codec.js';
 import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
+import { ProgressTracker } from './progress.js';
 import { MsgType, decodeBody, encodeBody } from './messages.js';
 import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
@@ -107,13 +108,8 @@ export class RaftNode {
   private votes = new Set<MemberId>();
 
   // leader
-  private nextIndex = new Map<MemberId, number>();
-  private matchIndex = new Map<MemberId, number>();
-  private peerVoter = new Map<MemberId, boolean>();
-  private peerAckAt = new Map<MemberId, number>();
-  /** When the leader last sent each peer a snapshot (cleared by an acknowledgement that covers it). */
-  private snapshotSentAt = new Map<MemberId, number>();
-  private ackedSeq = new Map<MemberId, number>();
+  /** Per-peer replication progress (next, match, voter, last ack, snapshot sent, read acks). */
+  private progress = new ProgressTracker();
   private readSeq = 0;
   private pendingReads: PendingRead[] = [];
   private readsAwaitingTermCommit: PendingRead[] = [];
@@ -382,7 +378,7 @@ export class RaftNode {
         // check-quorum: step down if a majority has not answered within an election timeout.
         const since = this.quorumCheckAt - this.cfg.electionTimeoutMax;
         let alive = 1;
-        for (const p of this.peers) if ((this.peerAckAt.get(p) ?? -Infinity) >= since && this.peerVoter.get(p)) alive++;
+        for (const p of this.peers) if ((this.progress.of(p).ackAt ?? -Infinity) >= since && this.progress.of(p).voter) alive++;
         if (alive < this.majority) return this.becomeFollower(this.term, null);
         this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
       }
@@ -399,11 +395,12 @@ export class RaftNode {
       // keeps its optimistic position (a mismatch makes it answer with a hint), and a peer that was
       // sent a snapshot recently is given time to install it: rewinding either to index 1 would
       // resend the whole state machine every heartbeat, hundreds of MB with a million users.
-      const match = this.matchIndex.get(p);
+      const pr = this.progress.of(p);
+      const match = pr.match;
       if (match !== undefined && match < this.log.lastIndex) {
-        const sentAt = this.snapshotSentAt.get(p);
+        const sentAt = pr.snapshotSentAt;
         const installing = match < this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax;
-        if (!installing) this.nextIndex.set(p, match + 1);
+        if (!installing) pr.next = match + 1;
       }
       this.sendAppend(p);
     }
@@ -498,16 +495,13 @@ export class RaftNode {
   private becomeLeader(): void {
     this.role = 'leader';
     this.leaderId = this.id;
-    this.nextIndex.clear();
-    this.matchIndex.clear();
-    this.snapshotSentAt.clear();
-    this.peerVoter.clear();
-    this.ackedSeq.clear();
+    this.progress.resetForTerm();
     this.forwardSeen.clear();
     for (const p of this.peers) {
-      this.nextIndex.set(p, this.log.lastIndex + 1);
-      this.peerAckAt.set(p, this.now);
-      this.peerVoter.set(p, true);
+      const pr = this.progress.of(p);
+      pr.next = this.log.lastIndex + 1;
+      pr.ackAt = this.now;
+      pr.voter = true;
     }
     this.readSeq = 0;
     this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
@@ -531,8 +525,9 @@ export class RaftNode {
   }
 
   private sendAppend(p: MemberId): void {
-    let next = this.nextIndex.get(p) ?? this.log.lastIndex + 1;
-    const sentAt = this.snapshotSentAt.get(p);
+    const pr = this.progress.of(p);
+    let next = pr.next ?? this.log.lastIndex + 1;
+    const sentAt = pr.snapshotSentAt;
     if (next <= this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax) {
       // The peer was sent the snapshot moments ago and is still installing it (or it was lost and
       // will be resent later): an empty append at the snapshot keeps the leader's authority.
@@ -547,9 +542,9 @@ export class RaftNode {
     if (next <= this.log.snapshot.index) {
       const s = this.log.snapshot;
       this.stats.snapshotsSent++;
-      this.snapshotSentAt.set(p, this.now);
+      pr.snapshotSentAt = this.now;
       this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.readSeq, data: s.data }, false);
-      this.nextIndex.set(p, s.index + 1);
+      pr.next = s.index + 1;
       return;
     }
     const prevIndex = next - 1;
@@ -559,29 +554,30 @@ export class RaftNode {
       commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries,
     };
     this.send(p, msg, false); // the leader may send before its own write; it counts itself only once durable
-    this.nextIndex.set(p, next + entries.length);
+    pr.next = next + entries.length;
   }
 
   private onAppendResp(from: MemberId, m: AppendRespMsg): void {
     if (m.term > this.term) return this.becomeFollower(m.term, null);
     if (this.role !== 'leader' || m.term !== this.term) return;
-    this.peerAckAt.set(from, this.now);
-    this.peerVoter.set(from, m.voter);
-    if (m.voter) this.ackedSeq.set(from, Math.max(this.ackedSeq.get(from) ?? 0, m.readSeq));
-    if (!m.voter && !m.success && m.match < (this.matchIndex.get(from) ?? 0)) {
-      this.matchIndex.set(from, m.match); // a learner that lost its state: replicate from scratch
+    const pr = this.progress.of(from);
+    pr.ackAt = this.now;
+    pr.voter = m.voter;
+    if (m.voter) pr.ackedSeq = Math.max(pr.ackedSeq ?? 0, m.readSeq);
+    if (!m.voter && !m.success && m.match < (pr.match ?? 0)) {
+      pr.match = m.match; // a learner that lost its state: replicate from scratch
     }
-    const match = this.matchIndex.get(from) ?? 0;
-    const next = this.nextIndex.get(from) ?? this.log.lastIndex + 1;
+    const match = pr.match ?? 0;
+    const next = pr.next ?? this.log.lastIndex + 1;
     if (m.success) {
       const newMatch = Math.min(Math.max(match, m.match), this.log.lastIndex);
-      this.matchIndex.set(from, newMatch);
-      if (newMatch >= this.log.snapshot.index) this.snapshotSentAt.delete(from);
-      if (next <= newMatch) this.nextIndex.set(from, newMatch + 1);
+      pr.match = newMatch;
+      if (newMatch >= this.log.snapshot.index) pr.snapshotSentAt = undefined;
+      if (next <= newMatch) pr.next = newMatch + 1;
       this.advanceCommit();
-      if ((this.nextIndex.get(from) ?? 0) <= this.log.lastIndex) this.sendAppend(from);
+      if ((pr.next ?? 0) <= this.log.lastIndex) this.sendAppend(from);
     } else {
-      this.nextIndex.set(from, Math.max(match + 1, Math.min(next - 1, m.match + 1)));
+      pr.next = Math.max(match + 1, Math.min(next - 1, m.match + 1));
       this.sendAppend(from);
     }
     this.confirmReads();
@@ -590,7 +586,7 @@ export class RaftNode {
   private advanceCommit(): void {
     if (this.role !== 'leader') return;
     const matches = [Math.min(this.durableLastIndex, this.log.lastIndex)];
-    for (const p of this.peers) if (this.peerVoter.get(p)) matches.push(this.matchIndex.get(p) ?? 0);
+    for (const p of this.peers) if (this.progress.of(p).voter) matches.push(this.progress.of(p).match ?? 0);
     matches.sort((a, b) => b - a);
     const n = matches[this.commitQuorum - 1] ?? 0;
     // Raft §5.4.2: only entries of the current term are committed by counting replicas.
@@ -754,7 +750,7 @@ export class RaftNode {
     const keep: PendingRead[] = [];
     for (const r of this.pendingReads) {
       let acks = 1;
-      for (const p of this.peers) if ((this.ackedSeq.get(p) ?? 0) >= r.seq) acks++;
+      for (const p of this.peers) if ((this.progress.of(p).ackedSeq ?? 0) >= r.seq) acks++;
       if (acks < this.majority) {
         keep.push(r);
         continue;
