@@ -17,6 +17,7 @@ import { ConsensusDecodeError } from './codec.js';
 import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './progress.js';
+import { newDurability, type Durability } from './durability.js';
 import { MsgType, decodeBody, encodeBody } from './messages.js';
 import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
@@ -25,7 +26,7 @@ import type {
 import {
   SealedStateError, ZERO_DIGEST, nobleSealCrypto, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
 } from './sealed-state.js';
-import type { BootState, HardState, PersistRecord, SealCrypto, SnapshotMeta, SnapshotRef } from './sealed-state.js';
+import type { BootState, HardState, PersistRecord, SealCrypto, SnapshotMeta } from './sealed-state.js';
 import { DEFAULT_CONFIG, EntryKind, VOTE_ABSTAIN } from './types.js';
 import type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, Role } from './types.js';
 
@@ -129,22 +130,8 @@ export class RaftNode {
   private rejoinTerm: number | null = null;
   private probeDue = 0;
 
-  // durability
-  private stateVersion = 0;
-  private writtenVersion = 0;
-  private durableVersion = 0;
-  private durableLastIndex = 0;
-  private inflight: { token: number; version: number; stamp: number; lastIndex: number } | null = null;
-  private nextToken = 1;
-  /** Frames for indexes snapshot.index+1 .. diskIndex have been handed to the host and still match the log. */
-  private diskIndex = 0;
-  /** Frames at this index or above that were handed out earlier are dead (a dropped suffix). */
-  private truncateFrom: number | null = null;
-  /** The snapshot changed and must be sealed with the next persist. */
-  private snapshotDirty = false;
-  /** The snapshot reference the last sealed hard state carried. */
-  private snapRef: SnapshotRef = { index: 0, term: 0, digest: ZERO_DIGEST };
-  private outbox: Array<{ version: number; to: MemberId; bytes: Uint8Array }> = [];
+  /** Durability bookkeeping: state versions written and durable, frames on disk, held-back messages. */
+  private dur: Durability = newDurability();
 
   private out: NodeOutput[] = [];
 
@@ -207,9 +194,9 @@ export class RaftNode {
     this.log = new RaftLog(snapshot, entries);
     if (snapshot.index > 0) this.sm.restore(snapshot.data);
     this.commitIndex = this.lastApplied = snapshot.index;
-    this.stateVersion = this.writtenVersion = this.durableVersion = 1;
-    this.durableLastIndex = this.diskIndex = this.log.lastIndex;
-    this.snapRef = hs.snapshot;
+    this.dur.stateVersion = this.dur.writtenVersion = this.dur.durableVersion = 1;
+    this.dur.durableLastIndex = this.dur.diskIndex = this.log.lastIndex;
+    this.dur.snapRef = hs.snapshot;
     this.bootNote = hs.learner ? 'resumed as learner' : 'resumed';
     if (hs.learner) this.startProbe();
   }
@@ -221,10 +208,10 @@ export class RaftNode {
     this.votedFor = VOTE_ABSTAIN;
     this.learner = true;
     this.log = RaftLog.empty();
-    this.diskIndex = 0;
-    this.truncateFrom = 1; // whatever frames the host still has are of no use
-    this.snapshotDirty = false;
-    this.snapRef = { index: 0, term: 0, digest: ZERO_DIGEST };
+    this.dur.diskIndex = 0;
+    this.dur.truncateFrom = 1; // whatever frames the host still has are of no use
+    this.dur.snapshotDirty = false;
+    this.dur.snapRef = { index: 0, term: 0, digest: ZERO_DIGEST };
     this.dirty();
     this.startProbe();
   }
@@ -275,13 +262,13 @@ export class RaftNode {
   // ---------------------------------------------------------------- durability and sending
 
   private dirty(): void {
-    this.stateVersion++;
+    this.dur.stateVersion++;
   }
 
   private send(to: MemberId, msg: Message, gated = true): void {
     const bytes = this.auth.seal(to, encodeBody(msg));
-    if (!gated || this.stateVersion <= this.durableVersion) this.out.push({ type: 'send', to, bytes });
-    else this.outbox.push({ version: this.stateVersion, to, bytes });
+    if (!gated || this.dur.stateVersion <= this.dur.durableVersion) this.out.push({ type: 'send', to, bytes });
+    else this.dur.outbox.push({ version: this.dur.stateVersion, to, bytes });
   }
 
   private flush(): void {
@@ -293,11 +280,11 @@ export class RaftNode {
       const items = this.forwardBuffer.splice(0, this.forwardBuffer.length);
       this.send(this.leaderId, { t: MsgType.Forward, term: this.term, incarnation: this.incarnation, items }, false);
     }
-    if (this.inflight === null && this.stateVersion > this.writtenVersion) {
+    if (this.dur.inflight === null && this.dur.stateVersion > this.dur.writtenVersion) {
       const stamp = this.counter.read() + 1;
-      const token = this.nextToken++;
-      this.inflight = { token, version: this.stateVersion, stamp, lastIndex: this.log.lastIndex };
-      this.writtenVersion = this.stateVersion;
+      const token = this.dur.nextToken++;
+      this.dur.inflight = { token, version: this.dur.stateVersion, stamp, lastIndex: this.log.lastIndex };
+      this.dur.writtenVersion = this.dur.stateVersion;
       this.out.push({ type: 'persist', token, record: this.buildRecord(stamp) });
     }
   }
@@ -313,47 +300,47 @@ export class RaftNode {
   private buildRecord(stamp: number): PersistRecord {
     const snap = this.log.snapshot;
     let snapshot: Uint8Array | null = null;
-    if (this.snapshotDirty) {
+    if (this.dur.snapshotDirty) {
       snapshot = sealSnapshot(this.storageKey, this.id, this.nonce(), snap, this.sc);
-      this.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot, this.sc) };
-      this.snapshotDirty = false;
+      this.dur.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot, this.sc) };
+      this.dur.snapshotDirty = false;
     }
     const frames: Uint8Array[] = [];
-    for (let i = Math.max(this.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
+    for (let i = Math.max(this.dur.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
       const e = this.log.entry(i) as LogEntry;
       frames.push(sealFrame(this.storageKey, this.id, i, this.log.termAt(i - 1) ?? 0, this.nonce(), e, this.sc));
     }
-    this.diskIndex = this.log.lastIndex;
-    const truncateFrom = this.truncateFrom;
-    this.truncateFrom = null;
+    this.dur.diskIndex = this.log.lastIndex;
+    const truncateFrom = this.dur.truncateFrom;
+    this.dur.truncateFrom = null;
     const hardState = sealHardState(this.storageKey, this.id, stamp, this.nonce(), {
       term: this.term, votedFor: this.votedFor, learner: this.learner,
-      lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.snapRef,
+      lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.dur.snapRef,
     }, this.sc);
     return { snapshot, truncateFrom, frames, hardState };
   }
 
   /** The log lost its entries from `from` on: frames already handed out for them are dead. */
   private dropDiskFrom(from: number): void {
-    if (from > this.diskIndex) return;
-    this.truncateFrom = Math.min(this.truncateFrom ?? from, from);
-    this.diskIndex = from - 1;
+    if (from > this.dur.diskIndex) return;
+    this.dur.truncateFrom = Math.min(this.dur.truncateFrom ?? from, from);
+    this.dur.diskIndex = from - 1;
   }
 
   private onPersisted(token: number): void {
-    const w = this.inflight;
+    const w = this.dur.inflight;
     if (w === null || w.token !== token) return;
     const value = this.counter.increment();
     if (value !== w.stamp && !this.cfg.unsafeAcceptRollback) throw new Error('monotonic counter moved outside this member');
-    this.inflight = null;
-    this.durableVersion = w.version;
-    this.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);
-    const keep: typeof this.outbox = [];
-    for (const m of this.outbox) {
-      if (m.version <= this.durableVersion) this.out.push({ type: 'send', to: m.to, bytes: m.bytes });
+    this.dur.inflight = null;
+    this.dur.durableVersion = w.version;
+    this.dur.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);
+    const keep: typeof this.dur.outbox = [];
+    for (const m of this.dur.outbox) {
+      if (m.version <= this.dur.durableVersion) this.out.push({ type: 'send', to: m.to, bytes: m.bytes });
       else keep.push(m);
     }
-    this.outbox = keep;
+    this.dur.outbox = keep;
     if (this.role === 'leader') this.advanceCommit();
   }
 
@@ -585,7 +572,7 @@ export class RaftNode {
 
   private advanceCommit(): void {
     if (this.role !== 'leader') return;
-    const matches = [Math.min(this.durableLastIndex, this.log.lastIndex)];
+    const matches = [Math.min(this.dur.durableLastIndex, this.log.lastIndex)];
     for (const p of this.peers) if (this.progress.of(p).voter) matches.push(this.progress.of(p).match ?? 0);
     matches.sort((a, b) => b - a);
     const n = matches[this.commitQuorum - 1] ?? 0;
@@ -641,7 +628,7 @@ export class RaftNode {
     if (changedFrom > 0) {
       this.dropDiskFrom(changedFrom);
       this.dirty();
-      this.durableLastIndex = Math.min(this.durableLastIndex, m.prevIndex);
+      this.dur.durableLastIndex = Math.min(this.dur.durableLastIndex, m.prevIndex);
     }
     const matched = Math.max(m.prevIndex + m.entries.length, snapIdx);
     const commit = Math.min(m.commit, matched);
@@ -660,11 +647,11 @@ export class RaftNode {
     }
     if (m.index > this.commitIndex) {
       if (!this.log.install({ index: m.index, term: m.snapTerm, data: m.data })) this.dropDiskFrom(m.index + 1);
-      this.snapshotDirty = true;
+      this.dur.snapshotDirty = true;
       this.sm.restore(m.data);
       this.commitIndex = this.lastApplied = m.index;
       this.appliedBytes = 0;
-      this.durableLastIndex = Math.min(this.durableLastIndex, m.index);
+      this.dur.durableLastIndex = Math.min(this.dur.durableLastIndex, m.index);
       this.stats.snapshotsInstalled++;
       this.dirty();
       this.out.push({ type: 'restored', index: m.index });
@@ -694,7 +681,7 @@ export class RaftNode {
     ) {
       this.appliedBytes = 0;
       this.log.compact(this.lastApplied, this.sm.snapshot());
-      this.snapshotDirty = true;
+      this.dur.snapshotDirty = true;
       this.dirty();
     }
   }
