@@ -30,6 +30,7 @@ import type { Replicator } from './replication.js';
 import { SEAL_NONCE_BYTES, seal, unseal } from './sealing.js';
 import { ATTEMPT_TTL_MS, decodeResult } from './state-machine.js';
 import { concatBytes } from '../../shared/bytes.js';
+import type { FleetPublicKeys } from '../../shared/fleet-formats/artifact.js';
 
 export interface VaultPolicy {
   /** Attempts a record gets when the client does not ask for fewer. */
@@ -46,11 +47,8 @@ export interface VaultPolicy {
 export const DEFAULT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
 export const DEFAULT_POLICY: VaultPolicy = { defaultLimit: 10, maxLimit: 100, defaultKsf: DEFAULT_KSF };
 
-export interface FleetPublicKeys {
-  opaqueServerPublicKey: Uint8Array;
-  encryptionPublicKey: Uint8Array;
-  signingPublicKey: Uint8Array;
-}
+/** The fleet's three public keys (the shape the fleet artifact publishes). */
+export type { FleetPublicKeys };
 
 /** Counters the core keeps about itself (no secrets): exported as metrics by the host. */
 export interface CoreStats {
