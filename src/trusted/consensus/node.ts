@@ -18,6 +18,7 @@ import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './progress.js';
 import { newDurability, type Durability } from './durability.js';
+import { newReadIndexState, type PendingRead, type ReadIndexState } from './read-index.js';
 import { MsgType, decodeBody, encodeBody } from './messages.js';
 import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
@@ -65,13 +66,6 @@ const SNAPSHOT_RETRY_TIMEOUTS = 4;
 /** Bytes a log entry costs besides its data (frame header, entry header, GCM tag, record header). */
 const ENTRY_OVERHEAD = 100;
 
-interface PendingRead {
-  seq: number;
-  index: number;
-  local?: number;
-  remote?: { to: MemberId; incarnation: number; requestId: number };
-}
-
 export class RaftNode {
   readonly id: MemberId;
   readonly members: readonly MemberId[];
@@ -111,9 +105,8 @@ export class RaftNode {
   // leader
   /** Per-peer replication progress (next, match, voter, last ack, snapshot sent, read acks). */
   private progress = new ProgressTracker();
-  private readSeq = 0;
-  private pendingReads: PendingRead[] = [];
-  private readsAwaitingTermCommit: PendingRead[] = [];
+  /** Linearizable reads: the read sequence, reads being confirmed, forwarded and waiting reads. */
+  private reads: ReadIndexState = newReadIndexState();
   private heartbeatDue = 0;
   private quorumCheckAt = 0;
   private forwardSeen = new Map<string, { hwm: number; seen: Set<number> }>();
@@ -121,8 +114,6 @@ export class RaftNode {
 
   // follower / any member
   private forwardBuffer: Array<{ requestId: number; data: Uint8Array }> = [];
-  private remoteReads = new Set<number>();
-  private localReadWaiters: Array<{ requestId: number; index: number }> = [];
 
   // learner rejoin
   private probeNonce = 0;
@@ -490,7 +481,7 @@ export class RaftNode {
       pr.ackAt = this.now;
       pr.voter = true;
     }
-    this.readSeq = 0;
+    this.reads.seq = 0;
     this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
     this.appendLocal({ term: this.term, kind: EntryKind.Noop, origin: this.id, incarnation: this.incarnation, requestId: 0, data: new Uint8Array(0) });
@@ -522,7 +513,7 @@ export class RaftNode {
       const prevIndex = next - 1;
       this.send(p, {
         t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
-        commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries: [],
+        commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.reads.seq, entries: [],
       }, false);
       return;
     }
@@ -530,7 +521,7 @@ export class RaftNode {
       const s = this.log.snapshot;
       this.stats.snapshotsSent++;
       pr.snapshotSentAt = this.now;
-      this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.readSeq, data: s.data }, false);
+      this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.reads.seq, data: s.data }, false);
       pr.next = s.index + 1;
       return;
     }
@@ -538,7 +529,7 @@ export class RaftNode {
     const entries = this.log.slice(next, this.cfg.maxBatch);
     const msg: AppendMsg = {
       t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
-      commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries,
+      commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.reads.seq, entries,
     };
     this.send(p, msg, false); // the leader may send before its own write; it counts itself only once durable
     pr.next = next + entries.length;
@@ -581,8 +572,8 @@ export class RaftNode {
       this.commitIndex = n;
       this.applyCommitted();
       this.needsBroadcast = true;
-      if (this.readsAwaitingTermCommit.length > 0) {
-        const waiting = this.readsAwaitingTermCommit.splice(0);
+      if (this.reads.awaitingTermCommit.length > 0) {
+        const waiting = this.reads.awaitingTermCommit.splice(0);
         for (const r of waiting) this.startRead(r);
       }
     }
@@ -715,51 +706,51 @@ export class RaftNode {
       this.out.push(this.rejection(requestId, 'no-leader'));
       return;
     }
-    this.remoteReads.add(requestId);
+    this.reads.remote.add(requestId);
     this.send(this.leaderId, { t: MsgType.ReadReq, term: this.term, incarnation: this.incarnation, requestId }, false);
   }
 
   private startRead(r: PendingRead): void {
     // A new leader does not know the commit index until an entry of its own term is committed.
     if (this.log.termAt(this.commitIndex) !== this.term) {
-      this.readsAwaitingTermCommit.push(r);
+      this.reads.awaitingTermCommit.push(r);
       return;
     }
-    this.readSeq += 1;
-    this.pendingReads.push({ ...r, seq: this.readSeq, index: this.commitIndex });
+    this.reads.seq += 1;
+    this.reads.pending.push({ ...r, seq: this.reads.seq, index: this.commitIndex });
     for (const p of this.peers) this.sendAppend(p);
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
     this.confirmReads();
   }
 
   private confirmReads(): void {
-    if (this.role !== 'leader' || this.pendingReads.length === 0) return;
+    if (this.role !== 'leader' || this.reads.pending.length === 0) return;
     const keep: PendingRead[] = [];
-    for (const r of this.pendingReads) {
+    for (const r of this.reads.pending) {
       let acks = 1;
       for (const p of this.peers) if ((this.progress.of(p).ackedSeq ?? 0) >= r.seq) acks++;
       if (acks < this.majority) {
         keep.push(r);
         continue;
       }
-      if (r.local !== undefined) this.localReadWaiters.push({ requestId: r.local, index: r.index });
+      if (r.local !== undefined) this.reads.localWaiters.push({ requestId: r.local, index: r.index });
       if (r.remote) {
         this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: true, index: r.index }, false);
       }
     }
-    this.pendingReads = keep;
+    this.reads.pending = keep;
     this.serveLocalReads();
   }
 
   private failPendingReads(reason: 'deposed'): void {
-    for (const r of [...this.pendingReads, ...this.readsAwaitingTermCommit]) {
+    for (const r of [...this.reads.pending, ...this.reads.awaitingTermCommit]) {
       if (r.local !== undefined) this.out.push({ type: 'rejected', requestId: r.local, reason });
       if (r.remote) {
         this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: false, index: 0 }, false);
       }
     }
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
+    this.reads.pending = [];
+    this.reads.awaitingTermCommit = [];
   }
 
   private onReadReq(from: MemberId, m: ReadReqMsg): void {
@@ -772,9 +763,9 @@ export class RaftNode {
   }
 
   private onReadResp(m: ReadRespMsg): void {
-    if (m.incarnation !== this.incarnation || !this.remoteReads.delete(m.requestId)) return; // stale or replayed
+    if (m.incarnation !== this.incarnation || !this.reads.remote.delete(m.requestId)) return; // stale or replayed
     if (m.ok) {
-      this.localReadWaiters.push({ requestId: m.requestId, index: m.index });
+      this.reads.localWaiters.push({ requestId: m.requestId, index: m.index });
       this.serveLocalReads();
     } else {
       this.out.push(this.rejection(m.requestId, 'not-leader'));
@@ -782,13 +773,13 @@ export class RaftNode {
   }
 
   private serveLocalReads(): void {
-    if (this.localReadWaiters.length === 0) return;
-    const keep: typeof this.localReadWaiters = [];
-    for (const w of this.localReadWaiters) {
+    if (this.reads.localWaiters.length === 0) return;
+    const keep: typeof this.reads.localWaiters = [];
+    for (const w of this.reads.localWaiters) {
       if (this.lastApplied >= w.index) this.out.push({ type: 'readReady', requestId: w.requestId, index: w.index });
       else keep.push(w);
     }
-    this.localReadWaiters = keep;
+    this.reads.localWaiters = keep;
   }
 
   // ---------------------------------------------------------------- learner rejoin
