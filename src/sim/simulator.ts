@@ -6,8 +6,9 @@
  */
 import { identityFromSeed } from '../trusted/consensus/auth.js';
 import type { Identity } from '../trusted/consensus/auth.js';
-import { RaftDriver } from '../trusted/consensus/driver.js';
-import { RaftNode } from '../trusted/consensus/node.js';
+import type { RaftDriver } from '../trusted/consensus/driver.js';
+import type { RaftNode } from '../trusted/consensus/node.js';
+import { createConsensusMember } from '../trusted/member.js';
 import type { RaftConfig } from '../trusted/consensus/types.js';
 import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { SafetyChecker } from './checker.js';
@@ -132,23 +133,29 @@ export function runSimulation(opts: SimOptions): SimResult {
     const epoch = m.epoch;
     const who = `member ${m.id} boot ${m.boots}`;
     m.sm = workload.createStateMachine();
-    m.node = new RaftNode({
-      identity: m.identity, members: publicKeys, clusterId, storageKey: m.storageKey, counter: m.disk.counter,
-      rng: () => m.rng.u32(), stateMachine: m.sm, boot: m.disk.bootState(), now: localNow(m), config,
-    });
-    if (m.node.status().learner) stats.learnerBoots++;
-    m.driver = new RaftDriver(m.node, {
-      now: () => localNow(m),
-      setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),
-      send: (to, bytes) => { if (m.epoch === epoch && m.up) net.send(m.id, to, bytes); },
-      persist: (record, done) => m.disk.persist(record, done),
-    }, {
-      tickMs: 10, requestTimeoutMs: 3000,
-      onOutput: (o) => {
-        if (o.type === 'committed') checker.onApply(who, o.index, o.entry);
-        else if (o.type === 'restored') checker.onRestored(who, o.index);
+    const parts = createConsensusMember({
+      stateMachine: m.sm,
+      node: {
+        identity: m.identity, members: publicKeys, clusterId, storageKey: m.storageKey, counter: m.disk.counter,
+        rng: () => m.rng.u32(), boot: m.disk.bootState(), now: localNow(m), config,
+      },
+      env: {
+        now: () => localNow(m),
+        setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),
+        send: (to, bytes) => { if (m.epoch === epoch && m.up) net.send(m.id, to, bytes); },
+        persist: (record, done) => m.disk.persist(record, done),
+      },
+      driver: {
+        tickMs: 10, requestTimeoutMs: 3000,
+        onOutput: (o) => {
+          if (o.type === 'committed') checker.onApply(who, o.index, o.entry);
+          else if (o.type === 'restored') checker.onRestored(who, o.index);
+        },
       },
     });
+    m.node = parts.node;
+    if (m.node.status().learner) stats.learnerBoots++;
+    m.driver = parts.driver;
     m.up = true;
     m.driver.start();
   };

@@ -2,8 +2,9 @@
 import { identityFromSeed } from '../../src/trusted/consensus/auth.js';
 import type { Identity } from '../../src/trusted/consensus/auth.js';
 import { MemoryCounter } from '../../src/trusted/consensus/counter.js';
-import { RaftDriver } from '../../src/trusted/consensus/driver.js';
-import { RaftNode } from '../../src/trusted/consensus/node.js';
+import type { RaftDriver } from '../../src/trusted/consensus/driver.js';
+import type { RaftNode } from '../../src/trusted/consensus/node.js';
+import { createConsensusMember } from '../../src/trusted/member.js';
 import type { NodeOutput, NodeStatus, RaftConfig } from '../../src/trusted/consensus/types.js';
 import { EscrowStateMachine } from '../../src/sim/escrow-model.js';
 import { EMPTY_IMAGE, bootStateOf, landAppends, landHardState } from '../../src/sim/disk.js';
@@ -59,28 +60,34 @@ export class TestCluster {
     const epoch = m.epoch;
     m.sm = new EscrowStateMachine();
     const rng = this.rng.fork();
-    m.node = new RaftNode({
-      identity: m.identity, members: this.publicKeys, clusterId: this.clusterId, storageKey: m.storageKey,
-      counter: m.counter, rng: () => rng.u32(), stateMachine: m.sm, boot: bootStateOf(m.disk), now: this.q.now,
-      config: { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, snapshotThreshold: 16, snapshotLogRatio: 0, ...this.config },
-    });
     m.outputs = [];
-    m.driver = new RaftDriver(m.node, {
-      now: () => this.q.now,
-      setTimer: (d, fn) => this.q.schedule(d, () => { if (m.up && m.epoch === epoch) fn(); }),
-      send: (to, bytes) => {
-        if (!m.up || m.epoch !== epoch) return;
-        this.wire.push({ from: m.id, to, bytes });
-        if (!this.filter(m.id, to, bytes)) return;
-        this.q.schedule(2, () => this.deliver(to, bytes));
+    const parts = createConsensusMember({
+      stateMachine: m.sm,
+      node: {
+        identity: m.identity, members: this.publicKeys, clusterId: this.clusterId, storageKey: m.storageKey,
+        counter: m.counter, rng: () => rng.u32(), boot: bootStateOf(m.disk), now: this.q.now,
+        config: { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, snapshotThreshold: 16, snapshotLogRatio: 0, ...this.config },
       },
-      persist: (record, done) => this.q.schedule(1, () => {
-        if (!m.up || m.epoch !== epoch) return;
-        m.diskHistory.push(m.disk);
-        m.disk = landHardState(landAppends(m.disk, record), record);
-        done();
-      }),
-    }, { tickMs: 10, requestTimeoutMs: 2000, onOutput: (o) => m.outputs.push(o) });
+      env: {
+        now: () => this.q.now,
+        setTimer: (d, fn) => this.q.schedule(d, () => { if (m.up && m.epoch === epoch) fn(); }),
+        send: (to, bytes) => {
+          if (!m.up || m.epoch !== epoch) return;
+          this.wire.push({ from: m.id, to, bytes });
+          if (!this.filter(m.id, to, bytes)) return;
+          this.q.schedule(2, () => this.deliver(to, bytes));
+        },
+        persist: (record, done) => this.q.schedule(1, () => {
+          if (!m.up || m.epoch !== epoch) return;
+          m.diskHistory.push(m.disk);
+          m.disk = landHardState(landAppends(m.disk, record), record);
+          done();
+        }),
+      },
+      driver: { tickMs: 10, requestTimeoutMs: 2000, onOutput: (o) => m.outputs.push(o) },
+    });
+    m.node = parts.node;
+    m.driver = parts.driver;
     m.up = true;
     m.driver.start();
   }

@@ -16,6 +16,9 @@ import type { HmacSha256, Identity } from './auth.js';
 import { ConsensusDecodeError } from './codec.js';
 import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
+import { ProgressTracker } from './progress.js';
+import { newDurability, type Durability } from './durability.js';
+import { newReadIndexState, type PendingRead, type ReadIndexState } from './read-index.js';
 import { MsgType, decodeBody, encodeBody } from './messages.js';
 import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
@@ -24,7 +27,7 @@ import type {
 import {
   SealedStateError, ZERO_DIGEST, nobleSealCrypto, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
 } from './sealed-state.js';
-import type { BootState, HardState, PersistRecord, SealCrypto, SnapshotMeta, SnapshotRef } from './sealed-state.js';
+import type { BootState, HardState, PersistRecord, SealCrypto, SnapshotMeta } from './sealed-state.js';
 import { DEFAULT_CONFIG, EntryKind, VOTE_ABSTAIN } from './types.js';
 import type { LogEntry, MemberId, NodeInput, NodeOutput, NodeStatus, RaftConfig, Role } from './types.js';
 
@@ -63,13 +66,6 @@ const SNAPSHOT_RETRY_TIMEOUTS = 4;
 /** Bytes a log entry costs besides its data (frame header, entry header, GCM tag, record header). */
 const ENTRY_OVERHEAD = 100;
 
-interface PendingRead {
-  seq: number;
-  index: number;
-  local?: number;
-  remote?: { to: MemberId; incarnation: number; requestId: number };
-}
-
 export class RaftNode {
   readonly id: MemberId;
   readonly members: readonly MemberId[];
@@ -107,16 +103,10 @@ export class RaftNode {
   private votes = new Set<MemberId>();
 
   // leader
-  private nextIndex = new Map<MemberId, number>();
-  private matchIndex = new Map<MemberId, number>();
-  private peerVoter = new Map<MemberId, boolean>();
-  private peerAckAt = new Map<MemberId, number>();
-  /** When the leader last sent each peer a snapshot (cleared by an acknowledgement that covers it). */
-  private snapshotSentAt = new Map<MemberId, number>();
-  private ackedSeq = new Map<MemberId, number>();
-  private readSeq = 0;
-  private pendingReads: PendingRead[] = [];
-  private readsAwaitingTermCommit: PendingRead[] = [];
+  /** Per-peer replication progress (next, match, voter, last ack, snapshot sent, read acks). */
+  private progress = new ProgressTracker();
+  /** Linearizable reads: the read sequence, reads being confirmed, forwarded and waiting reads. */
+  private reads: ReadIndexState = newReadIndexState();
   private heartbeatDue = 0;
   private quorumCheckAt = 0;
   private forwardSeen = new Map<string, { hwm: number; seen: Set<number> }>();
@@ -124,8 +114,6 @@ export class RaftNode {
 
   // follower / any member
   private forwardBuffer: Array<{ requestId: number; data: Uint8Array }> = [];
-  private remoteReads = new Set<number>();
-  private localReadWaiters: Array<{ requestId: number; index: number }> = [];
 
   // learner rejoin
   private probeNonce = 0;
@@ -133,22 +121,8 @@ export class RaftNode {
   private rejoinTerm: number | null = null;
   private probeDue = 0;
 
-  // durability
-  private stateVersion = 0;
-  private writtenVersion = 0;
-  private durableVersion = 0;
-  private durableLastIndex = 0;
-  private inflight: { token: number; version: number; stamp: number; lastIndex: number } | null = null;
-  private nextToken = 1;
-  /** Frames for indexes snapshot.index+1 .. diskIndex have been handed to the host and still match the log. */
-  private diskIndex = 0;
-  /** Frames at this index or above that were handed out earlier are dead (a dropped suffix). */
-  private truncateFrom: number | null = null;
-  /** The snapshot changed and must be sealed with the next persist. */
-  private snapshotDirty = false;
-  /** The snapshot reference the last sealed hard state carried. */
-  private snapRef: SnapshotRef = { index: 0, term: 0, digest: ZERO_DIGEST };
-  private outbox: Array<{ version: number; to: MemberId; bytes: Uint8Array }> = [];
+  /** Durability bookkeeping: state versions written and durable, frames on disk, held-back messages. */
+  private dur: Durability = newDurability();
 
   private out: NodeOutput[] = [];
 
@@ -211,9 +185,9 @@ export class RaftNode {
     this.log = new RaftLog(snapshot, entries);
     if (snapshot.index > 0) this.sm.restore(snapshot.data);
     this.commitIndex = this.lastApplied = snapshot.index;
-    this.stateVersion = this.writtenVersion = this.durableVersion = 1;
-    this.durableLastIndex = this.diskIndex = this.log.lastIndex;
-    this.snapRef = hs.snapshot;
+    this.dur.stateVersion = this.dur.writtenVersion = this.dur.durableVersion = 1;
+    this.dur.durableLastIndex = this.dur.diskIndex = this.log.lastIndex;
+    this.dur.snapRef = hs.snapshot;
     this.bootNote = hs.learner ? 'resumed as learner' : 'resumed';
     if (hs.learner) this.startProbe();
   }
@@ -225,10 +199,10 @@ export class RaftNode {
     this.votedFor = VOTE_ABSTAIN;
     this.learner = true;
     this.log = RaftLog.empty();
-    this.diskIndex = 0;
-    this.truncateFrom = 1; // whatever frames the host still has are of no use
-    this.snapshotDirty = false;
-    this.snapRef = { index: 0, term: 0, digest: ZERO_DIGEST };
+    this.dur.diskIndex = 0;
+    this.dur.truncateFrom = 1; // whatever frames the host still has are of no use
+    this.dur.snapshotDirty = false;
+    this.dur.snapRef = { index: 0, term: 0, digest: ZERO_DIGEST };
     this.dirty();
     this.startProbe();
   }
@@ -279,13 +253,13 @@ export class RaftNode {
   // ---------------------------------------------------------------- durability and sending
 
   private dirty(): void {
-    this.stateVersion++;
+    this.dur.stateVersion++;
   }
 
   private send(to: MemberId, msg: Message, gated = true): void {
     const bytes = this.auth.seal(to, encodeBody(msg));
-    if (!gated || this.stateVersion <= this.durableVersion) this.out.push({ type: 'send', to, bytes });
-    else this.outbox.push({ version: this.stateVersion, to, bytes });
+    if (!gated || this.dur.stateVersion <= this.dur.durableVersion) this.out.push({ type: 'send', to, bytes });
+    else this.dur.outbox.push({ version: this.dur.stateVersion, to, bytes });
   }
 
   private flush(): void {
@@ -297,11 +271,11 @@ export class RaftNode {
       const items = this.forwardBuffer.splice(0, this.forwardBuffer.length);
       this.send(this.leaderId, { t: MsgType.Forward, term: this.term, incarnation: this.incarnation, items }, false);
     }
-    if (this.inflight === null && this.stateVersion > this.writtenVersion) {
+    if (this.dur.inflight === null && this.dur.stateVersion > this.dur.writtenVersion) {
       const stamp = this.counter.read() + 1;
-      const token = this.nextToken++;
-      this.inflight = { token, version: this.stateVersion, stamp, lastIndex: this.log.lastIndex };
-      this.writtenVersion = this.stateVersion;
+      const token = this.dur.nextToken++;
+      this.dur.inflight = { token, version: this.dur.stateVersion, stamp, lastIndex: this.log.lastIndex };
+      this.dur.writtenVersion = this.dur.stateVersion;
       this.out.push({ type: 'persist', token, record: this.buildRecord(stamp) });
     }
   }
@@ -317,47 +291,47 @@ export class RaftNode {
   private buildRecord(stamp: number): PersistRecord {
     const snap = this.log.snapshot;
     let snapshot: Uint8Array | null = null;
-    if (this.snapshotDirty) {
+    if (this.dur.snapshotDirty) {
       snapshot = sealSnapshot(this.storageKey, this.id, this.nonce(), snap, this.sc);
-      this.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot, this.sc) };
-      this.snapshotDirty = false;
+      this.dur.snapRef = { index: snap.index, term: snap.term, digest: snapshotDigest(snapshot, this.sc) };
+      this.dur.snapshotDirty = false;
     }
     const frames: Uint8Array[] = [];
-    for (let i = Math.max(this.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
+    for (let i = Math.max(this.dur.diskIndex, snap.index) + 1; i <= this.log.lastIndex; i++) {
       const e = this.log.entry(i) as LogEntry;
       frames.push(sealFrame(this.storageKey, this.id, i, this.log.termAt(i - 1) ?? 0, this.nonce(), e, this.sc));
     }
-    this.diskIndex = this.log.lastIndex;
-    const truncateFrom = this.truncateFrom;
-    this.truncateFrom = null;
+    this.dur.diskIndex = this.log.lastIndex;
+    const truncateFrom = this.dur.truncateFrom;
+    this.dur.truncateFrom = null;
     const hardState = sealHardState(this.storageKey, this.id, stamp, this.nonce(), {
       term: this.term, votedFor: this.votedFor, learner: this.learner,
-      lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.snapRef,
+      lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, snapshot: this.dur.snapRef,
     }, this.sc);
     return { snapshot, truncateFrom, frames, hardState };
   }
 
   /** The log lost its entries from `from` on: frames already handed out for them are dead. */
   private dropDiskFrom(from: number): void {
-    if (from > this.diskIndex) return;
-    this.truncateFrom = Math.min(this.truncateFrom ?? from, from);
-    this.diskIndex = from - 1;
+    if (from > this.dur.diskIndex) return;
+    this.dur.truncateFrom = Math.min(this.dur.truncateFrom ?? from, from);
+    this.dur.diskIndex = from - 1;
   }
 
   private onPersisted(token: number): void {
-    const w = this.inflight;
+    const w = this.dur.inflight;
     if (w === null || w.token !== token) return;
     const value = this.counter.increment();
     if (value !== w.stamp && !this.cfg.unsafeAcceptRollback) throw new Error('monotonic counter moved outside this member');
-    this.inflight = null;
-    this.durableVersion = w.version;
-    this.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);
-    const keep: typeof this.outbox = [];
-    for (const m of this.outbox) {
-      if (m.version <= this.durableVersion) this.out.push({ type: 'send', to: m.to, bytes: m.bytes });
+    this.dur.inflight = null;
+    this.dur.durableVersion = w.version;
+    this.dur.durableLastIndex = Math.min(w.lastIndex, this.log.lastIndex);
+    const keep: typeof this.dur.outbox = [];
+    for (const m of this.dur.outbox) {
+      if (m.version <= this.dur.durableVersion) this.out.push({ type: 'send', to: m.to, bytes: m.bytes });
       else keep.push(m);
     }
-    this.outbox = keep;
+    this.dur.outbox = keep;
     if (this.role === 'leader') this.advanceCommit();
   }
 
@@ -382,7 +356,7 @@ export class RaftNode {
         // check-quorum: step down if a majority has not answered within an election timeout.
         const since = this.quorumCheckAt - this.cfg.electionTimeoutMax;
         let alive = 1;
-        for (const p of this.peers) if ((this.peerAckAt.get(p) ?? -Infinity) >= since && this.peerVoter.get(p)) alive++;
+        for (const p of this.peers) if ((this.progress.of(p).ackAt ?? -Infinity) >= since && this.progress.of(p).voter) alive++;
         if (alive < this.majority) return this.becomeFollower(this.term, null);
         this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
       }
@@ -399,11 +373,12 @@ export class RaftNode {
       // keeps its optimistic position (a mismatch makes it answer with a hint), and a peer that was
       // sent a snapshot recently is given time to install it: rewinding either to index 1 would
       // resend the whole state machine every heartbeat, hundreds of MB with a million users.
-      const match = this.matchIndex.get(p);
+      const pr = this.progress.of(p);
+      const match = pr.match;
       if (match !== undefined && match < this.log.lastIndex) {
-        const sentAt = this.snapshotSentAt.get(p);
+        const sentAt = pr.snapshotSentAt;
         const installing = match < this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax;
-        if (!installing) this.nextIndex.set(p, match + 1);
+        if (!installing) pr.next = match + 1;
       }
       this.sendAppend(p);
     }
@@ -498,18 +473,15 @@ export class RaftNode {
   private becomeLeader(): void {
     this.role = 'leader';
     this.leaderId = this.id;
-    this.nextIndex.clear();
-    this.matchIndex.clear();
-    this.snapshotSentAt.clear();
-    this.peerVoter.clear();
-    this.ackedSeq.clear();
+    this.progress.resetForTerm();
     this.forwardSeen.clear();
     for (const p of this.peers) {
-      this.nextIndex.set(p, this.log.lastIndex + 1);
-      this.peerAckAt.set(p, this.now);
-      this.peerVoter.set(p, true);
+      const pr = this.progress.of(p);
+      pr.next = this.log.lastIndex + 1;
+      pr.ackAt = this.now;
+      pr.voter = true;
     }
-    this.readSeq = 0;
+    this.reads.seq = 0;
     this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
     this.appendLocal({ term: this.term, kind: EntryKind.Noop, origin: this.id, incarnation: this.incarnation, requestId: 0, data: new Uint8Array(0) });
@@ -531,8 +503,9 @@ export class RaftNode {
   }
 
   private sendAppend(p: MemberId): void {
-    let next = this.nextIndex.get(p) ?? this.log.lastIndex + 1;
-    const sentAt = this.snapshotSentAt.get(p);
+    const pr = this.progress.of(p);
+    let next = pr.next ?? this.log.lastIndex + 1;
+    const sentAt = pr.snapshotSentAt;
     if (next <= this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax) {
       // The peer was sent the snapshot moments ago and is still installing it (or it was lost and
       // will be resent later): an empty append at the snapshot keeps the leader's authority.
@@ -540,48 +513,49 @@ export class RaftNode {
       const prevIndex = next - 1;
       this.send(p, {
         t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
-        commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries: [],
+        commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.reads.seq, entries: [],
       }, false);
       return;
     }
     if (next <= this.log.snapshot.index) {
       const s = this.log.snapshot;
       this.stats.snapshotsSent++;
-      this.snapshotSentAt.set(p, this.now);
-      this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.readSeq, data: s.data }, false);
-      this.nextIndex.set(p, s.index + 1);
+      pr.snapshotSentAt = this.now;
+      this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.reads.seq, data: s.data }, false);
+      pr.next = s.index + 1;
       return;
     }
     const prevIndex = next - 1;
     const entries = this.log.slice(next, this.cfg.maxBatch);
     const msg: AppendMsg = {
       t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
-      commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.readSeq, entries,
+      commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.reads.seq, entries,
     };
     this.send(p, msg, false); // the leader may send before its own write; it counts itself only once durable
-    this.nextIndex.set(p, next + entries.length);
+    pr.next = next + entries.length;
   }
 
   private onAppendResp(from: MemberId, m: AppendRespMsg): void {
     if (m.term > this.term) return this.becomeFollower(m.term, null);
     if (this.role !== 'leader' || m.term !== this.term) return;
-    this.peerAckAt.set(from, this.now);
-    this.peerVoter.set(from, m.voter);
-    if (m.voter) this.ackedSeq.set(from, Math.max(this.ackedSeq.get(from) ?? 0, m.readSeq));
-    if (!m.voter && !m.success && m.match < (this.matchIndex.get(from) ?? 0)) {
-      this.matchIndex.set(from, m.match); // a learner that lost its state: replicate from scratch
+    const pr = this.progress.of(from);
+    pr.ackAt = this.now;
+    pr.voter = m.voter;
+    if (m.voter) pr.ackedSeq = Math.max(pr.ackedSeq ?? 0, m.readSeq);
+    if (!m.voter && !m.success && m.match < (pr.match ?? 0)) {
+      pr.match = m.match; // a learner that lost its state: replicate from scratch
     }
-    const match = this.matchIndex.get(from) ?? 0;
-    const next = this.nextIndex.get(from) ?? this.log.lastIndex + 1;
+    const match = pr.match ?? 0;
+    const next = pr.next ?? this.log.lastIndex + 1;
     if (m.success) {
       const newMatch = Math.min(Math.max(match, m.match), this.log.lastIndex);
-      this.matchIndex.set(from, newMatch);
-      if (newMatch >= this.log.snapshot.index) this.snapshotSentAt.delete(from);
-      if (next <= newMatch) this.nextIndex.set(from, newMatch + 1);
+      pr.match = newMatch;
+      if (newMatch >= this.log.snapshot.index) pr.snapshotSentAt = undefined;
+      if (next <= newMatch) pr.next = newMatch + 1;
       this.advanceCommit();
-      if ((this.nextIndex.get(from) ?? 0) <= this.log.lastIndex) this.sendAppend(from);
+      if ((pr.next ?? 0) <= this.log.lastIndex) this.sendAppend(from);
     } else {
-      this.nextIndex.set(from, Math.max(match + 1, Math.min(next - 1, m.match + 1)));
+      pr.next = Math.max(match + 1, Math.min(next - 1, m.match + 1));
       this.sendAppend(from);
     }
     this.confirmReads();
@@ -589,8 +563,8 @@ export class RaftNode {
 
   private advanceCommit(): void {
     if (this.role !== 'leader') return;
-    const matches = [Math.min(this.durableLastIndex, this.log.lastIndex)];
-    for (const p of this.peers) if (this.peerVoter.get(p)) matches.push(this.matchIndex.get(p) ?? 0);
+    const matches = [Math.min(this.dur.durableLastIndex, this.log.lastIndex)];
+    for (const p of this.peers) if (this.progress.of(p).voter) matches.push(this.progress.of(p).match ?? 0);
     matches.sort((a, b) => b - a);
     const n = matches[this.commitQuorum - 1] ?? 0;
     // Raft §5.4.2: only entries of the current term are committed by counting replicas.
@@ -598,8 +572,8 @@ export class RaftNode {
       this.commitIndex = n;
       this.applyCommitted();
       this.needsBroadcast = true;
-      if (this.readsAwaitingTermCommit.length > 0) {
-        const waiting = this.readsAwaitingTermCommit.splice(0);
+      if (this.reads.awaitingTermCommit.length > 0) {
+        const waiting = this.reads.awaitingTermCommit.splice(0);
         for (const r of waiting) this.startRead(r);
       }
     }
@@ -645,7 +619,7 @@ export class RaftNode {
     if (changedFrom > 0) {
       this.dropDiskFrom(changedFrom);
       this.dirty();
-      this.durableLastIndex = Math.min(this.durableLastIndex, m.prevIndex);
+      this.dur.durableLastIndex = Math.min(this.dur.durableLastIndex, m.prevIndex);
     }
     const matched = Math.max(m.prevIndex + m.entries.length, snapIdx);
     const commit = Math.min(m.commit, matched);
@@ -664,11 +638,11 @@ export class RaftNode {
     }
     if (m.index > this.commitIndex) {
       if (!this.log.install({ index: m.index, term: m.snapTerm, data: m.data })) this.dropDiskFrom(m.index + 1);
-      this.snapshotDirty = true;
+      this.dur.snapshotDirty = true;
       this.sm.restore(m.data);
       this.commitIndex = this.lastApplied = m.index;
       this.appliedBytes = 0;
-      this.durableLastIndex = Math.min(this.durableLastIndex, m.index);
+      this.dur.durableLastIndex = Math.min(this.dur.durableLastIndex, m.index);
       this.stats.snapshotsInstalled++;
       this.dirty();
       this.out.push({ type: 'restored', index: m.index });
@@ -700,7 +674,7 @@ export class RaftNode {
       if (point !== null && point.index > this.log.snapshot.index && point.index <= this.lastApplied) {
         this.appliedBytes = 0;
         this.log.compact(point.index, point.snapshot);
-        this.snapshotDirty = true;
+        this.dur.snapshotDirty = true;
         this.dirty();
       }
     }
@@ -735,51 +709,51 @@ export class RaftNode {
       this.out.push(this.rejection(requestId, 'no-leader'));
       return;
     }
-    this.remoteReads.add(requestId);
+    this.reads.remote.add(requestId);
     this.send(this.leaderId, { t: MsgType.ReadReq, term: this.term, incarnation: this.incarnation, requestId }, false);
   }
 
   private startRead(r: PendingRead): void {
     // A new leader does not know the commit index until an entry of its own term is committed.
     if (this.log.termAt(this.commitIndex) !== this.term) {
-      this.readsAwaitingTermCommit.push(r);
+      this.reads.awaitingTermCommit.push(r);
       return;
     }
-    this.readSeq += 1;
-    this.pendingReads.push({ ...r, seq: this.readSeq, index: this.commitIndex });
+    this.reads.seq += 1;
+    this.reads.pending.push({ ...r, seq: this.reads.seq, index: this.commitIndex });
     for (const p of this.peers) this.sendAppend(p);
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
     this.confirmReads();
   }
 
   private confirmReads(): void {
-    if (this.role !== 'leader' || this.pendingReads.length === 0) return;
+    if (this.role !== 'leader' || this.reads.pending.length === 0) return;
     const keep: PendingRead[] = [];
-    for (const r of this.pendingReads) {
+    for (const r of this.reads.pending) {
       let acks = 1;
-      for (const p of this.peers) if ((this.ackedSeq.get(p) ?? 0) >= r.seq) acks++;
+      for (const p of this.peers) if ((this.progress.of(p).ackedSeq ?? 0) >= r.seq) acks++;
       if (acks < this.majority) {
         keep.push(r);
         continue;
       }
-      if (r.local !== undefined) this.localReadWaiters.push({ requestId: r.local, index: r.index });
+      if (r.local !== undefined) this.reads.localWaiters.push({ requestId: r.local, index: r.index });
       if (r.remote) {
         this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: true, index: r.index }, false);
       }
     }
-    this.pendingReads = keep;
+    this.reads.pending = keep;
     this.serveLocalReads();
   }
 
   private failPendingReads(reason: 'deposed'): void {
-    for (const r of [...this.pendingReads, ...this.readsAwaitingTermCommit]) {
+    for (const r of [...this.reads.pending, ...this.reads.awaitingTermCommit]) {
       if (r.local !== undefined) this.out.push({ type: 'rejected', requestId: r.local, reason });
       if (r.remote) {
         this.send(r.remote.to, { t: MsgType.ReadResp, term: this.term, incarnation: r.remote.incarnation, requestId: r.remote.requestId, ok: false, index: 0 }, false);
       }
     }
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
+    this.reads.pending = [];
+    this.reads.awaitingTermCommit = [];
   }
 
   private onReadReq(from: MemberId, m: ReadReqMsg): void {
@@ -792,9 +766,9 @@ export class RaftNode {
   }
 
   private onReadResp(m: ReadRespMsg): void {
-    if (m.incarnation !== this.incarnation || !this.remoteReads.delete(m.requestId)) return; // stale or replayed
+    if (m.incarnation !== this.incarnation || !this.reads.remote.delete(m.requestId)) return; // stale or replayed
     if (m.ok) {
-      this.localReadWaiters.push({ requestId: m.requestId, index: m.index });
+      this.reads.localWaiters.push({ requestId: m.requestId, index: m.index });
       this.serveLocalReads();
     } else {
       this.out.push(this.rejection(m.requestId, 'not-leader'));
@@ -802,13 +776,13 @@ export class RaftNode {
   }
 
   private serveLocalReads(): void {
-    if (this.localReadWaiters.length === 0) return;
-    const keep: typeof this.localReadWaiters = [];
-    for (const w of this.localReadWaiters) {
+    if (this.reads.localWaiters.length === 0) return;
+    const keep: typeof this.reads.localWaiters = [];
+    for (const w of this.reads.localWaiters) {
       if (this.lastApplied >= w.index) this.out.push({ type: 'readReady', requestId: w.requestId, index: w.index });
       else keep.push(w);
     }
-    this.localReadWaiters = keep;
+    this.reads.localWaiters = keep;
   }
 
   // ---------------------------------------------------------------- learner rejoin

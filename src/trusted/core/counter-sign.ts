@@ -1,9 +1,8 @@
 import { BkvError } from '../../shared/errors.js';
-import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../../shared/fleet-formats/artifact.js';
+import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetPublicKeys } from '../../shared/fleet-formats/artifact.js';
 import { counterSignatureMessage } from '../../shared/fleet-formats/countersign.js';
 import { parseVerifierKey } from '../../shared/fleet-formats/note.js';
 import { parseStatement, verifyStatementSignature } from '../../shared/fleet-formats/statement.js';
-import type { FleetPublicKeys } from './vault-core.js';
 import { equalBytes } from '../../shared/bytes.js';
 
 export interface CounterSignRequest {

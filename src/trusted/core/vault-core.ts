@@ -35,6 +35,7 @@ export interface RecordExecutor {
   execute(cmd: Command): Promise<CommandResult>;
 }
 import { concatBytes } from '../../shared/bytes.js';
+import type { FleetPublicKeys } from '../../shared/fleet-formats/artifact.js';
 
 export interface VaultPolicy {
   /** Attempts a record gets when the client does not ask for fewer. */
@@ -51,11 +52,8 @@ export interface VaultPolicy {
 export const DEFAULT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
 export const DEFAULT_POLICY: VaultPolicy = { defaultLimit: 10, maxLimit: 100, defaultKsf: DEFAULT_KSF };
 
-export interface FleetPublicKeys {
-  opaqueServerPublicKey: Uint8Array;
-  encryptionPublicKey: Uint8Array;
-  signingPublicKey: Uint8Array;
-}
+/** The fleet's three public keys (the shape the fleet artifact publishes). */
+export type { FleetPublicKeys };
 
 /** Counters the core keeps about itself (no secrets): exported as metrics by the host. */
 export interface CoreStats {

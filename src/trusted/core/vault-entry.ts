@@ -24,3 +24,4 @@ export * as protocol from '../../shared/protocol/messages.js';
 export * as channel from '../../shared/protocol/channel.js';
 export * as keyWrap from '../../shared/protocol/key-wrap.js';
 export * from '../attestation/member-core.js';
+export * from '../member.js';
