@@ -15,6 +15,7 @@ import {
   type TreeChild,
   type TreeNode,
   EMPTY_CHILD,
+  useRecordTreeSha256,
 } from '../../src/shared/record-tree/index.js';
 import { isBkvError } from '../../src/shared/errors.js';
 import { Z, bit, hex, refHash, refLeaf, refNode, refProve, sha, toSet, type Entry } from './reference.js';
@@ -384,6 +385,11 @@ describe('record tree: adversarial proofs are refused', () => {
     b.add(set[1]!.key, set[1]!.vh);
     expectCode(() => b.add(set[1]!.key, set[1]!.vh), 'USAGE');
     expectCode(() => b.add(set[0]!.key, set[0]!.vh), 'USAGE');
+  });
+
+  it('a SHA-256 implementation that gives wrong results is refused', () => {
+    expectCode(() => useRecordTreeSha256(() => new Uint8Array(32)), 'INTERNAL');
+    expect(build([{ key: key([1]), vh: vhOf('x') }])).toEqual(refLeaf(key([1]), vhOf('x')));
   });
 
   it('bit order is MSB first', () => {

@@ -98,23 +98,24 @@ export class MemoryRecordStore implements RecordStore {
     checkIndex(index);
     checkWrites(writes);
     if (index <= this.s.meta.index) throw conflict(index, this.s.meta.index);
-    // All or nothing: work on a copy, swap it in at the end.
-    const next = copyState(this.s);
+    // All or nothing: everything is computed and staged first; the store changes only in the
+    // synchronous commit below, which cannot fail halfway.
     const c = this.compute(writes);
-    for (const w of writes) next.records.set(hexOf(w.key), { key: w.key.slice(), value: w.value.slice() });
+    const records = writes.map((w) => ({ key: w.key.slice(), value: w.value.slice() }));
     if (this.failNext === 'after-records') {
       this.failNext = null;
       throw new BkvError('IO', 'memory record store: injected failure after the records were written');
     }
-    for (const [id, n] of c.nodes) next.nodes.set(id, n);
     if (this.failNext === 'after-nodes') {
       this.failNext = null;
       throw new BkvError('IO', 'memory record store: injected failure after the nodes were written');
     }
-    next.meta = { index, root: c.rootHash, count: this.s.meta.count + c.inserted };
-    next.rootChild = c.rootChild;
-    this.s = next;
-    return copyMeta(next.meta);
+    const s = this.s;
+    for (const r of records) s.records.set(hexOf(r.key), r);
+    for (const [id, n] of c.nodes) s.nodes.set(id, n);
+    s.meta = { index, root: c.rootHash, count: s.meta.count + c.inserted };
+    s.rootChild = c.rootChild;
+    return copyMeta(s.meta);
   }
 
   async export(pageSize?: number): Promise<{ meta: StoreMeta; pages: AsyncIterable<StoredRecord[]> }> {

@@ -5,8 +5,27 @@
  *   leaf          = SHA-256(0x00 ‖ key[32] ‖ valueHash[32]),  valueHash = SHA-256(value)
  *   internal node = SHA-256(0x01 ‖ left[32] ‖ right[32])
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { BkvError } from '../errors.js';
+
+/** The SHA-256 in use: @noble/hashes (runs everywhere) unless a platform one was installed. */
+let sha256: (data: Uint8Array) => Uint8Array = nobleSha256;
+
+/**
+ * Installs a faster SHA-256 for the record tree (a host passes Node's one-shot `crypto.hash`).
+ * It is checked against @noble/hashes first, so a wrong implementation is refused, never used.
+ */
+export function useRecordTreeSha256(impl: (data: Uint8Array) => Uint8Array): void {
+  for (const n of [0, 32, 65, 300]) {
+    const probe = new Uint8Array(n).map((_, i) => (i * 7 + n) & 0xff);
+    const a = impl(probe);
+    const b = nobleSha256(probe);
+    if (!(a instanceof Uint8Array) || a.length !== 32 || a.some((v, i) => v !== b[i])) {
+      throw new BkvError('INTERNAL', 'the SHA-256 implementation gives wrong results');
+    }
+  }
+  sha256 = impl;
+}
 
 export const HASH_SIZE = 32;
 export const KEY_SIZE = 32;

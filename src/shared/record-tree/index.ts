@@ -16,6 +16,7 @@ export {
   commonPrefixBits,
   compareKeys,
   bytesEqual,
+  useRecordTreeSha256,
 } from './hash.js';
 export {
   PROOF_VERSION,
