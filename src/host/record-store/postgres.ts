@@ -358,12 +358,28 @@ export class PostgresRecordStore implements RecordStore {
     return { meta, pages: pages() };
   }
 
+  private replacing = false;
+
   async replace(
     expect: { index: number; root: Uint8Array },
     pages: AsyncIterable<StoredRecord[]>,
     onProgress?: (n: number) => void,
   ): Promise<StoreMeta> {
     this.live();
+    if (this.replacing) throw new BkvError('UNAVAILABLE', 'postgres record store: another replace is in progress');
+    this.replacing = true;
+    try {
+      return await this.replaceOnce(expect, pages, onProgress);
+    } finally {
+      this.replacing = false;
+    }
+  }
+
+  private async replaceOnce(
+    expect: { index: number; root: Uint8Array },
+    pages: AsyncIterable<StoredRecord[]>,
+    onProgress?: (n: number) => void,
+  ): Promise<StoreMeta> {
     checkIndex(expect.index);
     const t = this.t;
     return this.withClient(async (c) => {
