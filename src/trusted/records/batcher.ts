@@ -232,7 +232,11 @@ export class RecordBatcher {
       try {
         vh = verifyProof(root, key, r.proof);
       } catch {
-        if (res.meta.index < batchIndex) throw new Retry('the store is behind the committed state');
+        if (res.meta.index < batchIndex) {
+          // Behind: still writing (wait), or gone back to a batch before one it already reported stored.
+          if (this.state.storedIndex >= batchIndex) this.corrupt(`the store went back to batch ${res.meta.index} after holding batch ${this.state.storedIndex}`);
+          throw new Retry('the store is behind the committed state');
+        }
         this.corrupt(`the store's proof for record ${k.slice(0, 16)}… does not match the committed root`);
       }
       if (vh === null) {
