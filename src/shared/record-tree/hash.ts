@@ -88,11 +88,8 @@ export function compareKeys(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+/** Byte equality (the project's one definition). */
+export { equalBytes as bytesEqual } from '../bytes.js';
 
 export function checkKey(key: Uint8Array, what = 'key'): void {
   if (!(key instanceof Uint8Array) || key.length !== KEY_SIZE) {
@@ -106,8 +103,4 @@ export function checkHash(h: Uint8Array, what = 'hash'): void {
   }
 }
 
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += (b[i] as number).toString(16).padStart(2, '0');
-  return s;
-}
+export { bytesToHex as toHex } from '@noble/hashes/utils.js';

@@ -8,6 +8,7 @@
  * exactly the root it was read against. Commands that arrive meanwhile share the next batch (group
  * commit). A member that is not the leader refuses with UNAVAILABLE and a leader hint.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { BkvError, isBkvError } from '../../shared/errors.js';
 import { equalBytes } from '../../shared/bytes.js';
 import { valueHash, verifyProof } from '../../shared/record-tree/index.js';
@@ -217,7 +218,7 @@ export class RecordBatcher {
     const batchIndex = this.state.lastBatchIndex;
 
     const unique = new Map<string, Uint8Array>();
-    for (const j of jobs) unique.set(hex(j.id), j.id);
+    for (const j of jobs) unique.set(bytesToHex(j.id), j.id);
     const keys = [...unique.values()];
     const res = await this.reader.read(keys);
     if (!equalBytes(this.state.root, root)) throw new Retry('the committed root moved during the read');
@@ -225,7 +226,7 @@ export class RecordBatcher {
     const records = new Map<string, VaultRecord | undefined>();
     const proofs = new Map<string, Uint8Array>();
     for (const key of keys) {
-      const k = hex(key);
+      const k = bytesToHex(key);
       const r = res.reads.find((x) => equalBytes(x.key, key));
       if (!r) this.corrupt(`the store did not answer for record ${k.slice(0, 16)}…`);
       let vh: Uint8Array | null;
@@ -256,7 +257,7 @@ export class RecordBatcher {
     const results: CommandResult[] = [];
     const changed = new Set<string>();
     for (const j of jobs) {
-      const k = hex(j.id);
+      const k = bytesToHex(j.id);
       const { result, next } = runCommand(records.get(k), j.cmd);
       results.push(result);
       if (next) {
@@ -269,7 +270,7 @@ export class RecordBatcher {
     // and a member that no longer leads cannot answer from a stale view.
     const items: BatchItem[] = [];
     for (const key of keys) {
-      const k = hex(key);
+      const k = bytesToHex(key);
       const item: BatchItem = { key, proof: proofs.get(k)! };
       if (changed.has(k)) item.value = sealRecord(this.keys, key, records.get(k) as VaultRecord, this.env.random(SEAL_NONCE_BYTES), this.env.aead);
       items.push(item);
@@ -299,8 +300,3 @@ export class RecordBatcher {
   }
 }
 
-function hex(k: Uint8Array): string {
-  let s = '';
-  for (const b of k) s += b.toString(16).padStart(2, '0');
-  return s;
-}

@@ -5,6 +5,7 @@
  * every member applies each committed batch by checking its proofs against this root, and checks
  * the host's store against the roots it computed. Snapshot layout: docs/formats/vault-records.md.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { BkvError } from '../../shared/errors.js';
 import { applyUpdates, emptyHash, valueHash, verifyProof } from '../../shared/record-tree/index.js';
 import { equalBytes } from '../../shared/bytes.js';
@@ -87,7 +88,7 @@ export class RecordState implements ReplicatedStateMachine {
     try {
       const seen = new Set<string>();
       for (const it of batch.items) {
-        const k = hexKey(it.key);
+        const k = bytesToHex(it.key);
         if (seen.has(k)) return encodeOutcome({ status: 'invalid' });
         seen.add(k);
         const absent = verifyProof(this.point.root, it.key, it.proof) === null;
@@ -191,11 +192,6 @@ export class RecordState implements ReplicatedStateMachine {
   }
 }
 
-function hexKey(k: Uint8Array): string {
-  let s = '';
-  for (const b of k) s += b.toString(16).padStart(2, '0');
-  return s;
-}
 
 /** The outcome of an applied batch also names the previous batch, so the host can spot a gap in its store. */
 function encodeOutcomeWithPrev(o: BatchOutcome, prev: number): Uint8Array {
