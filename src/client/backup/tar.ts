@@ -152,14 +152,13 @@ function cString(b: Uint8Array): string {
 
 function parsePax(body: Uint8Array): Record<string, string> {
   const out: Record<string, string> = {};
-  const s = td.decode(body);
   let i = 0;
-  while (i < s.length) {
-    const sp = s.indexOf(' ', i);
+  while (i < body.length && body[i] !== 0) {
+    const sp = body.indexOf(0x20, i);
     if (sp < 0) break;
-    const len = Number(s.slice(i, sp));
-    if (!Number.isInteger(len) || len <= 0) throw new BkvError('MALFORMED', 'archive has an invalid pax header');
-    const rec = s.slice(sp + 1, i + len - 1);
+    const len = Number(String.fromCharCode(...body.subarray(i, sp)));
+    if (!Number.isInteger(len) || len <= 0 || i + len > body.length) throw new BkvError('MALFORMED', 'archive has an invalid pax header');
+    const rec = td.decode(body.subarray(sp + 1, i + len - 1));
     const eq = rec.indexOf('=');
     if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
     i += len;
