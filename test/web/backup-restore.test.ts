@@ -241,7 +241,8 @@ describe('web app backup and restore (Chromium)', () => {
     );
     expect(unlabelled).toEqual([]);
     // Keyboard only: Tab from the top reaches the navigation, Enter switches section.
-    await page.goto(`${h.web.url}#backup`);
+    await page.goto('about:blank');
+    await page.goto(h.web.url);
     await page.keyboard.press('Tab'); // skip link
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
     await page.keyboard.press('Tab');
