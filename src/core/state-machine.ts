@@ -10,6 +10,7 @@ import {
   type RegisterResult,
 } from './entries.js';
 import type { ReplicatedStateMachine } from './replication.js';
+import { PasskeyState, decodePasskeyResult, encodePasskeyResult, type PasskeyRegisterResult, type PasskeyUseResult } from './passkey-state.js';
 
 /** An open attempt: a credential response was (or is about to be) released for it. */
 interface OpenAttempt {
@@ -48,6 +49,8 @@ export class VaultStateMachine implements ReplicatedStateMachine {
   private records = new Map<string, VaultRecord>();
   /** Users whose record was destroyed after exhausting its attempts (kept to report "locked"). */
   private destroyed = new Set<string>();
+  /** Passkey escrows (their own state; a snapshot section only when non-empty). */
+  private passkeys = new PasskeyState();
   private appliedIndex = 0;
 
   get lastApplied(): number {
@@ -61,6 +64,11 @@ export class VaultStateMachine implements ReplicatedStateMachine {
   /** Read-only view for tests and status pages; never leaves the core. */
   peek(user: string): Readonly<VaultRecord> | undefined {
     return this.records.get(user);
+  }
+
+  /** Read-only view of an account's passkeys for tests; never leaves the core. */
+  peekPasskeys(user: string) {
+    return this.passkeys.peek(user);
   }
 
   apply(index: number, entryBytes: Uint8Array): Uint8Array {
@@ -78,6 +86,10 @@ export class VaultStateMachine implements ReplicatedStateMachine {
         return encodeResult({ kind: 'attempt', r: this.attempt(entry) });
       case 'finish':
         return encodeResult({ kind: 'finish', r: this.finish(entry) });
+      case 'passkey-register':
+        return encodeResult({ kind: 'passkey', r: this.passkeys.register(entry) });
+      case 'passkey-use':
+        return encodeResult({ kind: 'passkey', r: this.passkeys.use(entry) });
     }
   }
 
@@ -175,6 +187,8 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     }
     const goneBytes = gone.map((u) => te.encode(u));
     for (const g of goneBytes) size += 4 + g.length;
+    const passkeyBytes = this.passkeys.encode();
+    if (passkeyBytes.length > 0) size += 4 + passkeyBytes.length;
     const out = new Uint8Array(size);
     const v = new DataView(out.buffer);
     let p = 0;
@@ -219,6 +233,7 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     }
     u32(goneBytes.length);
     for (const g of goneBytes) bytes(g);
+    if (passkeyBytes.length > 0) bytes(passkeyBytes); // absent when no passkey was ever registered
     if (p !== size) throw new Error('vault snapshot size mismatch');
     return out;
   }
@@ -248,9 +263,11 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     }
     const destroyed = new Set<string>();
     for (let k = r.u32(); k > 0; k--) destroyed.add(r.string(256));
+    const passkeys = r.remaining > 0 ? PasskeyState.decode(r.bytes(1 << 26)) : new PasskeyState();
     r.end();
     this.records = records;
     this.destroyed = destroyed;
+    this.passkeys = passkeys;
     this.appliedIndex = appliedIndex;
   }
 }
@@ -305,6 +322,10 @@ class SnapshotReader {
     }
   }
 
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
   end(): void {
     if (this.pos !== this.buf.length) throw new BkvError('MALFORMED', 'vault snapshot has trailing bytes');
   }
@@ -317,7 +338,8 @@ type AnyResult =
   | { kind: 'invalid' }
   | { kind: 'register'; r: RegisterResult }
   | { kind: 'attempt'; r: AttemptResult }
-  | { kind: 'finish'; r: FinishResult };
+  | { kind: 'finish'; r: FinishResult }
+  | { kind: 'passkey'; r: PasskeyRegisterResult | PasskeyUseResult };
 
 const ATTEMPT_STATUS = ['granted', 'unknown', 'locked', 'duplicate'] as const;
 const FINISH_STATUS = ['recovered', 'erased', 'wrong-password', 'destroyed', 'stale'] as const;
@@ -342,6 +364,10 @@ export function encodeResult(res: AnyResult): Uint8Array {
       if (f.status === 'wrong-password') w.u32(f.attemptsRemaining);
       return w.finish();
     }
+    case 'passkey':
+      w.u8(4);
+      encodePasskeyResult(w, res.r);
+      return w.finish();
   }
 }
 
@@ -367,7 +393,8 @@ export function decodeResult(bytes: Uint8Array): AnyResult {
     else if (status === 'wrong-password') out = { kind: 'finish', r: { status, attemptsRemaining: r.u32() } };
     else if (status) out = { kind: 'finish', r: { status } };
     else throw new BkvError('MALFORMED', 'bad finish result');
-  } else throw new BkvError('MALFORMED', `bad result kind ${kind}`);
+  } else if (kind === 4) out = { kind: 'passkey', r: decodePasskeyResult(r) };
+  else throw new BkvError('MALFORMED', `bad result kind ${kind}`);
   r.end();
   return out;
 }

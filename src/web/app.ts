@@ -242,6 +242,12 @@ async function runBackup(): Promise<void> {
     progress.stop();
     $('backup-status').textContent = '';
     setError('backup-error', explain(e));
+    if ((e as BkvError).details?.noPrf) {
+      // No PRF here: offer the password path instead.
+      $<HTMLInputElement>('escrow-password').checked = true;
+      toggleFields($('backup'), 'password');
+      $('backup-password').focus();
+    }
   } finally {
     button.disabled = false;
   }

@@ -158,7 +158,7 @@ describe('web app backup and restore (Chromium)', () => {
     const good = join(h.dir, 'good.bkv');
     const key = await backupInBrowser(page, [{ name: 'doc.pdf', buffer: data }], good);
     const bytes = await readFile(good);
-    bytes[64 + 500] ^= 0x01; // the attacker flips one ciphertext bit
+    bytes[64 + 500] = bytes[64 + 500]! ^ 0x01; // the attacker flips one ciphertext bit
     const bad = join(h.dir, 'tampered.bkv');
     await writeFile(bad, bytes);
     await restoreInBrowser(page, bad, key);

@@ -36,13 +36,9 @@ export async function startHarness(name: string): Promise<WebHarness> {
   await rm(shotsDir, { recursive: true, force: true });
   await mkdir(shotsDir, { recursive: true });
   process.stdout.write(`screenshots of ${name}: ${shotsDir}\n`);
-  const stack = await startLocalStack(join(dir, 'stack'));
-  const web = await startWebServer({
-    gatewayUrl: stack.gatewayUrl,
-    witnessUrl: stack.witnessUrl,
-    config: { witnessKey: stack.witnessKey, namespace: stack.namespace },
-    port: 0,
-  });
+  const web = await startWebServer({ port: 0 });
+  const stack = await startLocalStack(join(dir, 'stack'), { passkeyOrigins: [web.origin] });
+  web.setUpstream({ gatewayUrl: stack.gatewayUrl, witnessUrl: stack.witnessUrl, config: { witnessKey: stack.witnessKey, namespace: stack.namespace } });
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(join(dir, 'profile'), {

@@ -37,6 +37,7 @@ export const webCommand: CommandModule = (program: Command) => {
       const out = makeOutput(!!o.json);
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
+      const web = await startWebServer({ port });
       let stack: LocalStack | undefined;
       let tempDir: string | undefined;
       const config: Record<string, unknown> = {};
@@ -45,7 +46,7 @@ export const webCommand: CommandModule = (program: Command) => {
       if (!gatewayUrl) {
         if (o.witness || o.fleetKeys) throw new BkvError('USAGE', '--witness and --fleet-keys need --gateway');
         const dir = o.dir ?? (tempDir = await mkdtemp(join(tmpdir(), 'bkv-web-')));
-        stack = await startLocalStack(dir);
+        stack = await startLocalStack(dir, { passkeyOrigins: [web.origin] });
         gatewayUrl = stack.gatewayUrl;
         witnessUrl = stack.witnessUrl;
         Object.assign(config, { witnessKey: stack.witnessKey, namespace: stack.namespace });
@@ -59,7 +60,7 @@ export const webCommand: CommandModule = (program: Command) => {
       } else {
         throw new BkvError('USAGE', 'with --gateway, give --fleet-keys, or --witness and --namespace');
       }
-      const web = await startWebServer({ gatewayUrl: gatewayUrl!, ...(witnessUrl ? { witnessUrl } : {}), config, port });
+      web.setUpstream({ gatewayUrl: gatewayUrl!, ...(witnessUrl ? { witnessUrl } : {}), config });
       if (o.json) out.result('', { url: web.url });
       else process.stdout.write(`${web.url}\n`);
       out.info('open it in a browser; Ctrl-C stops');

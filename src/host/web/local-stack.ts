@@ -11,7 +11,7 @@ import { WitnessClient } from '../../witness/client.js';
 import { operatorKeyFromSeed } from '../../witness/keys.js';
 import { startWitness } from '../../witness/server.js';
 import { startVaultServer } from '../vault-server.js';
-import type { VaultPolicy } from '../../core/vault-core.js';
+import { DEFAULT_POLICY, type VaultPolicy } from '../../core/vault-core.js';
 
 export interface LocalStack {
   gatewayUrl: string;
@@ -21,7 +21,11 @@ export interface LocalStack {
   close(): Promise<void>;
 }
 
-export async function startLocalStack(dir: string, opts: { namespace?: string; policy?: VaultPolicy } = {}): Promise<LocalStack> {
+/**
+ * `passkeyOrigins`: the web app origins (http://localhost:PORT) whose passkey assertions the
+ * vault accepts, relying party id `localhost`.
+ */
+export async function startLocalStack(dir: string, opts: { namespace?: string; policy?: VaultPolicy; passkeyOrigins?: string[] } = {}): Promise<LocalStack> {
   const namespace = opts.namespace ?? 'web.local';
   const operator = operatorKeyFromSeed(new Uint8Array(randomBytes(32)));
   await mkdir(join(dir, 'witness'), { recursive: true });
@@ -32,7 +36,10 @@ export async function startLocalStack(dir: string, opts: { namespace?: string; p
       dir: join(dir, 'vault'),
       port: 0,
       logger: false,
-      ...(opts.policy ? { policy: opts.policy } : {}),
+      policy: {
+        ...(opts.policy ?? DEFAULT_POLICY),
+        ...(opts.passkeyOrigins ? { passkeys: { rpId: new URL(opts.passkeyOrigins[0]!).hostname, origins: opts.passkeyOrigins } } : {}),
+      },
       publication: { witnessUrl: witness.url, namespace, operator, witnessKey },
     });
     return {

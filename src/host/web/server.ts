@@ -12,13 +12,16 @@ import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface WebServerOptions {
+export interface WebUpstream {
   /** The vault gateway the app uses (e.g. http://127.0.0.1:7410). */
   gatewayUrl: string;
   /** The witness the audit explorer opens by default. */
   witnessUrl?: string;
   /** /config.json: what the app pins (witness key and namespace, or fleet keys). */
   config: Record<string, unknown>;
+}
+
+export interface WebServerOptions extends Partial<WebUpstream> {
   port?: number;
   /** Directory of the built app (default dist/webapp of this checkout). */
   root?: string;
@@ -26,7 +29,11 @@ export interface WebServerOptions {
 
 export interface RunningWebServer {
   url: string;
+  /** The origin passkeys are bound to, e.g. http://localhost:7480 (what a vault's passkey policy allows). */
+  origin: string;
   port: number;
+  /** Sets (or changes) the gateway and witness; until then the API routes answer 503. */
+  setUpstream(u: WebUpstream): void;
   close(): Promise<void>;
 }
 
@@ -95,13 +102,23 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
   await stat(join(root, 'index.html')).catch(() => {
     throw new Error(`the web app is not built (${join(root, 'index.html')} is missing): run npm run build`);
   });
-  const gateway = opts.gatewayUrl.replace(/\/+$/, '');
-  const witness = opts.witnessUrl?.replace(/\/+$/, '');
-  const configJson = JSON.stringify({ ...opts.config, ...(witness ? { witness: '/witness' } : {}) });
+  let gateway = '';
+  let witness: string | undefined;
+  let configJson = '{}';
+  const setUpstream = (u: WebUpstream) => {
+    gateway = u.gatewayUrl.replace(/\/+$/, '');
+    witness = u.witnessUrl?.replace(/\/+$/, '');
+    configJson = JSON.stringify({ ...u.config, ...(witness ? { witness: '/witness' } : {}) });
+  };
+  if (opts.gatewayUrl) setUpstream({ gatewayUrl: opts.gatewayUrl, ...(opts.witnessUrl ? { witnessUrl: opts.witnessUrl } : {}), config: opts.config ?? {} });
 
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    if ((path.startsWith('/v1/') || path.startsWith('/witness')) && !gateway) {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'no vault configured yet' } }));
+      return;
+    }
     if (path.startsWith('/v1/')) return relay(req, res, gateway + path + url.search);
     if (witness && (path === '/witness' || path.startsWith('/witness/'))) return relay(req, res, witness + path.slice('/witness'.length) + url.search);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -144,7 +161,9 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
   const closeOne = (s: Server) => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); });
   return {
     url: `http://localhost:${port}/`,
+    origin: `http://localhost:${port}`,
     port,
+    setUpstream,
     async close() {
       await Promise.all([closeOne(v4), ...(hasV6 ? [closeOne(v6)] : [])]);
     },
