@@ -110,7 +110,7 @@ describe('passkeys (Chromium virtual authenticator)', () => {
 
     // The same credential copied into another authenticator without its PRF secret: the app says
     // that this passkey cannot derive keys, and nothing is released.
-    const { credentials } = (await a.cdp.send('WebAuthn.getCredentials', { authenticatorId: a.id })) as { credentials: Record<string, unknown>[] };
+    const { credentials } = (await a.cdp.send("WebAuthn.getCredentials", { authenticatorId: a.id })) as unknown as { credentials: Record<string, unknown>[] };
     expect(credentials).toHaveLength(1);
     const device2 = await h.newPage(390, 844);
     const b = await authenticator(device2, true);
