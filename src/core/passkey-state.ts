@@ -35,7 +35,7 @@ export type PasskeyUseEntry = { type: 'passkey-use'; ts: number; user: string; c
 export type PasskeyRegisterResult = { status: 'registered'; version: number; passkeys: number } | { status: 'replayed' | 'busy' | 'full' };
 export type PasskeyUseResult = { status: 'found'; coseKey: Uint8Array; wrappedKey: Uint8Array } | { status: 'unknown' | 'replayed' | 'busy' };
 
-interface AccountPasskeys {
+export interface AccountPasskeys {
   credentials: PasskeyCredential[];
   used: { id: Uint8Array; ts: number }[];
   version: number;

@@ -40,6 +40,17 @@ describe('audit explorer (Chromium)', () => {
     await page.click('#audit-go');
     await page.waitForFunction(() => /verified|FAILED/.test(document.getElementById('audit-status')!.textContent ?? ''));
     expect(await page.textContent('section.namespace .checks')).toMatch(/Log consistency with the checkpoint seen before: passed — tree \d+ → \d+/);
+    // Opened on a witness URL typed in (another origin: the witness allows public reads), pinned key.
+    await page.fill('#audit-witness', h.stack.witnessUrl);
+    await page.fill('#audit-witness-key', h.stack.witnessKey);
+    await page.click('#audit-go');
+    await page.waitForFunction(() => /verified|FAILED|\./.test(document.getElementById('audit-status')!.textContent ?? '') && !document.getElementById('audit-status')!.textContent!.startsWith('Reading'));
+    expect(await page.isVisible('#audit-error'), (await page.textContent('#audit-error')) ?? '').toBe(false);
+    expect(await page.textContent('#audit-status')).toMatch(/Every epoch of 1 namespace\(s\) verified/);
+    // Pinned to another key, the witness is refused.
+    await page.fill('#audit-witness-key', 'other+12345678+AQID');
+    await page.click('#audit-go');
+    await page.locator('#audit-error').waitFor({ state: 'visible' });
     const phone = await h.newPage(390, 844);
     await phone.goto(`${h.web.url}#audit`);
     await phone.click('#audit-go');
