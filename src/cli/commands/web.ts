@@ -37,30 +37,38 @@ export const webCommand: CommandModule = (program: Command) => {
       const out = makeOutput(!!o.json);
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
+      if (!o.gateway && (o.witness || o.fleetKeys)) throw new BkvError('USAGE', '--witness and --fleet-keys need --gateway');
+      if (o.gateway && !o.fleetKeys && !(o.witness && o.namespace)) {
+        throw new BkvError('USAGE', 'with --gateway, give --fleet-keys, or --witness and --namespace');
+      }
+      // Listen first: a local vault's passkey policy names this server's origin.
       const web = await startWebServer({ port });
       let stack: LocalStack | undefined;
       let tempDir: string | undefined;
-      const config: Record<string, unknown> = {};
-      let gatewayUrl = o.gateway;
-      let witnessUrl = o.witness;
-      if (!gatewayUrl) {
-        if (o.witness || o.fleetKeys) throw new BkvError('USAGE', '--witness and --fleet-keys need --gateway');
-        const dir = o.dir ?? (tempDir = await mkdtemp(join(tmpdir(), 'bkv-web-')));
-        stack = await startLocalStack(dir, { passkeyOrigins: [web.origin] });
-        gatewayUrl = stack.gatewayUrl;
-        witnessUrl = stack.witnessUrl;
-        Object.assign(config, { witnessKey: stack.witnessKey, namespace: stack.namespace });
-        out.info(`started a local vault (${stack.gatewayUrl}) and witness (${stack.witnessUrl}), namespace ${stack.namespace}`);
-      } else if (o.fleetKeys) {
-        const k = JSON.parse(await readFile(o.fleetKeys, 'utf8')) as Record<string, string>;
-        config.fleetKeys = { opaqueServerPublicKey: k.opaqueServerPublicKey, encryptionPublicKey: k.encryptionPublicKey };
-      } else if (witnessUrl && o.namespace) {
-        config.witnessKey = o.witnessKey ?? (await new WitnessClient(witnessUrl).keyInfo()).verifierKey;
-        config.namespace = o.namespace;
-      } else {
-        throw new BkvError('USAGE', 'with --gateway, give --fleet-keys, or --witness and --namespace');
+      const stop = async () => {
+        await web.close();
+        await stack?.close();
+        if (tempDir) await rm(tempDir, { recursive: true, force: true });
+      };
+      try {
+        if (!o.gateway) {
+          const dir = o.dir ?? (tempDir = await mkdtemp(join(tmpdir(), 'bkv-web-')));
+          stack = await startLocalStack(dir, { passkeyOrigins: [web.origin] });
+          web.setUpstream({ gatewayUrl: stack.gatewayUrl, witnessUrl: stack.witnessUrl, config: { witnessKey: stack.witnessKey, namespace: stack.namespace } });
+          out.info(`started a local vault (${stack.gatewayUrl}) and witness (${stack.witnessUrl}), namespace ${stack.namespace}`);
+          out.info(`passkeys: relying party localhost, origin ${web.origin}`);
+        } else if (o.fleetKeys) {
+          const k = JSON.parse(await readFile(o.fleetKeys, 'utf8')) as Record<string, string>;
+          const config = { fleetKeys: { opaqueServerPublicKey: k.opaqueServerPublicKey, encryptionPublicKey: k.encryptionPublicKey } };
+          web.setUpstream({ gatewayUrl: o.gateway, ...(o.witness ? { witnessUrl: o.witness } : {}), config });
+        } else {
+          const witnessKey = o.witnessKey ?? (await new WitnessClient(o.witness!).keyInfo()).verifierKey;
+          web.setUpstream({ gatewayUrl: o.gateway, witnessUrl: o.witness!, config: { witnessKey, namespace: o.namespace } });
+        }
+      } catch (e) {
+        await stop();
+        throw e;
       }
-      web.setUpstream({ gatewayUrl: gatewayUrl!, ...(witnessUrl ? { witnessUrl } : {}), config });
       if (o.json) out.result('', { url: web.url });
       else process.stdout.write(`${web.url}\n`);
       out.info('open it in a browser; Ctrl-C stops');
@@ -68,8 +76,6 @@ export const webCommand: CommandModule = (program: Command) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
-      await web.close();
-      await stack?.close();
-      if (tempDir) await rm(tempDir, { recursive: true, force: true });
+      await stop();
     });
 };
