@@ -180,6 +180,11 @@ for (const r of Array.from(document.querySelectorAll<HTMLInputElement>('input[na
 }
 toggleFields($('backup'), checkedValue('escrow'));
 
+// The File System Access API, where present, streams the backup straight into a file.
+type SaveHandle = { createWritable(): Promise<{ write(d: Uint8Array): Promise<void>; close(): Promise<void>; abort(): Promise<void> }>; name: string };
+const savePicker = (window as unknown as { showSaveFilePicker?: (o: unknown) => Promise<SaveHandle> }).showSaveFilePicker;
+if (savePicker) $('direct-save-box').hidden = false;
+
 let lastDownloadUrl: string | null = null;
 backupForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -203,6 +208,18 @@ async function runBackup(): Promise<void> {
     if (password !== $<HTMLInputElement>('backup-password2').value) return fail('The two passwords differ. Type the same password twice.', $('backup-password2'));
   }
   const button = $<HTMLButtonElement>('backup-go');
+  const base = chosenFolder ? (((chosen[0]!.file as File).webkitRelativePath ?? '').split('/')[0] || 'folder') : chosen.length === 1 ? chosen[0]!.path : 'files';
+  let target: Awaited<ReturnType<SaveHandle['createWritable']>> | null = null;
+  let targetName = '';
+  if (savePicker && $<HTMLInputElement>('direct-save').checked) {
+    try {
+      const handle = await savePicker({ suggestedName: `${base}.bkv`, types: [{ description: 'bkv backup', accept: { 'application/vnd.bkv.backup': ['.bkv'] } }] });
+      target = await handle.createWritable();
+      targetName = handle.name;
+    } catch {
+      return fail('No file was chosen to save the backup in. Choose one, or untick "Write the backup straight to a file".', $('direct-save'));
+    }
+  }
   button.disabled = true;
   const progress = progressReporter('backup-progress-box', 'backup-progress', 'backup-status', 'Encrypted');
   try {
@@ -218,15 +235,27 @@ async function runBackup(): Promise<void> {
       await passkeyEscrow(config, account, key);
     }
     progress.start();
-    const out = await backupToBlob(chosen, key, { asArchive: chosenFolder, onProgress: (d, t) => progress.update(d, t) });
+    const writer = target;
+    const out = await backupToBlob(chosen, key, {
+      asArchive: chosenFolder,
+      onProgress: (d, t) => progress.update(d, t),
+      ...(writer ? { sink: (p: Uint8Array) => writer.write(p) } : {}),
+    });
+    if (writer) await writer.close();
+    target = null;
     progress.stop();
-    if (lastDownloadUrl) URL.revokeObjectURL(lastDownloadUrl);
-    lastDownloadUrl = URL.createObjectURL(out.blob);
     const link = $<HTMLAnchorElement>('backup-download');
-    const base = chosenFolder ? (((chosen[0]!.file as File).webkitRelativePath ?? '').split('/')[0] || 'folder') : chosen.length === 1 ? chosen[0]!.path : 'files';
-    link.href = lastDownloadUrl;
-    link.download = `${base}.bkv`;
-    $('backup-size').textContent = `${link.download}, ${formatBytes(out.blob.size)}`;
+    if (writer) {
+      link.hidden = true;
+      $('backup-size').textContent = `Saved as ${targetName}.`;
+    } else {
+      if (lastDownloadUrl) URL.revokeObjectURL(lastDownloadUrl);
+      lastDownloadUrl = URL.createObjectURL(out.blob);
+      link.hidden = false;
+      link.href = lastDownloadUrl;
+      link.download = `${base}.bkv`;
+      $('backup-size').textContent = `${link.download}, ${formatBytes(out.blob.size)}`;
+    }
     $('backup-result').hidden = false;
     if (method === 'recovery') {
       $('recovery-key').textContent = encodeRecoveryKey(key);
@@ -240,6 +269,7 @@ async function runBackup(): Promise<void> {
     key.fill(0);
   } catch (e) {
     progress.stop();
+    await target?.abort().catch(() => undefined);
     $('backup-status').textContent = '';
     setError('backup-error', explain(e));
     if ((e as BkvError).details?.noPrf) {

@@ -3,6 +3,11 @@
  * pasted validation bundle verified, then refused once an attacker alters it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeBase64 } from '../../src/client/fleet/encoding.js';
+import { publishDeployment } from '../../src/ceremony/publish.js';
+import { operatorKeyFromSeed } from '../../src/witness/keys.js';
+import { startWitness } from '../../src/witness/server.js';
+import { cleanup, deploy, tempDir } from '../ceremony/fixture.js';
 import { startHarness, type WebHarness } from './harness.js';
 
 let h: WebHarness;
@@ -97,5 +102,36 @@ describe('audit explorer (Chromium)', () => {
     await page.waitForFunction(() => document.querySelector('.bundle-result')?.getAttribute('data-ok') === 'false');
     expect(await page.textContent('.bundle-result li.fail')).toMatch(/Witness signature over the statement: FAILED/);
     await page.close();
+  });
+
+  it("shows a deployed fleet's evidence and its checks, verified in the browser", { timeout: 120_000 }, async () => {
+    const d = await deploy({ members: 3, namespace: 'acme.backups' });
+    const operator = operatorKeyFromSeed(new Uint8Array(32).fill(9));
+    const w = await startWitness(await tempDir(), {
+      addOperatorKeys: [encodeBase64(operator.publicKey)],
+      addAllowedVendors: [d.vendorKey],
+      addAllowedMeasurements: [d.measurement],
+    });
+    try {
+      await publishDeployment({ witnessUrl: w.url, namespace: 'acme.backups', artifact: d.result.artifact, evidence: d.evidenceBytes, operator, counterSign: d.result.counterSign });
+      const page = await h.newPage();
+      await page.goto(`${h.web.url}#audit`);
+      await page.fill('#audit-witness', w.url);
+      await page.click('#audit-go');
+      await page.locator('details.deployment').waitFor({ state: 'visible', timeout: 60_000 });
+      const summary = await page.textContent('details.deployment summary');
+      const checks = await page.locator('details.deployment .checks li').allTextContents();
+      expect(summary, checks.join('\n')).toBe('Deployment evidence: verified');
+      const all = checks.join('\n');
+      for (const c of ['vendor-chain', 'attestation', 'measurement', 'key-endorsements', 'transcript', 'logged', 'inclusion', 'counter-signature']) {
+        expect(all).toMatch(new RegExp(`${c}: passed`));
+      }
+      expect(all).toMatch(/3 members attested by their devices/);
+      await h.shot(page, 'explorer-deployment-evidence');
+      await page.close();
+    } finally {
+      await w.close();
+      await cleanup();
+    }
   });
 });
