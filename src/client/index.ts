@@ -27,6 +27,7 @@ export {
 export { encryptBackup, type EncryptOptions } from './backup/encrypt.js';
 export { openBackup, type DecryptOptions, type OpenedBackup } from './backup/decrypt.js';
 export * from './fleet/index.js';
+export { readableChunks } from './backup/streams.js';
 export { readTar, writeTar, safeTarPath, type TarEntry, type TarFileInput } from './backup/tar.js';
 // The vault SDK: password escrow (OPAQUE), passkey escrow, transports and fleet keys over the air.
 export { VaultClient, DEFAULT_CLIENT_KSF, type TrustedFleetKeys, type VaultClientOptions, type PreparedRecovery } from './sdk/vault-client.js';

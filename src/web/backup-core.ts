@@ -5,6 +5,7 @@
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { readTar, writeTar, type TarFileInput } from '../client/backup/tar.js';
+import { readableChunks } from '../client/backup/streams.js';
 
 /** Plaintext or ciphertext gathered as a Blob without holding it whole in memory (Chromium keeps large Blobs on disk). */
 export class BlobSink {
@@ -31,18 +32,8 @@ export class BlobSink {
 }
 
 /** A Blob's bytes as an async iterable, counting them as they are read. */
-export async function* blobChunks(blob: Blob, onBytes: (n: number) => void = () => {}): AsyncGenerator<Uint8Array> {
-  const reader = blob.stream().getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      onBytes(value.length);
-      yield value;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
+export function blobChunks(blob: Blob, onBytes: (n: number) => void = () => {}): AsyncGenerator<Uint8Array> {
+  return readableChunks(blob.stream() as ReadableStream<Uint8Array>, onBytes);
 }
 
 export interface SourceFile {
