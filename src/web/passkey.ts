@@ -13,10 +13,13 @@ import { fleetFromConfig, transportFor, type WebConfig } from './vault-config.js
 export const NO_PRF_MESSAGE =
   'This browser or passkey cannot derive encryption keys (the WebAuthn PRF extension is missing), so it cannot protect your backup key. Choose a password instead, or use a browser and passkey provider with PRF support.';
 
-/** A BkvError whose code tells the app to fall back to the password path. */
+export const NO_PRF_RESTORE_MESSAGE =
+  'This browser or passkey cannot derive encryption keys (the WebAuthn PRF extension is missing), so it cannot unlock the backup here. Open this page in a browser whose passkey provider supports PRF, or restore with the recovery key or password instead.';
+
+/** A BkvError whose details tell the app to fall back to the password path. */
 export class NoPrfError extends BkvError {
-  constructor() {
-    super('USAGE', NO_PRF_MESSAGE, { noPrf: true });
+  constructor(restoring = false) {
+    super('USAGE', restoring ? NO_PRF_RESTORE_MESSAGE : NO_PRF_MESSAGE, { noPrf: true });
   }
 }
 
@@ -43,7 +46,7 @@ function client(config: WebConfig, account: string): PasskeyVaultClient {
   return new PasskeyVaultClient({ account, fleet: fleetFromConfig(config, location.origin), transport: transportFor(config, location.origin, account) });
 }
 
-async function assert(challenge: Uint8Array, allow: Uint8Array | null): Promise<{ credentialId: Uint8Array; assertion: PasskeyAssertion; prf: Uint8Array }> {
+async function assert(challenge: Uint8Array, allow: Uint8Array | null, restoring: boolean): Promise<{ credentialId: Uint8Array; assertion: PasskeyAssertion; prf: Uint8Array }> {
   let cred: PublicKeyCredential | null;
   try {
     cred = (await navigator.credentials.get({
@@ -61,7 +64,7 @@ async function assert(challenge: Uint8Array, allow: Uint8Array | null): Promise<
   }
   if (!cred) throw new BkvError('USAGE', 'No passkey was chosen. Try again.');
   const first = prfOf(cred)?.results?.first;
-  if (!first) throw new NoPrfError();
+  if (!first) throw new NoPrfError(restoring);
   const r = cred.response as AuthenticatorAssertionResponse;
   return {
     credentialId: bytes(cred.rawId),
@@ -102,7 +105,7 @@ export async function passkeyEscrow(config: WebConfig, account: string, k: Uint8
   const vault = client(config, account);
   // The PRF output comes from an assertion (some authenticators give none at creation); the same
   // assertion proves to the vault core that the credential's key is real and held.
-  const a = await assert(await vault.challenge(), credentialId);
+  const a = await assert(await vault.challenge(), credentialId, false);
   const wrapped = wrapWithPasskey(a.prf, account, credentialId, k);
   a.prf.fill(0);
   await vault.register({ credentialId, cosePublicKey: ad.attested.cosePublicKey, wrappedKey: wrapped, assertion: a.assertion });
@@ -111,7 +114,7 @@ export async function passkeyEscrow(config: WebConfig, account: string, k: Uint8
 /** Any device with the (synced) passkey: the vault releases the wrapped K after verifying an assertion. */
 export async function passkeyRecover(config: WebConfig, account: string): Promise<Uint8Array> {
   const vault = client(config, account);
-  const a = await assert(await vault.challenge(), null);
+  const a = await assert(await vault.challenge(), null, true);
   const wrapped = await vault.recover({ credentialId: a.credentialId, assertion: a.assertion });
   try {
     return unwrapWithPasskey(a.prf, account, a.credentialId, wrapped);

@@ -116,7 +116,7 @@ describe('passkeys (Chromium virtual authenticator)', () => {
     const b = await authenticator(device2, true);
     await b.cdp.send('WebAuthn.addCredential', { authenticatorId: b.id, credential: credentials[0] } as never);
     await restoreWithPasskey(device2, bkvPath, 'dave');
-    expect(await device2.textContent('#restore-error')).toMatch(/PRF extension is missing/);
+    expect(await device2.textContent('#restore-error')).toMatch(/PRF extension is missing.*restore with the recovery key or password/);
     expect(await device2.locator('#restore-files a').count()).toBe(0);
     await h.shot(device2, 'copied-credential-without-prf');
 
