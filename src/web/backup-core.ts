@@ -9,11 +9,12 @@ import { readableChunks } from '../client/backup/streams.js';
 
 /** Plaintext or ciphertext gathered as a Blob without holding it whole in memory (Chromium keeps large Blobs on disk). */
 export class BlobSink {
-  private blob = new Blob([]);
+  /** Finished pieces, each a Blob of a few MiB (flat: no Blob nested in Blob). */
+  private blobs: Blob[] = [];
   private parts: Uint8Array[] = [];
   private pending = 0;
   size = 0;
-  constructor(private readonly foldBytes = 8 * 1024 * 1024) {}
+  constructor(private readonly foldBytes = 4 * 1024 * 1024) {}
   push(p: Uint8Array): void {
     if (p.length === 0) return;
     this.parts.push(p);
@@ -22,12 +23,14 @@ export class BlobSink {
     if (this.pending >= this.foldBytes) this.fold();
   }
   private fold(): void {
-    this.blob = new Blob([this.blob, ...(this.parts as BlobPart[])]);
+    // The bytes move into the browser's Blob store (on disk when large); the arrays become garbage.
+    this.blobs.push(new Blob(this.parts as BlobPart[]));
     this.parts = [];
     this.pending = 0;
   }
   finish(type = 'application/octet-stream'): Blob {
-    return new Blob([this.blob, ...(this.parts as BlobPart[])], { type });
+    if (this.pending > 0) this.fold();
+    return new Blob(this.blobs, { type });
   }
 }
 

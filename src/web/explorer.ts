@@ -170,12 +170,12 @@ async function namespaceView(witness: WitnessClient, r: AuditResult, pinned: str
     verdict(r.ok, r.ok ? `All ${r.epochs.length} epochs verified` : 'AUDIT FAILED'),
   );
   const timeline = h('ol', { class: 'timeline', reversed: '' });
-  for (const e of [...r.epochs].reverse()) timeline.append(h('li', {}, await epochView(witness, r.namespace, e, pinned)));
+  for (const e of [...r.epochs].reverse()) timeline.append(h('li', {}, await epochView(witness, r.namespace, e, pinned, r.checkpoint.size)));
   section.append(timeline);
   return section;
 }
 
-async function epochView(witness: WitnessClient, namespace: string, e: EpochAudit, pinned: string): Promise<HTMLElement> {
+async function epochView(witness: WitnessClient, namespace: string, e: EpochAudit, pinned: string, treeSize: number): Promise<HTMLElement> {
   const ok = AUDIT_CHECKS.every((c) => e.checks[c].ok);
   const card = h('article', { class: 'epoch', 'data-epoch': String(e.epoch), 'data-ok': String(ok) });
   card.append(h('h4', {}, `Epoch ${e.epoch}${e.timestamp ? ` — ${new Date(e.timestamp).toISOString().slice(0, 19).replace('T', ' ')} UTC` : ''}`));
@@ -186,6 +186,8 @@ async function epochView(witness: WitnessClient, namespace: string, e: EpochAudi
   try {
     const rec = await witness.epochRecord(namespace, e.epoch);
     const artifact = parseFleetArtifact(await witness.artifact(namespace, e.epoch));
+    const proof = rec.leafIndex < treeSize ? await witness.inclusionProof(rec.leafIndex, treeSize) : [];
+    const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     const d = h('details', {}, h('summary', {}, 'Fleet artifact, signatures and proof'));
     d.append(
       artifactView(artifact),
@@ -193,7 +195,8 @@ async function epochView(witness: WitnessClient, namespace: string, e: EpochAudi
         ['digest', rec.digest],
         ['witness signature', rec.witnessSignature],
         ['fleet counter-signature', rec.counterSignature ?? '(none uploaded)'],
-        ['log leaf', String(rec.leafIndex)],
+        ['log leaf', `${rec.leafIndex} of a tree of ${treeSize}`],
+        ['inclusion proof', proof.length === 0 ? '(none needed: the leaf is the whole tree)' : proof.map(hex).join(' ')],
       ]),
     );
     card.append(d);
