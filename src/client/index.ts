@@ -27,3 +27,13 @@ export {
 export { encryptBackup, type EncryptOptions } from './backup/encrypt.js';
 export { openBackup, type DecryptOptions, type OpenedBackup } from './backup/decrypt.js';
 export * from './fleet/index.js';
+export { readableChunks } from './backup/streams.js';
+export { readTar, writeTar, safeTarPath, type TarEntry, type TarFileInput } from './backup/tar.js';
+// The vault SDK: password escrow (OPAQUE), passkey escrow, transports and fleet keys over the air.
+export { VaultClient, DEFAULT_CLIENT_KSF, type TrustedFleetKeys, type VaultClientOptions, type PreparedRecovery } from './sdk/vault-client.js';
+export { httpTransport, type HttpTransportOptions, type VaultTransport } from './sdk/transport.js';
+export { gatewayBundleFetcher, overTheAirFleet } from './sdk/fleet-source.js';
+export { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './sdk/errors.js';
+export { PasskeyVaultClient, type PasskeyAssertion, type PasskeyVaultClientOptions } from './sdk/passkey-client.js';
+export { PASSKEY_PRF_INPUT, passkeyWrappingKey, unwrapWithPasskey, wrapWithPasskey } from './keys/passkey-wrap.js';
+export { MemoryCheckpointStore, type CheckpointStore } from './fleet/store.js';

@@ -18,8 +18,8 @@ import type { CoreEnv } from '../trusted/core/env.js';
 import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../trusted/core/fleet-secrets.js';
 import { DEFAULT_POLICY, type VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
 import { createVaultMember } from '../trusted/member.js';
-import { deriveRecordKeys, openRecord, recordId } from '../trusted/records/record-keys.js';
-import type { VaultRecord } from '../trusted/records/record.js';
+import { deriveRecordKeys, openRecord, passkeyRecordId, recordId } from '../trusted/records/record-keys.js';
+import type { PasskeyRecord, VaultRecord } from '../trusted/records/record.js';
 import { RecordState } from '../trusted/records/record-state.js';
 import type { RaftNode } from '../trusted/consensus/node.js';
 import { MemberStorage } from './fleet/member-storage.js';
@@ -40,6 +40,8 @@ export interface VaultMember {
    * holds (a real module never lets its host do this). For tests and the demo.
    */
   peek(account: string): Promise<VaultRecord | undefined>;
+  /** The same for an account's passkey record. */
+  peekPasskeys(account: string): Promise<PasskeyRecord | undefined>;
   /** Role, commit index and record store state, for the health page. */
   health(): { role: string; commitIndex: number; records: number; store: ReturnType<MemberRecords['status']> };
   close(): Promise<void>;
@@ -133,6 +135,17 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
   const { core } = await member.createCore({ secrets, env, policy: opts.policy ?? DEFAULT_POLICY, reader: records.reader, wait });
   const keys = deriveRecordKeys(secrets.storageKey);
   const r = records;
+  /** Reads one record and checks it against the committed root, as the core's batcher does. */
+  const peekId = async (id: Uint8Array): Promise<VaultRecord | undefined> => {
+    await member.replicator.readBarrier();
+    await Promise.race([state.whenStoreInStep(), wait(2000)]);
+    if (state.storeHealth().state !== 'ok') throw new BkvError('UNAVAILABLE', `the record store is not in step (${r.status().problem ?? r.status().state})`);
+    const res = await store.read([id]);
+    const got = res.reads.find((x: { key: Uint8Array }) => equalBytes(x.key, id));
+    if (!got) throw new BkvError('INTERNAL', 'the store did not answer');
+    verifyRecord(state.root, id, got.value, got.proof);
+    return got.value ? openRecord(keys, id, got.value) : undefined;
+  };
   return {
     core,
     state,
@@ -144,15 +157,11 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
       return { role: 'single-member', commitIndex: st.commitIndex, records: state.count, store: r.status() };
     },
     async peek(account) {
-      await member.replicator.readBarrier();
-      await Promise.race([state.whenStoreInStep(), wait(2000)]);
-      if (state.storeHealth().state !== 'ok') throw new BkvError('UNAVAILABLE', `the record store is not in step (${r.status().problem ?? r.status().state})`);
-      const id = recordId(keys, account);
-      const res = await store.read([id]);
-      const got = res.reads.find((x: { key: Uint8Array }) => equalBytes(x.key, id));
-      if (!got) throw new BkvError('INTERNAL', 'the store did not answer');
-      verifyRecord(state.root, id, got.value, got.proof);
-      return got.value ? openRecord(keys, id, got.value) : undefined;
+      return peekId(recordId(keys, account));
+    },
+    async peekPasskeys(account) {
+      const rec = await peekId(passkeyRecordId(keys, account));
+      return rec?.status === 'passkeys' ? rec : undefined;
     },
     async close() {
       await member.replicator.readBarrier().catch(() => {});

@@ -43,6 +43,11 @@ function num(s: unknown, what: string): number {
 export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {}): FastifyInstance {
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 256 * 1024 });
   const reader = localReader(log);
+  // The log is public: any web page may read it (the audit explorer in a browser opened on this
+  // witness). Reads only; submissions are authenticated by the operator's signature anyway.
+  app.addHook('onSend', async (req, reply) => {
+    if (req.method === 'GET' || req.method === 'HEAD') reply.header('access-control-allow-origin', '*');
+  });
   const wrap =
     <T>(f: (req: { params: Record<string, string>; query: Record<string, string>; body: unknown }) => Promise<T> | T) =>
     async (req: { params: unknown; query: unknown; body: unknown }, reply: FastifyReply) => {

@@ -7,6 +7,7 @@ import { backupSteps } from '../demo/backup-steps.js';
 import { ceremonySteps } from '../demo/ceremony-steps.js';
 import { fleetFaultSteps, fleetStartSteps } from '../demo/fleet-steps.js';
 import { restoreSteps, vaultSteps } from '../demo/vault-steps.js';
+import { webSteps } from '../demo/web-steps.js';
 import type { DemoContext, DemoStep } from '../demo/steps.js';
 import { makeOutput } from '../output.js';
 
@@ -18,6 +19,7 @@ export const demoSteps: DemoStep[] = [
   ...vaultSteps, // over-the-air fleet keys, password escrow, a wrong password
   ...fleetFaultSteps, // recovery survives two members dying
   ...restoreSteps, // restore and compare
+  ...webSteps, // the web app against this fleet and witness
 ];
 
 /** `bkv demo`: a narrated tour of the system on sample data, in a temporary directory. */
@@ -38,6 +40,15 @@ export const demoCommand: CommandModule = (program: Command) => {
           await step.run(ctx);
           out.info(`   ok (${(performance.now() - t0).toFixed(0)} ms)`);
           done.push(step.name);
+        }
+        const webUrl = ctx.state.get('webUrl') as string | undefined;
+        if (webUrl && process.stdout.isTTY && process.stdin.isTTY && !opts.json) {
+          out.info(`\nThe fleet, the witness and the web app keep running: open ${webUrl}`);
+          out.info('Press Ctrl-C to stop them and remove the temporary files.');
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', resolve);
+            process.once('SIGTERM', resolve);
+          });
         }
       } finally {
         // Stop servers and member processes the steps started (last started, first stopped).

@@ -15,6 +15,7 @@ const groups: Record<string, () => Promise<CommandModule[]>> = {
   up: async () => [(await import('./up.js')).upCommand],
   fleet: async () => [(await import('./fleet.js')).fleetCommands, (await import('./fleet-deploy.js')).fleetDeployCommands],
   hsm: async () => [(await import('./hsm.js')).hsmCommands],
+  web: async () => [(await import('./web.js')).webCommand],
 };
 
 /** The command modules needed for `argv` (all of them when the group is unknown or absent). */

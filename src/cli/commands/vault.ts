@@ -20,6 +20,8 @@ interface StartOpts {
   witnessKey?: string;
   rateAccount: string;
   rateAddress: string;
+  passkeyOrigin?: string[];
+  passkeyRpId?: string;
   json?: boolean;
 }
 
@@ -40,6 +42,8 @@ export const vaultCommands: CommandModule = (program: Command) => {
     .option('--witness-key <key>', "the witness's verifier key: the only witness the core counter-signs for")
     .option('--rate-account <n>', 'vault requests per account per minute', '120')
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
+    .option('--passkey-origin <origin...>', 'web app origins whose passkey assertions may release keys (e.g. http://localhost:7480)')
+    .option('--passkey-rp-id <host>', 'WebAuthn relying party id (default: the host of the first --passkey-origin)')
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: StartOpts) => {
       const out = makeOutput(!!o.json);
@@ -67,12 +71,23 @@ export const vaultCommands: CommandModule = (program: Command) => {
         }
         publication = { witnessUrl: o.witness, namespace: o.namespace, operator: await readOperatorKeyFile(o.operatorKey), witnessKey: o.witnessKey };
       }
+      let passkeys;
+      if (o.passkeyOrigin) {
+        const origins = o.passkeyOrigin.map((x) => {
+          try {
+            return new URL(x).origin;
+          } catch {
+            throw new BkvError('USAGE', `invalid --passkey-origin ${x}`);
+          }
+        });
+        passkeys = { rpId: o.passkeyRpId ?? new URL(origins[0]!).hostname, origins };
+      }
       const running = await startVaultServer({
         ...(publication ? { publication } : {}),
         dir: o.dir,
         host: o.host,
         port,
-        policy: { ...DEFAULT_POLICY, maxLimit },
+        policy: { ...DEFAULT_POLICY, maxLimit, ...(passkeys ? { passkeys } : {}) },
         ...(verifier ? { verifier } : {}),
         logger: o.json ? false : undefined,
         rateLimit: { perAccountPerMinute, perAddressPerMinute },

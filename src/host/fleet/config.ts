@@ -30,7 +30,8 @@ export interface FleetConfig {
   quorum: number;
   members: FleetMemberConfig[];
   gateway: { host: string; port: number };
-  policy: { defaultLimit: number; maxLimit: number };
+  /** `passkeys`: the WebAuthn relying party and origins whose assertions release passkey-wrapped keys (docs/passkeys.md). */
+  policy: { defaultLimit: number; maxLimit: number; passkeys?: { rpId: string; origins: string[] } };
 }
 
 export interface MemberIdentity {
@@ -103,6 +104,13 @@ export function parseFleetConfig(text: string): FleetConfig {
   if (!isPort(c.gateway?.port) || typeof c.gateway.host !== 'string') fail('bad gateway address');
   const p = c.policy;
   if (!Number.isInteger(p?.defaultLimit) || !Number.isInteger(p.maxLimit) || p.defaultLimit < 1 || p.maxLimit < p.defaultLimit) fail('bad policy');
+  if (p.passkeys !== undefined) {
+    const pk = p.passkeys;
+    if (typeof pk?.rpId !== 'string' || !/^[a-z0-9.-]{1,253}$/.test(pk.rpId)) fail('bad policy.passkeys.rpId');
+    if (!Array.isArray(pk.origins) || pk.origins.length === 0 || pk.origins.some((o) => typeof o !== 'string' || !/^https?:\/\/[^/]+$/.test(o))) {
+      fail('policy.passkeys.origins must be a list of origins like https://backup.example');
+    }
+  }
   return c;
 }
 

@@ -72,6 +72,8 @@ export class VaultStateMachine implements ReplicatedStateMachine {
         return encodeResult({ kind: 'attempt', r: this.attempt(entry) });
       case 'finish':
         return encodeResult({ kind: 'finish', r: this.finish(entry) });
+      default:
+        return encodeResult({ kind: 'invalid' }); // release 0.1 knew no other entries
     }
   }
 

@@ -1,5 +1,6 @@
 import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from './codec.js';
+import { decodePasskeyEntryBody, encodePasskeyEntryBody, type PasskeyRegisterEntry, type PasskeyUseEntry } from './passkey-state.js';
 
 /** Argon2id parameters the client used as OPAQUE's key-stretching function (public). */
 export interface Ksf {
@@ -12,9 +13,12 @@ export interface Ksf {
 export type Entry =
   | { type: 'register'; ts: number; user: string; opaqueRecord: Uint8Array; wrappedKey: Uint8Array; ksf: Ksf; limit: number }
   | { type: 'attempt'; ts: number; user: string; attemptId: Uint8Array }
-  | { type: 'finish'; ts: number; user: string; attemptId: Uint8Array; success: boolean; erase: boolean };
+  | { type: 'finish'; ts: number; user: string; attemptId: Uint8Array; success: boolean; erase: boolean }
+  // Passkey escrow (src/core/passkey-state.ts): register a credential, use a challenge.
+  | PasskeyRegisterEntry
+  | PasskeyUseEntry;
 
-const TAG = { register: 1, attempt: 2, finish: 3 } as const;
+const TAG = { register: 1, attempt: 2, finish: 3, 'passkey-register': 4, 'passkey-use': 5 } as const;
 export const ATTEMPT_ID_BYTES = 16;
 
 export function encodeEntry(e: Entry): Uint8Array {
@@ -28,6 +32,10 @@ export function encodeEntry(e: Entry): Uint8Array {
       break;
     case 'finish':
       w.raw(e.attemptId).u8(e.success ? 1 : 0).u8(e.erase ? 1 : 0);
+      break;
+    case 'passkey-register':
+    case 'passkey-use':
+      encodePasskeyEntryBody(w, e);
       break;
   }
   return w.finish();
@@ -52,6 +60,8 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     const erase = r.u8();
     if (success > 1 || erase > 1) throw new BkvError('MALFORMED', 'log entry has a bad flag');
     e = { type: 'finish', ts, user, attemptId, success: success === 1, erase: erase === 1 };
+  } else if (tag === TAG['passkey-register'] || tag === TAG['passkey-use']) {
+    e = decodePasskeyEntryBody(r, tag === TAG['passkey-register'] ? 'passkey-register' : 'passkey-use', ts, user);
   } else {
     throw new BkvError('MALFORMED', `unknown log entry type ${tag}`);
   }

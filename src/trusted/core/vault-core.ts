@@ -21,7 +21,9 @@ import {
   type VaultRequest,
   type VaultResponse,
 } from '../../shared/protocol/messages.js';
+import { encodePasskeyResponse, isPasskeyRequest, type PasskeyResponse } from '../../shared/protocol/passkey-messages.js';
 import { Reader, Writer } from './codec.js';
+import { handlePasskeyRequest, type PasskeyPolicy } from './passkey-escrow.js';
 import { checkCounterSignRequest, type CounterSignRequest } from './counter-sign.js';
 import { ATTEMPT_ID_BYTES } from './entries.js';
 import type { CoreEnv } from './env.js';
@@ -46,6 +48,8 @@ export interface VaultPolicy {
   defaultKsf: KsfParams;
   /** Witnesses (note verifier keys) whose statements about this fleet the core will counter-sign. */
   trustedWitnesses?: readonly string[];
+  /** The relying party and origins whose passkey assertions release keys (docs/passkeys.md); none: passkeys refused. */
+  passkeys?: PasskeyPolicy;
 }
 
 /** OPAQUE's "memory-constrained" Argon2id profile (RFC 9106 §4, second recommendation). */
@@ -118,6 +122,7 @@ export class VaultCore {
     this.stats.requests++;
     if (envelope[0] === CONTINUATION_VERSION) return this.handleContinuation(account, envelope);
     const { plaintext, responseKey, continuationKey } = await openRequest(this.channel, account, envelope);
+    if (isPasskeyRequest(plaintext)) return this.respondPasskey(account, plaintext, responseKey);
     return this.respond(responseKey, async () => {
       const req = decodeRequest(plaintext);
       if (req.user !== account) throw new BkvError('UNAUTHORIZED', 'request names another account than the one authenticated');
@@ -160,6 +165,23 @@ export class VaultCore {
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
     return sealResponse(responseKey, encodeResponse(response), this.env.random(12), this.channel.primitives);
+  }
+
+  /** Passkey escrow requests (src/core/passkey-escrow.ts), answered in the same sealed channel. */
+  private async respondPasskey(account: string, plaintext: Uint8Array, responseKey: Uint8Array): Promise<Uint8Array> {
+    let response: PasskeyResponse;
+    try {
+      response = await handlePasskeyRequest(
+        { challengeKey: this.secrets.loginStateKey, records: this.records, env: this.env, policy: this.policy.passkeys, primitives: this.channel.primitives },
+        account,
+        plaintext,
+      );
+    } catch (err) {
+      this.stats.rejected++;
+      if (!isBkvError(err)) throw err;
+      response = { ok: false, error: { code: err.code, message: err.message } };
+    }
+    return sealResponse(responseKey, encodePasskeyResponse(response), this.env.random(12), this.channel.primitives);
   }
 
   private registerStart(req: Extract<VaultRequest, { op: 'register-start' }>): VaultResponse {

@@ -16,7 +16,7 @@ import type { Replicator } from '../core/replication.js';
 import { SEAL_NONCE_BYTES, type SealAead } from '../core/sealing.js';
 import { MAX_BATCH_KEYS, encodeBatch, type BatchItem } from './batch.js';
 import { runCommand, type Command, type CommandResult } from './commands.js';
-import { openRecord, recordId, sealRecord, type RecordKeys } from './record-keys.js';
+import { commandRecordId, openRecord, recordId, sealRecord, type RecordKeys } from './record-keys.js';
 import type { VaultRecord } from './record.js';
 import { decodeAppliedOutcome, type RecordState } from './record-state.js';
 
@@ -105,7 +105,7 @@ export class RecordBatcher {
   execute(cmd: Command): Promise<CommandResult> {
     if (!this.leadership.isLeader()) return Promise.reject(notLeader(this.leadership.leaderHint()));
     return new Promise((resolve, reject) => {
-      this.queue.push({ cmd, id: recordId(this.keys, cmd.user), resolve, reject });
+      this.queue.push({ cmd, id: commandRecordId(this.keys, cmd), resolve, reject });
       this.kick();
     });
   }

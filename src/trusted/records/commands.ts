@@ -6,6 +6,8 @@
  */
 import { ATTEMPT_ID_BYTES, type AttemptResult, type Entry, type FinishResult, type RegisterResult } from '../core/entries.js';
 import { equalBytes } from '../../shared/bytes.js';
+import type { PasskeyRegisterResult, PasskeyUseResult } from '../core/passkey-state.js';
+import { passkeyRegister, passkeyUse } from './passkeys.js';
 import { RECENT_IDS, type LiveRecord, type VaultRecord } from './record.js';
 
 /** A vault command: the same shape as the log entries of the previous release. */
@@ -14,7 +16,8 @@ export type Command = Entry;
 export type CommandResult =
   | { kind: 'register'; r: RegisterResult }
   | { kind: 'attempt'; r: AttemptResult }
-  | { kind: 'finish'; r: FinishResult };
+  | { kind: 'finish'; r: FinishResult }
+  | { kind: 'passkey'; r: PasskeyRegisterResult | PasskeyUseResult };
 
 /** How long an unfinished attempt keeps a record at zero attempts from being destroyed. */
 export const ATTEMPT_TTL_MS = 10 * 60 * 1000;
@@ -24,7 +27,16 @@ export const ATTEMPT_TTL_MS = 10 * 60 * 1000;
  * store, or `next: undefined` when nothing changes. Never mutates its input.
  */
 export function runCommand(current: VaultRecord | undefined, cmd: Command): { result: CommandResult; next?: VaultRecord } {
+  if (current?.status === 'passkeys' && cmd.type !== 'passkey-register' && cmd.type !== 'passkey-use') {
+    throw new Error('a password command met a passkey record: record ids are derived apart, so this is a bug');
+  }
   switch (cmd.type) {
+    case 'passkey-register':
+    case 'passkey-use': {
+      if (current !== undefined && current.status !== 'passkeys') throw new Error('a passkey command met a password record');
+      const out = cmd.type === 'passkey-register' ? passkeyRegister(current, cmd) : passkeyUse(current, cmd);
+      return { result: { kind: 'passkey', r: out.result }, ...(out.next ? { next: out.next } : {}) };
+    }
     case 'register': {
       const version = (current?.version ?? 0) + 1;
       const next: LiveRecord = {
@@ -34,13 +46,15 @@ export function runCommand(current: VaultRecord | undefined, cmd: Command): { re
       return { result: { kind: 'register', r: { status: 'registered', version, attemptsRemaining: cmd.limit } }, next };
     }
     case 'attempt':
-      return attempt(current, cmd);
+      return attempt(current as PasswordRecord | undefined, cmd);
     case 'finish':
-      return finish(current, cmd);
+      return finish(current as PasswordRecord | undefined, cmd);
   }
 }
 
-function attempt(current: VaultRecord | undefined, e: Extract<Command, { type: 'attempt' }>): { result: CommandResult; next?: VaultRecord } {
+type PasswordRecord = Exclude<VaultRecord, { status: 'passkeys' }>;
+
+function attempt(current: PasswordRecord | undefined, e: Extract<Command, { type: 'attempt' }>): { result: CommandResult; next?: VaultRecord } {
   const out = (r: AttemptResult, next?: VaultRecord) => ({ result: { kind: 'attempt' as const, r }, ...(next ? { next } : {}) });
   if (!current || current.status === 'erased') return out({ status: 'unknown', attemptsRemaining: 0, limit: 0 });
   if (current.status !== 'live') return out({ status: 'locked', attemptsRemaining: 0, limit: 0 });
@@ -63,7 +77,7 @@ function attempt(current: VaultRecord | undefined, e: Extract<Command, { type: '
   return out({ status: 'granted', attemptsRemaining: next.attemptsRemaining, limit: next.limit, opaqueRecord: next.opaqueRecord, ksf: next.ksf }, next);
 }
 
-function finish(current: VaultRecord | undefined, e: Extract<Command, { type: 'finish' }>): { result: CommandResult; next?: VaultRecord } {
+function finish(current: PasswordRecord | undefined, e: Extract<Command, { type: 'finish' }>): { result: CommandResult; next?: VaultRecord } {
   const out = (r: FinishResult, next?: VaultRecord) => ({ result: { kind: 'finish' as const, r }, ...(next ? { next } : {}) });
   if (!current || current.status === 'erased') return out({ status: 'stale' });
   if (current.status !== 'live') return out({ status: 'destroyed' });

@@ -18,6 +18,8 @@ const te = new TextEncoder();
 export interface RecordKeys {
   /** Derives record ids from account names. */
   idKey: Uint8Array;
+  /** Derives the ids of accounts' passkey records (a separate key: the two id spaces never meet). */
+  passkeyIdKey: Uint8Array;
   /** Seals record values. */
   sealKey: Uint8Array;
 }
@@ -26,6 +28,7 @@ export interface RecordKeys {
 export function deriveRecordKeys(storageKey: Uint8Array): RecordKeys {
   return {
     idKey: hkdf(sha256, storageKey, new Uint8Array(0), te.encode('bkv record id key v1'), 32),
+    passkeyIdKey: hkdf(sha256, storageKey, new Uint8Array(0), te.encode('bkv passkey record id key v1'), 32),
     sealKey: hkdf(sha256, storageKey, new Uint8Array(0), te.encode('bkv record seal key v1'), 32),
   };
 }
@@ -33,6 +36,16 @@ export function deriveRecordKeys(storageKey: Uint8Array): RecordKeys {
 /** The id the host files an account's record under: HMAC-SHA256(idKey, UTF-8 account name). */
 export function recordId(keys: RecordKeys, account: string): Uint8Array {
   return hmac(sha256, keys.idKey, te.encode(account));
+}
+
+/** The id of an account's passkey record: HMAC-SHA256(passkeyIdKey, UTF-8 account name). */
+export function passkeyRecordId(keys: RecordKeys, account: string): Uint8Array {
+  return hmac(sha256, keys.passkeyIdKey, te.encode(account));
+}
+
+/** The record a command reads and writes. */
+export function commandRecordId(keys: RecordKeys, cmd: { type: string; user: string }): Uint8Array {
+  return cmd.type === 'passkey-register' || cmd.type === 'passkey-use' ? passkeyRecordId(keys, cmd.user) : recordId(keys, cmd.user);
 }
 
 function recordAad(id: Uint8Array, version: number): Uint8Array {

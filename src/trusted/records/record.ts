@@ -8,6 +8,7 @@
 import { BkvError } from '../../shared/errors.js';
 import { Reader, Writer } from '../core/codec.js';
 import { ATTEMPT_ID_BYTES, type Ksf } from '../core/entries.js';
+import { decodePasskeyFields, encodePasskeyFields, type PasskeyRecord } from './passkeys.js';
 
 /** An open attempt: a credential response was (or is about to be) released for it. */
 export interface OpenAttempt {
@@ -34,10 +35,13 @@ export interface Tombstone {
   version: number;
 }
 
-export type VaultRecord = LiveRecord | Tombstone;
+/** An account's passkey escrow: a record of its own, under its own record id (`passkeys.ts`). */
+export type { PasskeyRecord };
+
+export type VaultRecord = LiveRecord | Tombstone | PasskeyRecord;
 
 export const RECORD_FORMAT = 1;
-const STATUS = { live: 0, destroyed: 1, erased: 2 } as const;
+const STATUS = { live: 0, destroyed: 1, erased: 2, passkeys: 3 } as const;
 /** Field limits (the same as the log entries that create records). */
 export const MAX_OPAQUE_RECORD = 1024;
 export const MAX_WRAPPED_KEY = 1024;
@@ -46,6 +50,10 @@ export const RECENT_IDS = 8;
 
 export function encodeRecord(r: VaultRecord): Uint8Array {
   const w = new Writer(r.status === 'live' ? 256 + r.opaqueRecord.length : 16).u8(RECORD_FORMAT).u8(STATUS[r.status]).u64(r.version);
+  if (r.status === 'passkeys') {
+    encodePasskeyFields(w, r);
+    return w.finish();
+  }
   if (r.status !== 'live') return w.finish();
   w.bytes(r.opaqueRecord).bytes(r.wrappedKey).u32(r.ksf.memory).u32(r.ksf.iterations).u32(r.ksf.parallelism);
   w.u32(r.limit).u32(r.attemptsRemaining).u32(r.open.length);
@@ -64,6 +72,11 @@ export function decodeRecord(bytes: Uint8Array): VaultRecord {
   if (status === STATUS.destroyed || status === STATUS.erased) {
     r.end();
     return { status: status === STATUS.destroyed ? 'destroyed' : 'erased', version };
+  }
+  if (status === STATUS.passkeys) {
+    const rec = decodePasskeyFields(r, version, malformed);
+    r.end();
+    return rec;
   }
   if (status !== STATUS.live) throw malformed(`vault record has an unknown status ${status}`);
   const opaqueRecord = r.bytes(MAX_OPAQUE_RECORD);
