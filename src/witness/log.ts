@@ -20,6 +20,10 @@ import { encodeStatement, parseStatement } from '../client/fleet/statement.js';
 import { MerkleTree, bytesEqual } from '../merkle/index.js';
 import { assertDeploymentEvidence } from '../ceremony/evidence.js';
 import { fastVerify, loadWitnessIdentity, writeFileDurable, type WitnessConfig } from './keys.js';
+import { addSignatureLines } from '../client/fleet/cosignature.js';
+import { parseNote } from '../client/fleet/note.js';
+import { WitnessCosigner } from './cosigner.js';
+import { CosignatureCollector, type CosignerStatus } from './cosigning.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 
 interface Entry {
@@ -50,6 +54,14 @@ export interface WitnessLogOptions {
   addAllowedMeasurements?: string[];
   /** Clock in milliseconds (tests). */
   now?: () => number;
+  /** C2SP tlog-witness: log verifier keys this witness cosigns (added to config.json). */
+  addCosignLogs?: string[];
+  /** Cosigners to submit each new checkpoint to (added to config.json). */
+  addCosigners?: { url: string; verifierKey: string }[];
+  /** Time limit per cosigner request, milliseconds (default 5000). */
+  cosignTimeoutMs?: number;
+  /** Told when a cosigner refuses or cannot be reached (with the reason it gave). */
+  onCosignerError?: (status: CosignerStatus) => void;
 }
 
 export class WitnessLog {
@@ -66,17 +78,22 @@ export class WitnessLog {
   private latest!: SignedCheckpoint;
   private closed = false;
   private nextLeaf = 0;
+  /** This witness as a tlog-witness cosigner of other logs (POST /add-checkpoint). */
+  cosigner!: WitnessCosigner;
+  /** Gathers cosignatures on this log's checkpoints, when cosigners are configured. */
+  collector: CosignatureCollector | undefined;
+  private cosigning: Promise<void> | null = null;
 
   private constructor(
     readonly dir: string,
     readonly config: WitnessConfig,
     readonly signer: NoteSigner,
     private readonly fh: FileHandle,
-    private readonly now: () => number,
+    readonly now: () => number,
   ) {}
 
   static async open(dir: string, opts: WitnessLogOptions = {}): Promise<WitnessLog> {
-    const { config, signer } = await loadWitnessIdentity(dir, opts);
+    const { config, signer, cosigner } = await loadWitnessIdentity(dir, opts);
     const path = join(dir, 'witness.log');
     let data: Buffer;
     try {
@@ -95,6 +112,15 @@ export class WitnessLog {
     }
     const log = new WitnessLog(dir, config, signer, fh, opts.now ?? Date.now);
     try {
+      log.cosigner = await WitnessCosigner.open(dir, { logKeys: config.cosignLogs ?? [], cosigner, now: log.now });
+      if (config.cosigners && config.cosigners.length > 0) {
+        log.collector = new CosignatureCollector(config.cosigners, {
+          consistencyProof: (a, b) => log.tree.consistencyProof(a, b),
+          timeoutMs: opts.cosignTimeoutMs ?? 5000,
+          now: log.now,
+          ...(opts.onCosignerError ? { onError: opts.onCosignerError } : {}),
+        });
+      }
       log.replay(data.subarray(0, good).toString('utf8'));
       log.nextLeaf = log.entries.length;
       await log.checkPersistedCheckpoint();
@@ -161,7 +187,47 @@ export class WitnessLog {
       }
     }
     this.latest = this.signLatest();
+    if (note !== undefined) {
+      // keep the cosignatures gathered for this same checkpoint before the restart
+      const old = parseNote(note);
+      if (old.text === parseNote(this.latest.note).text) {
+        const lines = note.slice(old.text.length + 1).split('\n').filter((l) => l !== '');
+        this.latest = { ...this.latest, note: addSignatureLines(this.latest.note, lines) };
+      }
+    }
     await this.saveCheckpoint();
+  }
+
+  /**
+   * Submits the current checkpoint to the configured cosigners and serves it with the
+   * cosignatures they return. Never throws: refusals are in collector.status().
+   */
+  async gatherCosignatures(): Promise<void> {
+    if (!this.collector) return;
+    const cp = this.latest;
+    let note: string;
+    try {
+      note = await this.collector.collect(cp.note);
+    } catch {
+      return;
+    }
+    if (this.latest.size === cp.size && bytesEqual(this.latest.rootHash, cp.rootHash) && note !== this.latest.note) {
+      this.latest = { ...this.latest, note: addSignatureLines(this.latest.note, note.slice(parseNote(note).text.length + 1).split('\n').filter((l) => l !== '')) };
+      try {
+        await this.saveCheckpoint();
+      } catch {
+        /* the served copy is in memory; the file is rewritten with the next checkpoint */
+      }
+    }
+  }
+
+  /** Gathers cosignatures on the current checkpoint in the background (after a start). */
+  refreshCosignatures(): Promise<void> {
+    const tracked: Promise<void> = this.gatherCosignatures().finally(() => {
+      if (this.cosigning === tracked) this.cosigning = null;
+    });
+    this.cosigning = tracked;
+    return tracked;
   }
 
   private signLatest(): SignedCheckpoint {
@@ -213,6 +279,8 @@ export class WitnessLog {
         for (const p of batch) p.apply();
         this.latest = this.signLatest();
         await this.saveCheckpoint();
+        // cosigned before the answer, so a published epoch is served with its cosignatures
+        await this.gatherCosignatures();
         for (const p of batch) p.resolve();
       } catch (err) {
         // A failed write or fsync leaves the file in an unknown state: stop accepting anything.
@@ -230,6 +298,7 @@ export class WitnessLog {
       verifierKey: formatVerifierKey(this.config.origin, this.signer.publicKey),
       publicKey: encodeBase64(this.signer.publicKey),
       keyId: formatKeyId(this.signer.keyId),
+      cosignerVerifierKey: this.cosigner.verifierKey(),
     };
   }
 
@@ -440,6 +509,7 @@ export class WitnessLog {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    while (this.cosigning) await this.cosigning;
     await this.fh.close();
   }
 }

@@ -9,7 +9,9 @@ import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
 import { checkCheckpointConsistency } from './consistency.js';
 import { verifyCounterSignature } from './countersign.js';
 import { checkNamespace, decodeBase64, decodeHex, encodeHex, equalBytes, fromUtf8 } from './encoding.js';
-import type { NoteVerifier } from './note.js';
+import { sameVerifier, type NoteVerifier } from './note.js';
+import { CosignatureQuorumError } from './cosignature.js';
+import { verifyCosignatureQuorum, type WitnessPolicy } from './policy.js';
 import { parseStatement, verifyStatementSignature, type WitnessStatement } from './statement.js';
 
 export const VALIDATION_BUNDLE_FORMAT = 'bkv-validation-bundle/v1';
@@ -60,6 +62,11 @@ export interface VerifyBundleOptions {
   minEpoch?: number;
   /** Milliseconds since the Unix epoch; when given, the artifact's validity window is enforced. */
   now?: number;
+  /**
+   * Witness policy (k of n cosigners): when given, the checkpoint must also carry at least k valid
+   * cosignatures from distinct listed cosigners (check "cosignatures").
+   */
+  witnessPolicy?: WitnessPolicy;
 }
 
 function fail(check: string, message: string, extra: Record<string, unknown> = {}): BkvError {
@@ -126,7 +133,9 @@ export function parseValidationBundle(input: unknown): ValidationBundle {
 /**
  * Verifies a bundle completely. Each failing check throws VERIFICATION_FAILED whose message names
  * the check and whose `details.check` is one of: format, digest, statement, witness-signature,
- * artifact, counter-signature, checkpoint-signature, inclusion, consistency, rollback, validity.
+ * artifact, counter-signature, checkpoint-signature, cosignatures, inclusion, consistency, rollback,
+ * validity. A missed cosignature quorum is a CosignatureQuorumError naming the missing and invalid
+ * cosigners.
  */
 export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions): VerifiedBundle {
   const b = parseValidationBundle(input);
@@ -166,6 +175,9 @@ export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions
   // 6. checkpoint signed by the same witness, origin = key name
   const checkpoint = rewrap('checkpoint-signature', 'checkpoint', () => verifyCheckpoint(b.checkpoint, witness));
 
+  // 6b. cosigned by a quorum of the policy's witnesses
+  if (opts.witnessPolicy) checkQuorum(b.checkpoint, witness, opts.witnessPolicy, opts.now);
+
   // 7. the statement is in that tree
   const proof = rewrap('format', 'inclusion proof encoding', () => b.inclusionProof.map((p) => decodeBase64(p, 'proof hash', 32)));
   rewrap('inclusion', 'inclusion proof', () =>
@@ -199,4 +211,18 @@ export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions
   }
 
   return { namespace, epoch: b.epoch, artifactBytes, artifact, keys, statement, checkpoint, witness };
+}
+
+function checkQuorum(note: string, log: NoteVerifier, policy: WitnessPolicy, nowMs: number | undefined): void {
+  if (policy.logs.length > 0 && !policy.logs.some((l) => sameVerifier(l, log))) {
+    throw fail('cosignatures', `the witness policy does not list the log key of ${log.name}`);
+  }
+  try {
+    verifyCosignatureQuorum(note, policy, nowMs !== undefined ? { nowSeconds: Math.floor(nowMs / 1000) } : {});
+  } catch (e) {
+    if (e instanceof CosignatureQuorumError) {
+      throw new CosignatureQuorumError(`fleet key refused: ${e.message}`, e.required, e.validCosigners, e.missingCosigners, e.invalidCosigners);
+    }
+    throw fail('format', `checkpoint: ${(e as Error).message}`);
+  }
 }
