@@ -255,7 +255,7 @@ export class WitnessCosigner {
           }
         }
       } catch (e) {
-        if (e instanceof AddCheckpointError) this.refused(cp.origin, req, e);
+        if (e instanceof AddCheckpointError) await this.refused(cp.origin, req, e);
         throw e;
       }
       const ts = Math.floor(this.now() / 1000);
@@ -273,14 +273,17 @@ export class WitnessCosigner {
   }
 
   /** Keeps a refused, log-signed checkpoint (evidence of a split view); best effort, bounded. */
-  private refused(origin: string, req: AddCheckpointRequest, err: AddCheckpointError): void {
+  private async refused(origin: string, req: AddCheckpointRequest, err: AddCheckpointError): Promise<void> {
     this.opts.onRefused?.(origin, err);
     if (this.refusedKept >= 1000) return;
     this.refusedKept++;
     const d = join(this.dir, 'refused');
     const name = `${originHash(origin).slice(0, 16)}-${this.now()}-${this.refusedKept}.txt`;
-    void mkdir(d, { recursive: true })
-      .then(() => writeFile(join(d, name), `# ${err.message}\nold ${req.oldSize}\n${req.proof.map((p) => encodeBase64(p) + '\n').join('')}\n${req.note}`))
-      .catch(() => undefined);
+    try {
+      await mkdir(d, { recursive: true });
+      await writeFile(join(d, name), `# ${err.message}\nold ${req.oldSize}\n${req.proof.map((p) => encodeBase64(p) + '\n').join('')}\n${req.note}`);
+    } catch {
+      /* evidence is kept on a best-effort basis */
+    }
   }
 }
