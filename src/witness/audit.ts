@@ -14,6 +14,8 @@ import { parseStatement, verifyStatementSignature } from '../client/fleet/statem
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../merkle/index.js';
 import type { WitnessReader } from './reader.js';
+import { CosignatureQuorumError } from '../client/fleet/cosignature.js';
+import { verifyCosignatureQuorum, type WitnessPolicy } from '../client/fleet/policy.js';
 
 export const AUDIT_CHECKS = ['digest', 'witness-signature', 'counter-signature', 'inclusion'] as const;
 export type AuditCheck = (typeof AUDIT_CHECKS)[number];
@@ -33,6 +35,8 @@ export interface AuditResult {
   witness: string;
   checkpoint: { size: number; rootHash: string };
   consistency: { ok: boolean; from?: number; to: number; error?: string };
+  /** With a witness policy: the checkpoint's cosignatures. */
+  cosignatures?: { ok: boolean; quorum: number; of: number; valid: string[]; missing: string[]; invalid: { name: string; reason: string }[] };
   epochs: EpochAudit[];
 }
 
@@ -43,6 +47,8 @@ export interface AuditOptions {
   witnessKey?: string;
   /** Where the newest checkpoint seen is kept between runs. */
   store?: CheckpointStore;
+  /** Witness policy: the checkpoint must carry k of n cosignatures (docs/formats/witness-policy.md). */
+  policy?: WitnessPolicy;
 }
 
 function errMsg(e: unknown): string {
@@ -96,6 +102,19 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
       }
     }
     if (consistency.ok) await opts.store.set(checkpointKey(verifier.name), cp.note);
+  }
+
+  let cosignatures: AuditResult['cosignatures'];
+  if (opts.policy) {
+    const p = opts.policy;
+    const label = (n: string) => p.witnesses.find((x) => x.verifier.name === n)?.label ?? n;
+    try {
+      const q = verifyCosignatureQuorum(cp.note, p);
+      cosignatures = { ok: true, quorum: p.quorum, of: p.witnesses.length, valid: q.valid.map((v) => label(v.name)), missing: q.missing.map((v) => label(v.name)), invalid: q.invalid.map((i) => ({ name: label(i.cosigner.name), reason: i.reason })) };
+    } catch (e) {
+      if (!(e instanceof CosignatureQuorumError)) throw e;
+      cosignatures = { ok: false, quorum: p.quorum, of: p.witnesses.length, valid: [...e.validCosigners], missing: [...e.missingCosigners], invalid: [...e.invalidCosigners] };
+    }
   }
 
   const latest = await w.latestEpoch(namespace);
@@ -168,13 +187,14 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
       prevArtifact = artifact;
     }
   }
-  const ok = consistency.ok && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
+  const ok = consistency.ok && (cosignatures?.ok ?? true) && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
   return {
     ok,
     namespace,
     witness: verifier.name,
     checkpoint: { size: cp.size, rootHash: encodeHex(cp.rootHash) },
     consistency,
+    ...(cosignatures ? { cosignatures } : {}),
     epochs,
   };
 }
@@ -189,6 +209,15 @@ export function formatAudit(r: AuditResult): string[] {
       (r.consistency.from !== undefined ? `(tree ${r.consistency.from} → ${r.consistency.to})` : '(no earlier checkpoint recorded)') +
       (r.consistency.error ? `: ${r.consistency.error}` : ''),
   );
+  if (r.cosignatures) {
+    const c = r.cosignatures;
+    lines.push(
+      `cosignatures ${mark(c.ok)} ${c.valid.length} of the policy's ${c.of} witnesses (quorum ${c.quorum})` +
+        (c.valid.length ? `: ${c.valid.join(', ')}` : '') +
+        (c.missing.length ? `; missing ${c.missing.join(', ')}` : '') +
+        (c.invalid.length ? `; invalid ${c.invalid.map((i) => `${i.name} (${i.reason})`).join(', ')}` : ''),
+    );
+  }
   lines.push('');
   lines.push('epoch  logged (UTC)           digest      dgst  sig  csig  incl  fleet: changes');
   for (const e of r.epochs) {

@@ -31,7 +31,7 @@ const cpNote = (size: number, t = tree, signer = logKey) =>
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const body = (old: number, note: string, proof: Uint8Array[] = []) => `old ${old}\n${proof.map((p) => b64(p) + '\n').join('')}\n${note}`;
 
-async function post(url: string, b: string | Buffer, contentType = 'text/plain') {
+async function post(url: string, b: string, contentType = 'text/plain') {
   const r = await fetch(`${url}/add-checkpoint`, { method: 'POST', body: b, headers: { 'content-type': contentType } });
   return { status: r.status, type: r.headers.get('content-type') ?? '', text: await r.text() };
 }

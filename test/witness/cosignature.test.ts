@@ -105,7 +105,7 @@ describe('witness policy files', () => {
     [`witness a ${keys[0]}\n`, 1, /no "quorum/],
     [`witness a ${keys[0]}\nquorum 1\nquorum 1\n`, 3, /second quorum/],
     [`witness a ${keys[0]}\nwitnes b ${keys[1]}\nquorum 1\n`, 2, /unknown keyword/],
-    [`witness a ${keys[0].slice(0, -4)}\nquorum 1\n`, 1, /./],
+    [`witness a ${keys[0]!.slice(0, -4)}\nquorum 1\n`, 1, /./],
     [`witness a ${keys[0]}\nquorum 01\n`, 2, /decimal/],
   ])('refuses a bad policy with a typed error naming the line (%#)', (text, line, re) => {
     let err: unknown;
