@@ -277,10 +277,12 @@ export class WitnessLog {
         await this.fh.write(batch.map((p) => p.line).join(''));
         await this.fh.datasync();
         for (const p of batch) p.apply();
-        this.latest = this.signLatest();
-        await this.saveCheckpoint();
-        // cosigned before the answer, so a published epoch is served with its cosignatures
-        await this.gatherCosignatures();
+        if (this.tree.size !== this.latest.size) {
+          this.latest = this.signLatest();
+          await this.saveCheckpoint();
+          // cosigned before the answer, so a published epoch is served with its cosignatures
+          await this.gatherCosignatures();
+        }
         for (const p of batch) p.resolve();
       } catch (err) {
         // A failed write or fsync leaves the file in an unknown state: stop accepting anything.
