@@ -107,10 +107,10 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
   let cosignatures: AuditResult['cosignatures'];
   if (opts.policy) {
     const p = opts.policy;
-    const label = (n: string) => p.witnesses.find((x) => x.verifier.name === n)?.label ?? n;
+    const label = (v: { name: string }) => p.witnesses.find((x) => x.verifier === v)?.label ?? v.name;
     try {
       const q = verifyCosignatureQuorum(cp.note, p);
-      cosignatures = { ok: true, quorum: p.quorum, of: p.witnesses.length, valid: q.valid.map((v) => label(v.name)), missing: q.missing.map((v) => label(v.name)), invalid: q.invalid.map((i) => ({ name: label(i.cosigner.name), reason: i.reason })) };
+      cosignatures = { ok: true, quorum: p.quorum, of: p.witnesses.length, valid: q.valid.map(label), missing: q.missing.map(label), invalid: q.invalid.map((i) => ({ name: label(i.cosigner), reason: i.reason })) };
     } catch (e) {
       if (!(e instanceof CosignatureQuorumError)) throw e;
       cosignatures = { ok: false, quorum: p.quorum, of: p.witnesses.length, valid: [...e.validCosigners], missing: [...e.missingCosigners], invalid: [...e.invalidCosigners] };

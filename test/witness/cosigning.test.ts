@@ -50,6 +50,19 @@ describe('the log gathers cosignatures', () => {
       await publishEpoch(new WitnessClient(log.url), { namespace: NS, artifact: f.bytes, operator, counterSign: f.counterSign });
       const note = await new WitnessClient(log.url).checkpoint();
       expect(checkCosignatures(note, verifiers).valid.length).toBe(2);
+      // the namespace audit checks the quorum: met with 2 of 2, failed with one listed witness missing
+      const { auditNamespace } = await import('../../src/witness/index.js');
+      const { formatWitnessPolicy, parseWitnessPolicy } = await import('../../src/client/fleet/index.js');
+      const witnesses = cos.map((c, i) => ({ label: `c${i + 1}`, verifierKey: c.log.keyInfo().cosignerVerifierKey }));
+      const extra = formatCosignerVerifierKey('absent.example/w', ed25519.getPublicKey(new Uint8Array(32).fill(8)));
+      const met = await auditNamespace(new WitnessClient(log.url), NS, { policy: parseWitnessPolicy(formatWitnessPolicy({ witnesses, quorum: 2 })) });
+      expect(met.ok).toBe(true);
+      expect(met.cosignatures).toMatchObject({ ok: true, valid: ['c1', 'c2'], missing: [] });
+      const notMet = await auditNamespace(new WitnessClient(log.url), NS, {
+        policy: parseWitnessPolicy(formatWitnessPolicy({ witnesses: [...witnesses, { label: 'absent', verifierKey: extra }], quorum: 3 })),
+      });
+      expect(notMet.ok).toBe(false);
+      expect(notMet.cosignatures).toMatchObject({ ok: false, valid: ['c1', 'c2'], missing: ['absent'] });
       // the bundle carries the cosigned note
       const b = (await new WitnessClient(log.url).bundle(NS)) as { checkpoint: string };
       expect(b.checkpoint).toBe(note);
