@@ -86,6 +86,10 @@ beforeAll(async () => {
   const witnesses = procs.map((p, i) => ({ label: `w${i + 1}`, verifierKey: p!.cosignerVerifierKey, url: p!.url }));
   policy2of3 = formatWitnessPolicy({ logs: [logKey], witnesses, quorum: 2 });
   policy3of3 = formatWitnessPolicy({ logs: [logKey], witnesses, quorum: 3 });
+  // the CLI writes the same policy from the witnesses' /v1/key
+  const cliPolicy = await run(process.execPath, ['--import', 'tsx', bkvSrc, 'witness', 'policy', '--quorum', '2', ...procs.flatMap((p) => ['--cosigner', p!.url])], { cwd: root });
+  expect(parseWitnessPolicy(cliPolicy.stdout).witnesses.map((w) => w.verifierKey)).toEqual(witnesses.map((w) => w.verifierKey));
+  expect(parseWitnessPolicy(cliPolicy.stdout).quorum).toBe(2);
 }, 90_000);
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { decodeBase64, encodeBase64, encodeHex } from '../../client/fleet/encodi
 import { WitnessClient, publishEpoch } from '../../witness/client.js';
 import { readOperatorKeyFile, writeOperatorKeyFile } from '../../witness/keys.js';
 import { startWitness } from '../../witness/server.js';
+import { formatWitnessPolicy } from '../../client/fleet/policy.js';
 
 function intOpt(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
@@ -87,6 +88,20 @@ export const witnessCommands: CommandModule = (program: Command) => {
         process.once('SIGTERM', stop);
       });
       await running.close();
+    });
+
+  w.command('policy')
+    .description('write a witness policy (k of n cosigners) from the witnesses\' /v1/key')
+    .requiredOption('--cosigner <url...>', 'a cosigning witness (repeatable)')
+    .requiredOption('--quorum <k>', 'how many of them must cosign')
+    .option('--log <url>', 'also pin this log\'s verifier key in the policy')
+    .action(async (opts: { cosigner: string[]; quorum: string; log?: string }) => {
+      const k = intOpt(opts.quorum, '--quorum')!;
+      const witnesses = await Promise.all(
+        opts.cosigner.map(async (url, i) => ({ label: `w${i + 1}`, verifierKey: (await new WitnessClient(url).keyInfo()).cosignerVerifierKey, url })),
+      );
+      const logs = opts.log ? [(await new WitnessClient(opts.log).keyInfo()).verifierKey] : [];
+      process.stdout.write(formatWitnessPolicy({ logs, witnesses, quorum: k }));
     });
 
   w.command('keygen')
