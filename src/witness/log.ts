@@ -62,6 +62,8 @@ export interface WitnessLogOptions {
   cosignTimeoutMs?: number;
   /** Told when a cosigner refuses or cannot be reached (with the reason it gave). */
   onCosignerError?: (status: CosignerStatus) => void;
+  /** While a cosigner's line is missing, ask again after this many milliseconds (default 30000; 0: never). */
+  cosignRetryMs?: number;
 }
 
 export class WitnessLog {
@@ -83,6 +85,9 @@ export class WitnessLog {
   /** Gathers cosignatures on this log's checkpoints, when cosigners are configured. */
   collector: CosignatureCollector | undefined;
   private cosigning: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> = Promise.resolve();
+  private cosignRetryMs = 30_000;
 
   private constructor(
     readonly dir: string,
@@ -111,6 +116,7 @@ export class WitnessLog {
       await fh.sync();
     }
     const log = new WitnessLog(dir, config, signer, fh, opts.now ?? Date.now);
+    log.cosignRetryMs = opts.cosignRetryMs ?? 30_000;
     try {
       log.cosigner = await WitnessCosigner.open(dir, { logKeys: config.cosignLogs ?? [], cosigner, now: log.now });
       if (config.cosigners && config.cosigners.length > 0) {
@@ -211,6 +217,7 @@ export class WitnessLog {
     } catch {
       return;
     }
+    this.scheduleRetry();
     if (this.latest.size === cp.size && bytesEqual(this.latest.rootHash, cp.rootHash) && note !== this.latest.note) {
       this.latest = { ...this.latest, note: addSignatureLines(this.latest.note, note.slice(parseNote(note).text.length + 1).split('\n').filter((l) => l !== '')) };
       try {
@@ -219,6 +226,17 @@ export class WitnessLog {
         /* the served copy is in memory; the file is rewritten with the next checkpoint */
       }
     }
+  }
+
+  /** An offline or refusing cosigner is asked again later (a new checkpoint asks it anyway). */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed || this.cosignRetryMs <= 0 || !this.collector) return;
+    if (this.collector.status().every((s) => s.lastError === undefined)) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) void this.refreshCosignatures();
+    }, this.cosignRetryMs);
+    this.retryTimer.unref();
   }
 
   /** Gathers cosignatures on the current checkpoint in the background (after a start). */
@@ -236,10 +254,16 @@ export class WitnessLog {
     return verifyCheckpoint(note, this.signer);
   }
 
-  private async saveCheckpoint(): Promise<void> {
-    const path = join(this.dir, 'checkpoint');
-    await writeFile(path + '.tmp', this.latest.note);
-    await rename(path + '.tmp', path);
+  /** Writes the served checkpoint to `checkpoint`; writes run one at a time (the flush and a cosignature refresh both save). */
+  private saveCheckpoint(): Promise<void> {
+    const write = async () => {
+      const path = join(this.dir, 'checkpoint');
+      await writeFile(path + '.tmp', this.latest.note);
+      await rename(path + '.tmp', path);
+    };
+    const run = this.saving.then(write, write);
+    this.saving = run.catch(() => undefined);
+    return run;
   }
 
   private reserve(ns: string, epoch: number, digestHex: string): void {
@@ -510,6 +534,8 @@ export class WitnessLog {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     while (this.flushing) await this.flushing;
     while (this.cosigning) await this.cosigning;
     await this.fh.close();

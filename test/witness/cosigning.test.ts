@@ -134,6 +134,35 @@ describe('the log gathers cosignatures', () => {
     expect((await readdir(join(dir, 'cosigned'))).length).toBe(2);
   });
 
+  it('an offline cosigner is asked again once it is back, without a new checkpoint', async () => {
+    const operator = newOperator();
+    const logDir = await tempDir();
+    const probe = await WitnessLog.open(logDir, { addOperatorKeys: [encodeBase64(operator.publicKey)] });
+    const logKey = probe.keyInfo().verifierKey;
+    await probe.close();
+    const cDir = await tempDir();
+    let c = await startWitness(cDir, { addCosignLogs: [logKey] });
+    const port = Number(new URL(c.url).port);
+    const verifierKey = c.log.keyInfo().cosignerVerifierKey;
+    await c.close(); // offline
+    const log = await startWitness(logDir, { addCosigners: [{ url: c.url, verifierKey }], cosignRetryMs: 100 });
+    try {
+      const f = makeDemoFleet(NS, 'f1');
+      await publishEpoch(new WitnessClient(log.url), { namespace: NS, artifact: f.bytes, operator, counterSign: f.counterSign });
+      expect(checkCosignatures(log.log.checkpoint().note, [parseCosignerVerifierKey(verifierKey)]).valid.length).toBe(0);
+      c = await startWitness(cDir, { port });
+      let valid = 0;
+      for (let i = 0; i < 100 && valid === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        valid = checkCosignatures(log.log.checkpoint().note, [parseCosignerVerifierKey(verifierKey)]).valid.length;
+      }
+      expect(valid).toBe(1);
+    } finally {
+      await log.close();
+      await c.close();
+    }
+  });
+
   it('refuses bad cosigner configuration with a usage error', async () => {
     const dir = await tempDir();
     await expect(startWitness(dir, { addCosigners: [{ url: 'ftp://x', verifierKey: 'k' }] })).rejects.toMatchObject({ code: 'USAGE' });
