@@ -5,6 +5,7 @@ export * from './cosigner.js';
 export * from './cosigning.js';
 export * from './demo-support.js';
 export * from './file-store.js';
+export * from './fork.js';
 export * from './keys.js';
 export * from './log.js';
 export * from './protocol.js';
