@@ -11,6 +11,8 @@ export interface VaultOptions {
   witnessKey?: string;
   namespace?: string;
   checkpointStore?: string;
+  /** Witness policy file: k of n cosignatures required on the witness checkpoint. */
+  witnessPolicy?: string;
   /** Argon2id memory in KiB (tests and demos lower it; see docs/vault.md). */
   ksfMemory?: string;
 }
@@ -25,6 +27,7 @@ export function addVaultOptions(cmd: Command): Command {
     .option('--witness-key <key>', 'over the air: trust fleet keys vouched for by this witness (env BKV_WITNESS_KEY)')
     .option('--namespace <ns>', 'over the air: the fleet namespace (env BKV_NAMESPACE)')
     .option('--checkpoint-store <file>', 'over the air: where seen witness checkpoints are kept (env BKV_CHECKPOINTS)')
+    .option('--witness-policy <file>', 'over the air: require k of n witness cosignatures (env BKV_WITNESS_POLICY; docs/formats/witness-policy.md)')
     .option('--ksf-memory <KiB>', 'Argon2id memory for a new registration (env BKV_KSF_MEMORY; default 65536)');
 }
 

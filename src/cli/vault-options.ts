@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gatewayBundleFetcher, overTheAirFleet } from '../client/sdk/fleet-source.js';
 import { FileCheckpointStore } from '../witness/file-store.js';
 import { BkvError } from '../shared/errors.js';
+import { parseWitnessPolicy } from '../client/fleet/policy.js';
 import { httpTransport } from '../client/sdk/transport.js';
 import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64 } from '../shared/protocol/messages.js';
@@ -58,7 +59,20 @@ async function fleetFromOptions(o: VaultOptions, url: string): Promise<TrustedFl
     if (!namespace) throw new BkvError('USAGE', 'over the air, also give --namespace (the fleet namespace at the witness)');
     const storePath = o.checkpointStore ?? process.env.BKV_CHECKPOINTS ?? join(homedir(), '.config', 'bkv', 'checkpoints.json');
     const store = new FileCheckpointStore(storePath);
-    return overTheAirFleet({ mode: 'over-the-air', namespace, witnesses: [witnessKey], store }, gatewayBundleFetcher(url));
+    const policyPath = o.witnessPolicy ?? process.env.BKV_WITNESS_POLICY;
+    let witnessPolicy: string | undefined;
+    if (policyPath) {
+      try {
+        witnessPolicy = await readFile(policyPath, 'utf8');
+      } catch (e) {
+        throw new BkvError('IO', `cannot read the witness policy ${policyPath}: ${(e as Error).message}`);
+      }
+      parseWitnessPolicy(witnessPolicy); // a bad policy is refused before any network call
+    }
+    return overTheAirFleet(
+      { mode: 'over-the-air', namespace, witnesses: [witnessKey], store, ...(witnessPolicy !== undefined ? { witnessPolicy } : {}) },
+      gatewayBundleFetcher(url),
+    );
   }
   const keysPath = o.fleetKeys ?? process.env.BKV_FLEET_KEYS;
   if (!keysPath) {

@@ -15,9 +15,40 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+const dirSyncs = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
+
+/**
+ * fsync of a directory shared by concurrent callers: the promise settles after an fsync that
+ * started after this call (so it covers every rename the caller finished before calling). Many
+ * renames in one directory then cost one or two directory fsyncs instead of one each.
+ */
+export function fsyncDirShared(dir: string): Promise<void> {
+  let st = dirSyncs.get(dir);
+  if (!st) dirSyncs.set(dir, (st = { running: null, next: null }));
+  const s = st;
+  const start = (): Promise<void> => {
+    const p = fsyncDir(dir).finally(() => {
+      if (s.running === p) s.running = null;
+      if (!s.running && !s.next) dirSyncs.delete(dir);
+    });
+    s.running = p;
+    return p;
+  };
+  if (s.next) return s.next; // queued, starts after this call
+  if (!s.running) return start();
+  const next = s.running.catch(() => undefined).then(() => {
+    s.next = null;
+    return start();
+  });
+  s.next = next;
+  return next;
+}
+
+let tmpCounter = 0;
+
 /** Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory. */
 export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${++tmpCounter}`;
   const h = await open(tmp, 'w', mode);
   try {
     await h.writeFile(data);
@@ -29,5 +60,5 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   }
   await h.close();
   await rename(tmp, path);
-  await fsyncDir(dirname(path));
+  await fsyncDirShared(dirname(path));
 }

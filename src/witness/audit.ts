@@ -3,6 +3,7 @@
  * signature, the fleet counter-signature, inclusion in the witness log and log consistency, then
  * diff fleet keys and roles from epoch to epoch.
  */
+import { equalBytes } from '../shared/bytes.js';
 import { BkvError } from '../shared/errors.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact } from '../shared/fleet-formats/artifact.js';
 import { verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
@@ -14,7 +15,8 @@ import { parseStatement, verifyStatementSignature } from '../shared/fleet-format
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from './reader.js';
-import { equalBytes } from '../shared/bytes.js';
+import { CosignatureQuorumError } from '../client/fleet/cosignature.js';
+import { verifyCosignatureQuorum, type WitnessPolicy } from '../client/fleet/policy.js';
 
 export const AUDIT_CHECKS = ['digest', 'witness-signature', 'counter-signature', 'inclusion'] as const;
 export type AuditCheck = (typeof AUDIT_CHECKS)[number];
@@ -34,6 +36,8 @@ export interface AuditResult {
   witness: string;
   checkpoint: { size: number; rootHash: string };
   consistency: { ok: boolean; from?: number; to: number; error?: string };
+  /** With a witness policy: the checkpoint's cosignatures. */
+  cosignatures?: { ok: boolean; quorum: number; of: number; valid: string[]; missing: string[]; invalid: { name: string; reason: string }[] };
   epochs: EpochAudit[];
 }
 
@@ -44,6 +48,8 @@ export interface AuditOptions {
   witnessKey?: string;
   /** Where the newest checkpoint seen is kept between runs. */
   store?: CheckpointStore;
+  /** Witness policy: the checkpoint must carry k of n cosignatures (docs/formats/witness-policy.md). */
+  policy?: WitnessPolicy;
 }
 
 function errMsg(e: unknown): string {
@@ -97,6 +103,19 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
       }
     }
     if (consistency.ok) await opts.store.set(checkpointKey(verifier.name), cp.note);
+  }
+
+  let cosignatures: AuditResult['cosignatures'];
+  if (opts.policy) {
+    const p = opts.policy;
+    const label = (v: { name: string }) => p.witnesses.find((x) => x.verifier === v)?.label ?? v.name;
+    try {
+      const q = verifyCosignatureQuorum(cp.note, p);
+      cosignatures = { ok: true, quorum: p.quorum, of: p.witnesses.length, valid: q.valid.map(label), missing: q.missing.map(label), invalid: q.invalid.map((i) => ({ name: label(i.cosigner), reason: i.reason })) };
+    } catch (e) {
+      if (!(e instanceof CosignatureQuorumError)) throw e;
+      cosignatures = { ok: false, quorum: p.quorum, of: p.witnesses.length, valid: [...e.validCosigners], missing: [...e.missingCosigners], invalid: [...e.invalidCosigners] };
+    }
   }
 
   const latest = await w.latestEpoch(namespace);
@@ -169,13 +188,14 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
       prevArtifact = artifact;
     }
   }
-  const ok = consistency.ok && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
+  const ok = consistency.ok && (cosignatures?.ok ?? true) && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
   return {
     ok,
     namespace,
     witness: verifier.name,
     checkpoint: { size: cp.size, rootHash: encodeHex(cp.rootHash) },
     consistency,
+    ...(cosignatures ? { cosignatures } : {}),
     epochs,
   };
 }
@@ -190,6 +210,15 @@ export function formatAudit(r: AuditResult): string[] {
       (r.consistency.from !== undefined ? `(tree ${r.consistency.from} → ${r.consistency.to})` : '(no earlier checkpoint recorded)') +
       (r.consistency.error ? `: ${r.consistency.error}` : ''),
   );
+  if (r.cosignatures) {
+    const c = r.cosignatures;
+    lines.push(
+      `cosignatures ${mark(c.ok)} ${c.valid.length} of the policy's ${c.of} witnesses (quorum ${c.quorum})` +
+        (c.valid.length ? `: ${c.valid.join(', ')}` : '') +
+        (c.missing.length ? `; missing ${c.missing.join(', ')}` : '') +
+        (c.invalid.length ? `; invalid ${c.invalid.map((i) => `${i.name} (${i.reason})`).join(', ')}` : ''),
+    );
+  }
   lines.push('');
   lines.push('epoch  logged (UTC)           digest      dgst  sig  csig  incl  fleet: changes');
   for (const e of r.epochs) {

@@ -2,13 +2,15 @@
  * Ed25519 keys for the witness and the operator, on disk. Node only.
  * Signing uses node:crypto (same Ed25519, several times faster than pure JS on the server).
  */
+import { writeFileDurable } from '../node/fs-durable.js';
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
-import { noteSignerFromSeed, isValidKeyName, type NoteSigner } from '../shared/fleet-formats/note.js';
-import { writeFileDurable } from '../node/fs-durable.js';
+import { noteSignerFromSeed, isValidKeyName, parseVerifierKey, type NoteSigner } from '../shared/fleet-formats/note.js';
+import { cosignerKeyId, type Cosigner } from '../client/fleet/cosignature.js';
+import { parseCosignerEndpoints } from './cosigning.js';
 
 const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 
@@ -49,6 +51,13 @@ export interface WitnessConfig {
    */
   allowedVendors?: string[];
   allowedMeasurements?: string[];
+  /**
+   * C2SP tlog-witness: verifier keys (name = origin) of the logs this witness cosigns
+   * (`POST /add-checkpoint`). docs/formats/cosignature.md.
+   */
+  cosignLogs?: string[];
+  /** Cosigners this witness submits its own checkpoints to: submission URL and type-0x04 verifier key. */
+  cosigners?: { url: string; verifierKey: string }[];
 }
 
 async function readJson(path: string): Promise<unknown | undefined> {
@@ -66,8 +75,15 @@ async function readJson(path: string): Promise<unknown | undefined> {
  */
 export async function loadWitnessIdentity(
   dir: string,
-  opts: { origin?: string; addOperatorKeys?: string[]; addAllowedVendors?: string[]; addAllowedMeasurements?: string[] } = {},
-): Promise<{ config: WitnessConfig; signer: NoteSigner; seed: Uint8Array }> {
+  opts: {
+    origin?: string;
+    addOperatorKeys?: string[];
+    addAllowedVendors?: string[];
+    addAllowedMeasurements?: string[];
+    addCosignLogs?: string[];
+    addCosigners?: { url: string; verifierKey: string }[];
+  } = {},
+): Promise<{ config: WitnessConfig; signer: NoteSigner; seed: Uint8Array; cosigner: Cosigner }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const cfgPath = join(dir, 'config.json');
   const keyPath = join(dir, 'witness.key');
@@ -88,6 +104,8 @@ export async function loadWitnessIdentity(
     operatorKeys: [...(cfgRaw?.operatorKeys ?? [])],
     ...(cfgRaw?.allowedVendors ? { allowedVendors: [...cfgRaw.allowedVendors] } : {}),
     ...(cfgRaw?.allowedMeasurements ? { allowedMeasurements: [...cfgRaw.allowedMeasurements] } : {}),
+    ...(cfgRaw?.cosignLogs ? { cosignLogs: [...cfgRaw.cosignLogs] } : {}),
+    ...(cfgRaw?.cosigners ? { cosigners: cfgRaw.cosigners.map((c) => ({ ...c })) } : {}),
   };
   if (cfgRaw?.origin && opts.origin && cfgRaw.origin !== opts.origin) {
     throw new BkvError('USAGE', `this witness already has origin "${cfgRaw.origin}"; the origin cannot change`);
@@ -109,10 +127,41 @@ export async function loadWitnessIdentity(
     config.allowedMeasurements ??= [];
     if (!config.allowedMeasurements.includes(m)) config.allowedMeasurements.push(m);
   }
+  for (const k of opts.addCosignLogs ?? []) {
+    try {
+      parseVerifierKey(k);
+    } catch (e) {
+      throw new BkvError('USAGE', `--cosign-log: ${(e as Error).message}`);
+    }
+    config.cosignLogs ??= [];
+    if (!config.cosignLogs.includes(k)) config.cosignLogs.push(k);
+  }
+  for (const c of opts.addCosigners ?? []) {
+    try {
+      parseCosignerEndpoints([c]);
+    } catch (e) {
+      throw new BkvError('USAGE', `--cosigner: ${(e as Error).message}`);
+    }
+    config.cosigners ??= [];
+    if (!config.cosigners.some((x) => x.verifierKey === c.verifierKey)) config.cosigners.push({ url: c.url, verifierKey: c.verifierKey });
+  }
+  // The cosigner key (tlog-cosignature type 0x04) is a separate key, created on first use.
+  const cosignerPath = join(dir, 'cosigner.key');
+  let cosRaw = (await readJson(cosignerPath)) as { seed?: string } | undefined;
+  let cosSeed: Uint8Array;
+  if (!cosRaw) {
+    cosSeed = new Uint8Array(randomBytes(32));
+    cosRaw = { seed: encodeBase64(cosSeed) };
+    await writeFileDurable(cosignerPath, JSON.stringify(cosRaw) + '\n');
+  } else {
+    cosSeed = decodeBase64(cosRaw.seed, 'cosigner.key seed', 32);
+  }
   if (JSON.stringify(cfgRaw) !== JSON.stringify(config)) {
     await writeFileDurable(cfgPath, JSON.stringify(config, null, 2) + '\n', 0o644);
   }
-  return { config, signer: fastSigner(config.origin, seed), seed };
+  const cos = fastSigner(config.origin, cosSeed);
+  const cosigner: Cosigner = { name: cos.name, publicKey: cos.publicKey, keyId: cosignerKeyId(cos.name, cos.publicKey), sign: cos.sign };
+  return { config, signer: fastSigner(config.origin, seed), seed, cosigner };
 }
 
 export interface OperatorKey {

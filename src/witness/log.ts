@@ -8,6 +8,7 @@
  * batch a new checkpoint is signed and saved to `checkpoint`; on start the log is replayed and must
  * reproduce that checkpoint, so a truncated or rewritten log is refused.
  */
+import { writeFileDurable } from '../node/fs-durable.js';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
@@ -20,7 +21,10 @@ import { encodeStatement, parseStatement } from '../shared/fleet-formats/stateme
 import { MerkleTree } from '../shared/merkle/index.js';
 import { assertDeploymentEvidence } from '../shared/evidence/evidence.js';
 import { fastVerify, loadWitnessIdentity, type WitnessConfig } from './keys.js';
-import { writeFileDurable } from '../node/fs-durable.js';
+import { addSignatureLines } from '../client/fleet/cosignature.js';
+import { parseNote } from '../shared/fleet-formats/note.js';
+import { WitnessCosigner } from './cosigner.js';
+import { CosignatureCollector, type CosignerStatus } from './cosigning.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 import { equalBytes } from '../shared/bytes.js';
 
@@ -52,6 +56,16 @@ export interface WitnessLogOptions {
   addAllowedMeasurements?: string[];
   /** Clock in milliseconds (tests). */
   now?: () => number;
+  /** C2SP tlog-witness: log verifier keys this witness cosigns (added to config.json). */
+  addCosignLogs?: string[];
+  /** Cosigners to submit each new checkpoint to (added to config.json). */
+  addCosigners?: { url: string; verifierKey: string }[];
+  /** Time limit per cosigner request, milliseconds (default 5000). */
+  cosignTimeoutMs?: number;
+  /** Told when a cosigner refuses or cannot be reached (with the reason it gave). */
+  onCosignerError?: (status: CosignerStatus) => void;
+  /** While a cosigner's line is missing, ask again after this many milliseconds (default 30000; 0: never). */
+  cosignRetryMs?: number;
 }
 
 export class WitnessLog {
@@ -68,17 +82,25 @@ export class WitnessLog {
   private latest!: SignedCheckpoint;
   private closed = false;
   private nextLeaf = 0;
+  /** This witness as a tlog-witness cosigner of other logs (POST /add-checkpoint). */
+  cosigner!: WitnessCosigner;
+  /** Gathers cosignatures on this log's checkpoints, when cosigners are configured. */
+  collector: CosignatureCollector | undefined;
+  private cosigning: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> = Promise.resolve();
+  private cosignRetryMs = 30_000;
 
   private constructor(
     readonly dir: string,
     readonly config: WitnessConfig,
     readonly signer: NoteSigner,
     private readonly fh: FileHandle,
-    private readonly now: () => number,
+    readonly now: () => number,
   ) {}
 
   static async open(dir: string, opts: WitnessLogOptions = {}): Promise<WitnessLog> {
-    const { config, signer } = await loadWitnessIdentity(dir, opts);
+    const { config, signer, cosigner } = await loadWitnessIdentity(dir, opts);
     const path = join(dir, 'witness.log');
     let data: Buffer;
     try {
@@ -96,7 +118,17 @@ export class WitnessLog {
       await fh.sync();
     }
     const log = new WitnessLog(dir, config, signer, fh, opts.now ?? Date.now);
+    log.cosignRetryMs = opts.cosignRetryMs ?? 30_000;
     try {
+      log.cosigner = await WitnessCosigner.open(dir, { logKeys: config.cosignLogs ?? [], cosigner, now: log.now });
+      if (config.cosigners && config.cosigners.length > 0) {
+        log.collector = new CosignatureCollector(config.cosigners, {
+          consistencyProof: (a, b) => log.tree.consistencyProof(a, b),
+          timeoutMs: opts.cosignTimeoutMs ?? 5000,
+          now: log.now,
+          ...(opts.onCosignerError ? { onError: opts.onCosignerError } : {}),
+        });
+      }
       log.replay(data.subarray(0, good).toString('utf8'));
       log.nextLeaf = log.entries.length;
       await log.checkPersistedCheckpoint();
@@ -163,7 +195,59 @@ export class WitnessLog {
       }
     }
     this.latest = this.signLatest();
+    if (note !== undefined) {
+      // keep the cosignatures gathered for this same checkpoint before the restart
+      const old = parseNote(note);
+      if (old.text === parseNote(this.latest.note).text) {
+        const lines = note.slice(old.text.length + 1).split('\n').filter((l) => l !== '');
+        this.latest = { ...this.latest, note: addSignatureLines(this.latest.note, lines) };
+      }
+    }
     await this.saveCheckpoint();
+  }
+
+  /**
+   * Submits the current checkpoint to the configured cosigners and serves it with the
+   * cosignatures they return. Never throws: refusals are in collector.status().
+   */
+  async gatherCosignatures(): Promise<void> {
+    if (!this.collector) return;
+    const cp = this.latest;
+    let note: string;
+    try {
+      note = await this.collector.collect(cp.note);
+    } catch {
+      return;
+    }
+    this.scheduleRetry();
+    if (this.latest.size === cp.size && equalBytes(this.latest.rootHash, cp.rootHash) && note !== this.latest.note) {
+      this.latest = { ...this.latest, note: addSignatureLines(this.latest.note, note.slice(parseNote(note).text.length + 1).split('\n').filter((l) => l !== '')) };
+      try {
+        await this.saveCheckpoint();
+      } catch {
+        /* the served copy is in memory; the file is rewritten with the next checkpoint */
+      }
+    }
+  }
+
+  /** An offline or refusing cosigner is asked again later (a new checkpoint asks it anyway). */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed || this.cosignRetryMs <= 0 || !this.collector) return;
+    if (this.collector.status().every((s) => s.lastError === undefined)) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) void this.refreshCosignatures();
+    }, this.cosignRetryMs);
+    this.retryTimer.unref();
+  }
+
+  /** Gathers cosignatures on the current checkpoint in the background (after a start). */
+  refreshCosignatures(): Promise<void> {
+    const tracked: Promise<void> = this.gatherCosignatures().finally(() => {
+      if (this.cosigning === tracked) this.cosigning = null;
+    });
+    this.cosigning = tracked;
+    return tracked;
   }
 
   private signLatest(): SignedCheckpoint {
@@ -172,9 +256,15 @@ export class WitnessLog {
     return verifyCheckpoint(note, this.signer);
   }
 
-  private async saveCheckpoint(): Promise<void> {
-    const path = join(this.dir, 'checkpoint');
-    await writeFileDurable(path, this.latest.note, 0o644);
+  /** Writes the served checkpoint to `checkpoint`; writes run one at a time (the flush and a cosignature refresh both save). */
+  private saveCheckpoint(): Promise<void> {
+    const write = async () => {
+      const path = join(this.dir, 'checkpoint');
+      await writeFileDurable(path, this.latest.note, 0o644);
+    };
+    const run = this.saving.then(write, write);
+    this.saving = run.catch(() => undefined);
+    return run;
   }
 
   private reserve(ns: string, epoch: number, digestHex: string): void {
@@ -212,8 +302,12 @@ export class WitnessLog {
         await this.fh.write(batch.map((p) => p.line).join(''));
         await this.fh.datasync();
         for (const p of batch) p.apply();
-        this.latest = this.signLatest();
-        await this.saveCheckpoint();
+        if (this.tree.size !== this.latest.size) {
+          this.latest = this.signLatest();
+          await this.saveCheckpoint();
+          // cosigned before the answer, so a published epoch is served with its cosignatures
+          await this.gatherCosignatures();
+        }
         for (const p of batch) p.resolve();
       } catch (err) {
         // A failed write or fsync leaves the file in an unknown state: stop accepting anything.
@@ -231,6 +325,7 @@ export class WitnessLog {
       verifierKey: formatVerifierKey(this.config.origin, this.signer.publicKey),
       publicKey: encodeBase64(this.signer.publicKey),
       keyId: formatKeyId(this.signer.keyId),
+      cosignerVerifierKey: this.cosigner.verifierKey(),
     };
   }
 
@@ -440,7 +535,10 @@ export class WitnessLog {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     while (this.flushing) await this.flushing;
+    while (this.cosigning) await this.cosigning;
     await this.fh.close();
   }
 }

@@ -48,6 +48,8 @@ export interface WitnessKeyInfo {
   verifierKey: string;
   publicKey: string;
   keyId: string;
+  /** C2SP tlog-cosignature verifier key: origin+keyid+base64(0x04‖cosigner pubkey) — what witness policies list */
+  cosignerVerifierKey: string;
 }
 
 export interface ProofResponse {

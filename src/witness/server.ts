@@ -11,6 +11,7 @@ import { WitnessLog, type WitnessLogOptions } from './log.js';
 import { buildValidationBundle } from './bundle.js';
 import { localReader } from './reader.js';
 import type { SubmissionBody } from './protocol.js';
+import { AddCheckpointError, MAX_ADD_CHECKPOINT_BYTES, TLOG_SIZE_CONTENT_TYPE } from './cosigner.js';
 
 const STATUS: Record<string, number> = {
   USAGE: 400,
@@ -60,6 +61,34 @@ export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {
     };
 
   app.get('/v1/key', wrap(() => log.keyInfo()));
+  app.get('/v1/cosigners', wrap(() => ({ cosigners: log.collector?.status() ?? [], cosignedLogs: log.cosigner.watchedLogs() })));
+
+  // C2SP tlog-witness: POST /add-checkpoint takes a text body whatever its content type.
+  void app.register(async (sub) => {
+    sub.removeAllContentTypeParsers();
+    sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_ADD_CHECKPOINT_BYTES }, (_req, body, done) => done(null, body));
+    sub.post('/add-checkpoint', async (req, reply) => {
+      const body = req.body;
+      if (!(body instanceof Uint8Array)) return reply.code(400).type('text/plain; charset=utf-8').send('malformed add-checkpoint body: empty\n');
+      try {
+        const line = await log.cosigner.addCheckpoint(body);
+        return reply.code(200).type('text/plain; charset=utf-8').send(line);
+      } catch (e) {
+        if (e instanceof AddCheckpointError) {
+          if (e.status === 409) return reply.code(409).type(TLOG_SIZE_CONTENT_TYPE).send(`${e.latestSize}\n`);
+          return reply.code(e.status).type('text/plain; charset=utf-8').send(e.message + '\n');
+        }
+        return reply.code(500).type('text/plain; charset=utf-8').send('internal error\n');
+      }
+    });
+  });
+  // tlog-witness monitoring: the latest checkpoint cosigned for a log, by hex SHA-256 of its origin
+  app.get('/:originHash/checkpoint', async (req, reply) => {
+    const h = (req.params as { originHash: string }).originHash;
+    const note = /^[0-9a-f]{64}$/.test(h) ? log.cosigner.latestCheckpoint(h) : undefined;
+    if (note === undefined) return reply.code(404).type('text/plain; charset=utf-8').send('this witness has cosigned no checkpoint of that log\n');
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(note);
+  });
   app.get('/v1/namespaces', wrap(() => ({ namespaces: log.namespaces() })));
   app.get('/v1/namespaces/:ns', wrap(({ params }) => ({ namespace: params.ns, latestEpoch: log.latestEpoch(params.ns!) })));
   app.post(
@@ -206,6 +235,8 @@ export async function startWitness(
     await log.close();
     throw new BkvError('IO', `witness cannot listen: ${(e as Error).message}`);
   }
+  // cosign the current checkpoint (cosigners may have been added, or restarted) without delaying the start
+  void refreshInBackground(log);
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const host = opts.host ?? '127.0.0.1';
@@ -219,4 +250,8 @@ export async function startWitness(
       await log.close();
     },
   };
+}
+
+function refreshInBackground(log: WitnessLog): Promise<void> {
+  return log.collector ? log.refreshCosignatures() : Promise.resolve();
 }

@@ -3,7 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { encodeBase64 } from '../../src/shared/fleet-formats/encoding.js';
+import { addSignatureLines, cosignatureLine, cosignerKeyId } from '../../src/client/fleet/cosignature.js';
 import { WitnessClient, publishEpoch } from '../../src/witness/client.js';
 import { makeDemoFleet } from '../../src/witness/demo-support.js';
 import { operatorKeyFromSeed } from '../../src/witness/keys.js';
@@ -54,6 +56,25 @@ describe.runIf(haveGo || required)('checkpoints verify with Go sumdb/note', () =
     expect(r.status).toBe(0);
     expect(note.startsWith(r.stdout)).toBe(true);
     expect(r.stdout.split('\n')[1]).toBe('2');
+  });
+
+  it('accepts the checkpoint with cosignature/v1 lines added (signatures by unknown keys are ignored)', async () => {
+    const client = new WitnessClient(witness.url);
+    const note = await client.checkpoint();
+    const body = note.slice(0, note.indexOf('\n\n') + 1);
+    const lines = [1, 2, 3].map((i) => {
+      const seed = new Uint8Array(32).fill(40 + i);
+      const publicKey = ed25519.getPublicKey(seed);
+      const name = `witness${i}.example`;
+      return cosignatureLine(body, 1_700_000_000 + i, { name, publicKey, keyId: cosignerKeyId(name, publicKey), sign: (m) => ed25519.sign(m, seed) });
+    });
+    const cosigned = addSignatureLines(note, lines);
+    expect(cosigned.split('\n— ').length).toBe(5);
+    await writeFile(join(dir, 'cosigned'), cosigned);
+    const r = spawnSync(verifierBin, [(await client.keyInfo()).verifierKey, join(dir, 'cosigned')], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(body);
   });
 
   it('rejects the checkpoint with a changed tree size', async () => {

@@ -4,6 +4,9 @@ import { EXIT } from '../exit-codes.js';
 import { makeOutput } from '../output.js';
 import { BkvError } from '../../shared/errors.js';
 import { auditNamespace, formatAudit } from '../../witness/audit.js';
+import { compareCheckpoints, formatComparison } from '../../witness/fork.js';
+import { parseVerifierKey } from '../../shared/fleet-formats/note.js';
+import { parseWitnessPolicy, type WitnessPolicy } from '../../client/fleet/policy.js';
 import { WitnessClient } from '../../witness/client.js';
 import { FileCheckpointStore } from '../../witness/file-store.js';
 import { readFile } from 'node:fs/promises';
@@ -17,6 +20,16 @@ function intOpt(v: string | undefined, what: string, min: number): number | unde
   return Number(v);
 }
 
+export async function readWitnessPolicy(path: string): Promise<WitnessPolicy> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new BkvError('IO', `cannot read the witness policy ${path}: ${(e as Error).message}`);
+  }
+  return parseWitnessPolicy(text);
+}
+
 /** `bkv audit namespace <ns>`: check every logged epoch of a fleet namespace against the witness. */
 export const auditCommands: CommandModule = (program: Command, ctx) => {
   const audit = program.command('audit').description('verify what the witness logged');
@@ -28,11 +41,12 @@ export const auditCommands: CommandModule = (program: Command, ctx) => {
     .option('--before-epoch <e>', 'only epochs before this one')
     .option('--witness-key <vkey>', 'pinned witness verifier key (name+keyid+base64); default: the key the witness reports')
     .option('--state <file>', 'remember the newest checkpoint here and check consistency with it next time')
+    .option('--policy <file>', 'witness policy: the checkpoint must carry k of n cosignatures (docs/formats/witness-policy.md)')
     .option('--json', 'print the result as JSON')
     .action(
       async (
         namespace: string,
-        opts: { witness: string; limit: string; beforeEpoch?: string; witnessKey?: string; state?: string; json?: boolean },
+        opts: { witness: string; limit: string; beforeEpoch?: string; witnessKey?: string; state?: string; policy?: string; json?: boolean },
       ) => {
         const out = makeOutput(!!opts.json);
         const limit = intOpt(opts.limit, '--limit', 1);
@@ -42,12 +56,39 @@ export const auditCommands: CommandModule = (program: Command, ctx) => {
           ...(beforeEpoch !== undefined ? { beforeEpoch } : {}),
           ...(opts.witnessKey ? { witnessKey: opts.witnessKey } : {}),
           ...(opts.state ? { store: new FileCheckpointStore(opts.state) } : {}),
+          ...(opts.policy ? { policy: await readWitnessPolicy(opts.policy) } : {}),
         });
         if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
         else out.result(formatAudit(result).join('\n'), {});
         if (!result.ok) ctx.setExitCode(EXIT.VERIFICATION);
       },
     );
+  audit
+    .command('checkpoints <checkpoint-1> <checkpoint-2>')
+    .description('prove two checkpoints of one log consistent, or report the fork with both as evidence')
+    .requiredOption('--log-key <vkey>', "the log's verifier key (name+keyid+base64)")
+    .option('--witness <url>', 'the log (a bkv witness) to fetch the consistency proof from')
+    .option('--policy <file>', 'witness policy: report which listed witnesses cosigned each checkpoint')
+    .option('--json', 'print the result as JSON')
+    .action(async (file1: string, file2: string, opts: { logKey: string; witness?: string; policy?: string; json?: boolean }) => {
+      const out = makeOutput(!!opts.json);
+      const read = async (f: string) => {
+        try {
+          return await readFile(f, 'utf8');
+        } catch (e) {
+          throw new BkvError('IO', `cannot read ${f}: ${(e as Error).message}`);
+        }
+      };
+      const client = opts.witness ? new WitnessClient(opts.witness) : undefined;
+      const r = await compareCheckpoints(await read(file1), await read(file2), {
+        logKey: parseVerifierKey(opts.logKey),
+        ...(opts.policy ? { policy: await readWitnessPolicy(opts.policy) } : {}),
+        ...(client ? { consistencyProof: (a: number, b: number) => client.consistencyProof(a, b) } : {}),
+      });
+      if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else out.result(formatComparison(r).join('\n'), {});
+      if (r.verdict !== 'consistent') ctx.setExitCode(EXIT.VERIFICATION);
+    });
   audit
     .command('deployment <evidence-file>')
     .description("verify a fleet's deployment evidence: attestations, measurement, key signatures, transcript, log, counter-signature")

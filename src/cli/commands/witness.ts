@@ -8,6 +8,7 @@ import { decodeBase64, encodeBase64, encodeHex } from '../../shared/fleet-format
 import { WitnessClient, publishEpoch } from '../../witness/client.js';
 import { readOperatorKeyFile, writeOperatorKeyFile } from '../../witness/keys.js';
 import { startWitness } from '../../witness/server.js';
+import { formatWitnessPolicy } from '../../client/fleet/policy.js';
 
 function intOpt(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
@@ -23,6 +24,19 @@ async function readFileOr(path: string): Promise<Uint8Array> {
   }
 }
 
+/** `--cosigner <url> <key> --cosigner <url> <key>` arrives as one list: pair it up. */
+function pairCosigners(list: string[] | undefined): { url: string; verifierKey: string }[] {
+  if (!list) return [];
+  if (list.length % 2 !== 0) throw new BkvError('USAGE', '--cosigner takes two values: <url> <verifier key>');
+  const out: { url: string; verifierKey: string }[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    const [url, verifierKey] = [list[i]!, list[i + 1]!];
+    if (!/^https?:\/\//.test(url)) throw new BkvError('USAGE', `--cosigner ${url}: the first value is the cosigner's URL`);
+    out.push({ url, verifierKey });
+  }
+  return out;
+}
+
 /** `bkv witness …`: run the independent witness and the operator's publishing flow. */
 export const witnessCommands: CommandModule = (program: Command) => {
   const w = program.command('witness').description('the independent witness log of fleet-key epochs');
@@ -36,9 +50,12 @@ export const witnessCommands: CommandModule = (program: Command) => {
     .option('--operator-key <base64...>', 'register operator Ed25519 public keys allowed to submit')
     .option('--allow-vendor <base64...>', 'vendor root public keys whose devices may attest fleets (requires evidence)')
     .option('--allow-measurement <hex...>', 'vault core measurements fleets may run (requires evidence)')
+    .option('--cosign-log <verifier key...>', 'C2SP tlog-witness: cosign checkpoints of the log with this verifier key (repeatable)')
+    .option('--cosigner <url and verifier key...>', 'submit each new checkpoint to this cosigner: --cosigner <url> <verifier key> (repeatable)')
     .option('--json', 'print the start-up information as JSON')
-    .action(async (opts: { dir: string; port: string; host: string; origin?: string; operatorKey?: string[]; allowVendor?: string[]; allowMeasurement?: string[]; json?: boolean }) => {
+    .action(async (opts: { dir: string; port: string; host: string; origin?: string; operatorKey?: string[]; allowVendor?: string[]; allowMeasurement?: string[]; cosignLog?: string[]; cosigner?: string[]; json?: boolean }) => {
       const out = makeOutput(!!opts.json);
+      const cosigners = pairCosigners(opts.cosigner);
       const running = await startWitness(opts.dir, {
         port: intOpt(opts.port, '--port') ?? 8730,
         host: opts.host,
@@ -46,6 +63,9 @@ export const witnessCommands: CommandModule = (program: Command) => {
         ...(opts.operatorKey ? { addOperatorKeys: opts.operatorKey } : {}),
         ...(opts.allowVendor ? { addAllowedVendors: opts.allowVendor } : {}),
         ...(opts.allowMeasurement ? { addAllowedMeasurements: opts.allowMeasurement } : {}),
+        ...(opts.cosignLog ? { addCosignLogs: opts.cosignLog } : {}),
+        ...(cosigners.length ? { addCosigners: cosigners } : {}),
+        onCosignerError: (s) => process.stderr.write(`bkv witness: cosigner ${s.name} (${s.url}) did not cosign: ${s.lastError}\n`),
       });
       const info = running.log.keyInfo();
       out.result(
@@ -53,6 +73,9 @@ export const witnessCommands: CommandModule = (program: Command) => {
           `witness listening on ${running.url}`,
           `origin:        ${info.origin}`,
           `verifier key:  ${info.verifierKey}   (pin this in clients)`,
+          `cosigner key:  ${info.cosignerVerifierKey}   (list this in witness policies)`,
+          `cosigns logs:  ${running.log.cosigner.watchedLogs().map((l) => l.origin).join(', ') || 'none'}`,
+          `cosigners:     ${running.log.collector ? running.log.collector.status().map((c) => `${c.name} ${c.url}`).join(', ') : 'none'}`,
           `operators:     ${running.log.config.operatorKeys.length} registered`,
           `evidence:      ${running.log.evidenceRequired ? `required (${running.log.config.allowedVendors?.length ?? 0} vendor roots, ${running.log.config.allowedMeasurements?.length ?? 0} measurements allowed)` : 'optional (no allow lists)'}`,
           `log size:      ${running.log.checkpoint().size}`,
@@ -65,6 +88,20 @@ export const witnessCommands: CommandModule = (program: Command) => {
         process.once('SIGTERM', stop);
       });
       await running.close();
+    });
+
+  w.command('policy')
+    .description('write a witness policy (k of n cosigners) from the witnesses\' /v1/key')
+    .requiredOption('--cosigner <url...>', 'a cosigning witness (repeatable)')
+    .requiredOption('--quorum <k>', 'how many of them must cosign')
+    .option('--log <url>', 'also pin this log\'s verifier key in the policy')
+    .action(async (opts: { cosigner: string[]; quorum: string; log?: string }) => {
+      const k = intOpt(opts.quorum, '--quorum')!;
+      const witnesses = await Promise.all(
+        opts.cosigner.map(async (url, i) => ({ label: `w${i + 1}`, verifierKey: (await new WitnessClient(url).keyInfo()).cosignerVerifierKey, url })),
+      );
+      const logs = opts.log ? [(await new WitnessClient(opts.log).keyInfo()).verifierKey] : [];
+      process.stdout.write(formatWitnessPolicy({ logs, witnesses, quorum: k }));
     });
 
   w.command('keygen')

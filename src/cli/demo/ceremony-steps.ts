@@ -12,6 +12,10 @@ import { codeMeasurement, freshCodeMeasurement } from '../../host/measurement.js
 import { WitnessClient } from '../../witness/client.js';
 import { operatorKeyFromSeed, type OperatorKey } from '../../witness/keys.js';
 import { startWitness, type RunningWitness } from '../../witness/server.js';
+import { loadWitnessIdentity } from '../../witness/keys.js';
+import { formatVerifierKey, parseNote } from '../../shared/fleet-formats/note.js';
+import { parseCheckpointBody } from '../../client/fleet/checkpoint.js';
+import { formatWitnessPolicy, parseWitnessPolicy, verifyCosignatureQuorum } from '../../client/fleet/policy.js';
 import { freePorts } from '../../host/fleet/provision.js';
 import { need, onCleanup, type DemoStep } from './steps.js';
 
@@ -60,13 +64,28 @@ export const ceremonySteps: DemoStep[] = [
     async run(ctx) {
       const r = need<CeremonyResult>(ctx, 'ceremony');
       const operator: OperatorKey = operatorKeyFromSeed(crypto.getRandomValues(new Uint8Array(32)));
-      const witness: RunningWitness = await startWitness(join(ctx.workDir, 'ceremony-witness'), {
+      // Three independent witnesses cosign this log's checkpoints (C2SP tlog-witness); clients need 2 of 3.
+      const witnessDir = join(ctx.workDir, 'ceremony-witness');
+      const logKey = (await loadWitnessIdentity(witnessDir)).signer;
+      const cosigners = await Promise.all(
+        [1, 2, 3].map((i) => startWitness(join(ctx.workDir, `cosigner-${i}`), { addCosignLogs: [formatVerifierKey(logKey.name, logKey.publicKey)] })),
+      );
+      for (const c of cosigners) onCleanup(ctx, () => c.close());
+      const witness: RunningWitness = await startWitness(witnessDir, {
         addOperatorKeys: [encodeBase64(operator.publicKey)],
         addAllowedVendors: [need<string>(ctx, 'ceremonyVendorKey')],
         addAllowedMeasurements: [r.measurement],
+        addCosigners: cosigners.map((c) => ({ url: c.url, verifierKey: c.log.keyInfo().cosignerVerifierKey })),
       });
       onCleanup(ctx, () => witness.close());
       ctx.say(`witness on ${witness.url}: allows one vendor root and one measurement`);
+      ctx.say(`three cosigning witnesses (bkv witness start --cosign-log …) on ${cosigners.map((c) => new URL(c.url).port).join(', ')}; the log submits each checkpoint to them (--cosigner <url> <key>)`);
+      const policy = formatWitnessPolicy({
+        logs: [formatVerifierKey(logKey.name, logKey.publicKey)],
+        witnesses: cosigners.map((c, i) => ({ label: `witness-${i + 1}`, verifierKey: c.log.keyInfo().cosignerVerifierKey, url: c.url })),
+        quorum: 2,
+      });
+      ctx.state.set('witnessPolicy', policy);
       // An operator who edits an attestation is refused.
       const forged: DeploymentEvidence = JSON.parse(JSON.stringify(r.evidence)) as DeploymentEvidence;
       const a = parseAttestation(decodeBase64(forged.attestations[1]!.attestation.body, 'a'));
@@ -80,6 +99,13 @@ export const ceremonySteps: DemoStep[] = [
       }
       const rec = await publishDeployment({ witnessUrl: witness.url, namespace: NAMESPACE, artifact: r.artifact, evidence: encodeEvidence(r.evidence), operator, counterSign: r.counterSign });
       ctx.say(`genuine evidence: logged as epoch ${rec.epoch} (digest ${rec.digest.slice(0, 16)}…), counter-signed inside member 1's core`);
+      const note = await new WitnessClient(witness.url).checkpoint();
+      const parsedPolicy = parseWitnessPolicy(policy);
+      const q = verifyCosignatureQuorum(note, parsedPolicy);
+      const cp = parseCheckpointBody(parseNote(note).text);
+      ctx.say(
+        `checkpoint (size ${cp.size}) carries the log's signature and ${q.valid.length} cosignature/v1 lines; the 2-of-3 witness policy is met (${parsedPolicy.witnesses.filter((w) => q.valid.includes(w.verifier)).map((w) => w.label).join(', ')})`,
+      );
       ctx.state.set('ceremonyWitness', witness);
       ctx.state.set('witnessUrl', witness.url);
       ctx.state.set('witnessKey', (await new WitnessClient(witness.url).keyInfo()).verifierKey);

@@ -2,6 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeBase64 } from '../../shared/fleet-formats/encoding.js';
 import { MemoryCheckpointStore } from '../../client/fleet/store.js';
+import { parseWitnessPolicy } from '../../client/fleet/policy.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { WrongPasswordError } from '../../client/sdk/errors.js';
 import { gatewayBundleFetcher, overTheAirFleet } from '../../client/sdk/fleet-source.js';
@@ -27,7 +28,13 @@ async function devToken(url: string, account: string): Promise<string> {
 export function newDevice(ctx: DemoContext, wrap: (t: VaultTransport) => VaultTransport = (t) => t): { client: VaultClient; fleet: () => Promise<TrustedFleetKeys> } {
   const url = need<string>(ctx, 'gatewayUrl');
   const fleet = overTheAirFleet(
-    { mode: 'over-the-air', namespace: need<string>(ctx, 'namespace'), witnesses: [need<string>(ctx, 'witnessKey')], store: new MemoryCheckpointStore() },
+    {
+      mode: 'over-the-air',
+      namespace: need<string>(ctx, 'namespace'),
+      witnesses: [need<string>(ctx, 'witnessKey')],
+      store: new MemoryCheckpointStore(),
+      ...(ctx.state.has('witnessPolicy') ? { witnessPolicy: need<string>(ctx, 'witnessPolicy') } : {}),
+    },
     gatewayBundleFetcher(url),
   );
   const client = new VaultClient({ account: ACCOUNT, fleet, transport: wrap(httpTransport({ gatewayUrl: url, token: () => devToken(url, ACCOUNT) })) });
@@ -52,7 +59,9 @@ export const vaultSteps: DemoStep[] = [
   {
     name: 'Audit the namespace as an outsider would ($ bkv audit namespace)',
     async run(ctx) {
-      const report = await auditNamespace(new WitnessClient(need<string>(ctx, 'witnessUrl')), need<string>(ctx, 'namespace'));
+      const report = await auditNamespace(new WitnessClient(need<string>(ctx, 'witnessUrl')), need<string>(ctx, 'namespace'), {
+        ...(ctx.state.has('witnessPolicy') ? { policy: parseWitnessPolicy(need<string>(ctx, 'witnessPolicy')) } : {}),
+      });
       for (const line of formatAudit(report)) ctx.say(line);
     },
   },
@@ -62,7 +71,7 @@ export const vaultSteps: DemoStep[] = [
       const { client, fleet } = newDevice(ctx);
       const keys = await fleet();
       ctx.say(
-        `the phone pins only the witness key; it verified the gateway's bundle: digest, witness signature, fleet counter-signature, log inclusion (encryption key ${encodeBase64(keys.encryptionPublicKey).slice(0, 12)}…)`,
+        `the phone pins only the witness key and a 2-of-3 witness policy; it verified the gateway's bundle: digest, witness signature, fleet counter-signature, cosignatures, log inclusion (encryption key ${encodeBase64(keys.encryptionPublicKey).slice(0, 12)}…)`,
       );
       const k = generateBackupKey();
       const t0 = performance.now();

@@ -2,6 +2,7 @@
  * The validation bundle: everything a client needs to accept a fleet epoch's keys, checked against
  * pinned witness keys only. Browser-safe. Format: docs/formats/validation-bundle.md.
  */
+import { equalBytes } from '../../shared/bytes.js';
 import { BkvError } from '../../shared/errors.js';
 import { MerkleProofError, leafHash, verifyInclusion } from '../../shared/merkle/index.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact, type FleetArtifact, type FleetPublicKeys } from '../../shared/fleet-formats/artifact.js';
@@ -9,9 +10,10 @@ import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
 import { checkCheckpointConsistency } from './consistency.js';
 import { verifyCounterSignature } from '../../shared/fleet-formats/countersign.js';
 import { checkNamespace, decodeBase64, decodeHex, encodeHex, fromUtf8 } from '../../shared/fleet-formats/encoding.js';
-import type { NoteVerifier } from '../../shared/fleet-formats/note.js';
+import { sameVerifier, type NoteVerifier } from '../../shared/fleet-formats/note.js';
+import { CosignatureQuorumError } from './cosignature.js';
+import { verifyCosignatureQuorum, type WitnessPolicy } from './policy.js';
 import { parseStatement, verifyStatementSignature, type WitnessStatement } from '../../shared/fleet-formats/statement.js';
-import { equalBytes } from '../../shared/bytes.js';
 
 export const VALIDATION_BUNDLE_FORMAT = 'bkv-validation-bundle/v1';
 
@@ -61,6 +63,11 @@ export interface VerifyBundleOptions {
   minEpoch?: number;
   /** Milliseconds since the Unix epoch; when given, the artifact's validity window is enforced. */
   now?: number;
+  /**
+   * Witness policy (k of n cosigners): when given, the checkpoint must also carry at least k valid
+   * cosignatures from distinct listed cosigners (check "cosignatures").
+   */
+  witnessPolicy?: WitnessPolicy;
 }
 
 function fail(check: string, message: string, extra: Record<string, unknown> = {}): BkvError {
@@ -127,7 +134,9 @@ export function parseValidationBundle(input: unknown): ValidationBundle {
 /**
  * Verifies a bundle completely. Each failing check throws VERIFICATION_FAILED whose message names
  * the check and whose `details.check` is one of: format, digest, statement, witness-signature,
- * artifact, counter-signature, checkpoint-signature, inclusion, consistency, rollback, validity.
+ * artifact, counter-signature, checkpoint-signature, cosignatures, inclusion, consistency, rollback,
+ * validity. A missed cosignature quorum is a CosignatureQuorumError naming the missing and invalid
+ * cosigners.
  */
 export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions): VerifiedBundle {
   const b = parseValidationBundle(input);
@@ -167,6 +176,9 @@ export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions
   // 6. checkpoint signed by the same witness, origin = key name
   const checkpoint = rewrap('checkpoint-signature', 'checkpoint', () => verifyCheckpoint(b.checkpoint, witness));
 
+  // 6b. cosigned by a quorum of the policy's witnesses
+  if (opts.witnessPolicy) checkQuorum(b.checkpoint, witness, opts.witnessPolicy, opts.now);
+
   // 7. the statement is in that tree
   const proof = rewrap('format', 'inclusion proof encoding', () => b.inclusionProof.map((p) => decodeBase64(p, 'proof hash', 32)));
   rewrap('inclusion', 'inclusion proof', () =>
@@ -200,4 +212,18 @@ export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions
   }
 
   return { namespace, epoch: b.epoch, artifactBytes, artifact, keys, statement, checkpoint, witness };
+}
+
+function checkQuorum(note: string, log: NoteVerifier, policy: WitnessPolicy, nowMs: number | undefined): void {
+  if (policy.logs.length > 0 && !policy.logs.some((l) => sameVerifier(l, log))) {
+    throw fail('cosignatures', `the witness policy does not list the log key of ${log.name}`);
+  }
+  try {
+    verifyCosignatureQuorum(note, policy, nowMs !== undefined ? { nowSeconds: Math.floor(nowMs / 1000) } : {});
+  } catch (e) {
+    if (e instanceof CosignatureQuorumError) {
+      throw new CosignatureQuorumError(`fleet key refused: ${e.message}`, e.required, e.validCosigners, e.missingCosigners, e.invalidCosigners);
+    }
+    throw fail('format', `checkpoint: ${(e as Error).message}`);
+  }
 }

@@ -13,6 +13,7 @@ import { parseVerifierKey, type NoteVerifier } from '../../shared/fleet-formats/
 import { checkpointKey, epochKey, type CheckpointStore } from './store.js';
 import { verifyValidationBundle, type ValidationBundle } from './bundle.js';
 import type { FleetArtifact } from '../../shared/fleet-formats/artifact.js';
+import { parseWitnessPolicy, type WitnessPolicy } from './policy.js';
 
 export interface ResolvedFleetKeys {
   readonly mode: 'pinned' | 'over-the-air';
@@ -42,6 +43,8 @@ export interface OverTheAirFleetConfig {
   store: CheckpointStore;
   /** Clock for the artifact validity window; defaults to Date.now. Pass null to skip the check. */
   now?: (() => number) | null;
+  /** Witness policy (parsed, or the policy file's text): k of n cosignatures required on the checkpoint. */
+  witnessPolicy?: WitnessPolicy | string;
 }
 
 export type FleetKeyConfig = PinnedFleetConfig | OverTheAirFleetConfig;
@@ -107,6 +110,9 @@ export async function resolveFleetKeys(config: FleetKeyConfig, fetchBundle?: Fet
     previousCheckpoints: previousAll,
     ...(minEpoch !== undefined ? { minEpoch } : {}),
     ...(now !== undefined ? { now } : {}),
+    ...(config.witnessPolicy !== undefined
+      ? { witnessPolicy: typeof config.witnessPolicy === 'string' ? parseWitnessPolicy(config.witnessPolicy) : config.witnessPolicy }
+      : {}),
   });
   // Persist only what moves forward.
   const prevSame = previousAll.find((p) => p.origin === v.checkpoint.origin);
