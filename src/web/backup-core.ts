@@ -15,21 +15,26 @@ export class BlobSink {
   private pending = 0;
   size = 0;
   constructor(private readonly foldBytes = 4 * 1024 * 1024) {}
-  push(p: Uint8Array): void {
+  /** Adds bytes; every few MiB waits until the browser's Blob store has taken them (backpressure). */
+  async push(p: Uint8Array): Promise<void> {
     if (p.length === 0) return;
     this.parts.push(p);
     this.pending += p.length;
     this.size += p.length;
-    if (this.pending >= this.foldBytes) this.fold();
+    if (this.pending >= this.foldBytes) await this.fold();
   }
-  private fold(): void {
+  private async fold(): Promise<void> {
     // The bytes move into the browser's Blob store (on disk when large); the arrays become garbage.
-    this.blobs.push(new Blob(this.parts as BlobPart[]));
+    const b = new Blob(this.parts as BlobPart[]);
+    this.blobs.push(b);
     this.parts = [];
     this.pending = 0;
+    // Reading the last byte completes only once the whole part has reached the Blob store, so a
+    // slow browser process cannot let untransferred parts pile up in the page.
+    await b.slice(b.size - 1).arrayBuffer();
   }
-  finish(type = 'application/octet-stream'): Blob {
-    if (this.pending > 0) this.fold();
+  async finish(type = 'application/octet-stream'): Promise<Blob> {
+    if (this.pending > 0) await this.fold();
     return new Blob(this.blobs, { type });
   }
 }
@@ -87,10 +92,10 @@ export async function backupToBlob(
   const sink = new BlobSink();
   for await (const part of encryptBackup(source, { key, kind, ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) })) {
     if (opts.sink) await opts.sink(part);
-    else sink.push(part);
+    else await sink.push(part);
   }
   opts.onProgress?.(total, total);
-  return { blob: sink.finish('application/vnd.bkv.backup'), kind, bytes: total };
+  return { blob: await sink.finish('application/vnd.bkv.backup'), kind, bytes: total };
 }
 
 export interface RestoredFile {
@@ -119,8 +124,8 @@ export async function restoreFromBlob(
   );
   if (opened.header.kind === 'file') {
     const sink = new BlobSink();
-    for await (const p of opened.plaintext) sink.push(p);
-    return { kind: 'file', files: [{ path: opts.defaultName, blob: sink.finish() }] };
+    for await (const p of opened.plaintext) await sink.push(p);
+    return { kind: 'file', files: [{ path: opts.defaultName, blob: await sink.finish() }] };
   }
   const files: RestoredFile[] = [];
   // readTar closes its source when it meets the end-of-archive blocks; keep the plaintext open so
@@ -130,8 +135,8 @@ export async function restoreFromBlob(
   for await (const entry of readTar(unclosable)) {
     if (entry.type !== 'file') continue;
     const sink = new BlobSink();
-    for await (const p of entry.body) sink.push(p);
-    files.push({ path: entry.path, blob: sink.finish() });
+    for await (const p of entry.body) await sink.push(p);
+    files.push({ path: entry.path, blob: await sink.finish() });
   }
   // readTar stops at the end-of-archive blocks: drain the rest so the final chunk is authenticated.
   for (let r = await it.next(); !r.done; r = await it.next()) void r;

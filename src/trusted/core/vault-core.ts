@@ -122,7 +122,7 @@ export class VaultCore {
     this.stats.requests++;
     if (envelope[0] === CONTINUATION_VERSION) return this.handleContinuation(account, envelope);
     const { plaintext, responseKey, continuationKey } = await openRequest(this.channel, account, envelope);
-    if (isPasskeyRequest(plaintext)) return this.respondPasskey(account, plaintext, responseKey);
+    if (isPasskeyRequest(plaintext)) return this.answerPasskeyRequest(account, plaintext, responseKey);
     return this.respond(responseKey, async () => {
       const req = decodeRequest(plaintext);
       if (req.user !== account) throw new BkvError('UNAUTHORIZED', 'request names another account than the one authenticated');
@@ -168,7 +168,7 @@ export class VaultCore {
   }
 
   /** Passkey escrow requests (src/core/passkey-escrow.ts), answered in the same sealed channel. */
-  private async respondPasskey(account: string, plaintext: Uint8Array, responseKey: Uint8Array): Promise<Uint8Array> {
+  private async answerPasskeyRequest(account: string, plaintext: Uint8Array, responseKey: Uint8Array): Promise<Uint8Array> {
     let response: PasskeyResponse;
     try {
       response = await handlePasskeyRequest(
