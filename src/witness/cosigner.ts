@@ -4,14 +4,14 @@
  * log, persists the new view, and answers a cosignature/v1 line. Node only.
  * Formats: docs/formats/cosignature.md, docs/formats/witness-api.md.
  *
- * State: one file per log, `cosigned/<hex SHA-256 of the origin>`, holding the latest cosigned
- * checkpoint (the log's verified signatures and ours). It is written atomically (temp file, fsync,
- * rename, fsync of the directory) before the answer; requests for one log run one at a time, so
- * the check of the old size and the update are atomic.
+ * State: the journal `cosigned/journal` (cosigner-journal.ts) of the checkpoints cosigned (the
+ * log's verified signatures and ours); the latest record of a log is its view. A record is on disk
+ * before the answer (concurrent requests share one fdatasync); requests for one log run one at a
+ * time, so the check of the old size and the update are atomic.
  */
 import { equalBytes } from '../shared/bytes.js';
 import { createHash, type KeyObject, verify as nodeVerify } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { parseCheckpointBody, type Checkpoint } from '../client/fleet/checkpoint.js';
@@ -19,7 +19,7 @@ import { cosignatureLine, formatCosignerVerifierKey, type Cosigner } from '../cl
 import { decodeBase64, encodeBase64, fromUtf8, parseDecimal } from '../shared/fleet-formats/encoding.js';
 import { parseNote, parseVerifierKey, type NoteVerifier, type ParsedNote } from '../shared/fleet-formats/note.js';
 import { emptyRoot, verifyConsistency, MerkleProofError } from '../shared/merkle/index.js';
-import { writeFileDurable } from '../node/fs-durable.js';
+import { CosignerJournal } from './cosigner-journal.js';
 import { nodePublicKey } from './keys.js';
 
 /** Proof lines a client may send (C2SP tlog-witness). */
@@ -127,6 +127,7 @@ export class WitnessCosigner {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
   private refusedKept = 0;
+  private journal!: CosignerJournal;
 
   private constructor(
     readonly dir: string,
@@ -141,23 +142,21 @@ export class WitnessCosigner {
     }
   }
 
-  /** Loads the per-log state from `<dir>/cosigned/`; a file that does not parse stops the start. */
+  /** Loads the per-log state from `<dir>/cosigned/journal`; a record that does not parse stops the start. */
   static async open(dir: string, opts: CosignerOptions): Promise<WitnessCosigner> {
     const c = new WitnessCosigner(join(dir, 'cosigned'), opts);
     await mkdir(c.dir, { recursive: true, mode: 0o700 });
-    for (const name of await readdir(c.dir)) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue; // temp files of an interrupted write, the refused/ folder
-      const path = join(c.dir, name);
-      try {
-        const note = await readFile(path, 'utf8');
-        const cp = parseCheckpointBody(parseNote(note).text);
-        if (originHash(cp.origin) !== name) throw new Error('file name is not the hash of its origin');
-        c.views.set(cp.origin, { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note });
-      } catch (e) {
-        throw new BkvError('IO', `cosigner state ${path} is corrupt: ${(e as Error).message}`);
-      }
+    const { journal, records } = await CosignerJournal.open(c.dir, (note) => parseCheckpointBody(parseNote(note).text).origin);
+    c.journal = journal;
+    for (const r of records) {
+      const cp = parseCheckpointBody(parseNote(r.note).text);
+      c.views.set(cp.origin, { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note: r.note });
     }
     return c;
+  }
+
+  close(): Promise<void> {
+    return this.journal.close();
   }
 
   get name(): string {
@@ -264,7 +263,7 @@ export class WitnessCosigner {
       const line = cosignatureLine(parsed.text, ts, this.opts.cosigner);
       const note = `${parsed.text}\n${logLines.map((l) => l + '\n').join('')}${line}`;
       try {
-        await writeFileDurable(join(this.dir, originHash(cp.origin)), Buffer.from(note, 'utf8'), 0o644);
+        await this.journal.append(cp.origin, note);
       } catch (e) {
         throw new AddCheckpointError(500, `cannot persist the new checkpoint: ${(e as Error).message}`);
       }

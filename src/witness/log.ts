@@ -539,6 +539,7 @@ export class WitnessLog {
     this.retryTimer = null;
     while (this.flushing) await this.flushing;
     while (this.cosigning) await this.cosigning;
+    await this.cosigner.close();
     await this.fh.close();
   }
 }

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseJournal } from '../../src/witness/cosigner-journal.js';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -114,9 +115,11 @@ describe('POST /add-checkpoint (C2SP tlog-witness)', () => {
       w = await startWitness(dir, {});
       expect(await post(w.url, body(0, cpNote(12)))).toMatchObject({ status: 409, text: '9\n' });
       expect((await post(w.url, body(9, cpNote(12), tree.consistencyProof(9, 12)))).status).toBe(200);
-      const files = (await readdir(join(dir, 'cosigned'))).filter((f) => /^[0-9a-f]{64}$/.test(f));
-      expect(files.length).toBe(1); // the other log was never cosigned (both its requests were refused)
-      expect(parseNote(await readFile(join(dir, 'cosigned', h), 'utf8')).text.split('\n')[1]).toBe('12');
+      const { notes } = parseJournal(await readFile(join(dir, 'cosigned', 'journal')), 'journal');
+      // Only the cosigned log has records (both of the other log's requests were refused); the last is size 12.
+      expect(new Set(notes.map((n) => parseNote(n).text.split('\n')[0])).size).toBe(1);
+      expect(parseNote(notes.at(-1)!).text.split('\n')[1]).toBe('12');
+      expect(h).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await w.close();
     }

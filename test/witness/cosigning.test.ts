@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import {
@@ -120,18 +120,27 @@ describe('the log gathers cosignatures', () => {
     }
   });
 
-  it('attack: a corrupted cosigner state file stops the start (no silent reset to an empty view); temp files are ignored', async () => {
+  it('attack: a corrupted cosigner journal stops the start (no silent reset to an empty view); a torn last record is cut off', async () => {
     const dir = await tempDir();
     const w = await startWitness(dir, {});
     await w.close();
-    await writeFile(join(dir, 'cosigned', `${'a'.repeat(64)}.tmp-1-2-3`), 'half written');
+    const path = join(dir, 'cosigned', 'journal');
+    const empty = await readFile(path);
+    // A torn append (a crash mid-write, never answered): cut off at the next start, nothing else lost.
+    await writeFile(path, Buffer.concat([empty, Buffer.from([0, 0, 0, 50, 1, 2, 3])]));
     const again = await startWitness(dir, {});
     await again.close();
-    await writeFile(join(dir, 'cosigned', 'a'.repeat(64)), 'garbage\n');
+    expect((await readFile(path)).equals(empty)).toBe(true);
+    // A complete record whose check fails, followed by more data: damage, not a torn append.
+    const bad = Buffer.alloc(36 + 5);
+    bad.writeUInt32BE(5, 0);
+    await writeFile(path, Buffer.concat([empty, bad, bad]));
     const err = await startWitness(dir, {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BkvError);
     expect((err as BkvError).message).toMatch(/cosigner state .* is corrupt/);
-    expect((await readdir(join(dir, 'cosigned'))).length).toBe(2);
+    // Not a journal at all.
+    await writeFile(path, 'garbage\n');
+    await expect(startWitness(dir, {})).rejects.toThrow(/cosigner state .* is corrupt/);
   });
 
   it('an offline cosigner is asked again once it is back, without a new checkpoint', async () => {
