@@ -109,7 +109,7 @@ describe('a release-0.1 fleet directory opens with `bkv up` of this release', ()
     await second.stop();
   }, 180_000);
 
-  it('an offline step that died part-way (one member's state moved aside, the others not) is finished by the next `bkv up`', async () => {
+  it("an offline step that died part-way (one member's state moved aside, the others not) is finished by the next `bkv up`", async () => {
     const dir = await copyFixture('fleet');
     await replanPorts(dir);
     // The crash: member 1's state was moved aside; members 2 and 3 were not.
