@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -124,5 +126,35 @@ describe('a release-0.1 fleet directory opens with `bkv up` of this release', ()
     }
     for (const id of members) expect(existsSync(join(dir, `member-${id}`, 'state.release-0.1', 'log'))).toBe(true);
     await run.stop();
+  }, 180_000);
+
+  it('a migration that died after the import but before any member confirmed it finishes without importing twice', async () => {
+    const dir = await copyFixture('fleet');
+    await replanPorts(dir);
+    // The offline part alone, by the explicit command.
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'fleet', 'migrate', '--dir', dir, '--json']);
+    expect(JSON.parse(stdout).pending).toBe(total);
+    for (const id of members) await copyFile(join(dir, `member-${id}`, 'pending-import.bin'), join(dir, `pending-${id}.bin`));
+    const first = await up(dir);
+    // `bkv up` found the offline part done: no second move, no new pending files.
+    expect(first.stderr.some((l) => l.startsWith('release 0.1 fleet:'))).toBe(false);
+    expect(first.stderr).toContain(`release 0.1 migration: ${total} / ${total} records imported`);
+    const frank = manifest.fleet.frank!;
+    const c1 = await clientFor(first.url, first.fleetKeys, 'frank', frank.limit);
+    await checkAccount(() => c1, frank); // frank: one wrong guess, then the right one resets him
+    await first.stop();
+    // The crash: the import was committed, no member had confirmed it yet.
+    for (const id of members) {
+      await copyFile(join(dir, `pending-${id}.bin`), join(dir, `member-${id}`, 'pending-import.bin'));
+      await rm(join(dir, `member-${id}`, 'release-0.1-imported'));
+    }
+    const second = await up(dir);
+    expect(second.stderr).toContain(`release 0.1 migration: ${total} / ${total} records imported`);
+    expect(await recordCounts(dir)).toEqual([total, total, total]);
+    // Not imported again: frank's counter is the one after the first run (reset to the limit).
+    const c2 = await clientFor(second.url, second.fleetKeys, 'frank', frank.limit);
+    await checkAccount(() => c2, { ...frank, attemptsRemaining: frank.limit });
+    for (const id of members) expect(existsSync(join(dir, `member-${id}`, 'pending-import.bin'))).toBe(false);
+    await second.stop();
   }, 180_000);
 });
