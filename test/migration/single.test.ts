@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
-import { readdir, rename, mkdir } from 'node:fs/promises';
+import { readFile, readdir, rename, mkdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VaultClient } from '../../src/client/sdk/vault-client.js';
@@ -121,5 +123,38 @@ describe('a release-0.1 single-member vault opens with this release', () => {
       await m.close();
     }
   }, 120_000);
-});
 
+  it('a pending-import file altered by the host is refused: nothing is imported', async () => {
+    const dir = await copyFixture('single');
+    const stop = new Error('stopped before the first batch');
+    await expect(open(dir, { migration: { onProgress: () => { throw stop; } } })).rejects.toBe(stop);
+    const pending = join(dir, 'release-0.1', 'pending-import.bin');
+    // The attacker's move: change one byte of the sealed records (say, to raise a counter).
+    const bytes = await readFile(pending);
+    bytes[bytes.length - 20]! ^= 1;
+    await writeFile(pending, bytes);
+    const err = await open(dir).then(({ m }) => m.close().then(() => null), (e: unknown) => e);
+    expect(isBkvError(err, 'TAMPERED')).toBe(true);
+    expect(existsSync(join(dir, 'release-0.1', 'MIGRATED'))).toBe(false);
+    // The honest file back: the migration completes, with the records as they were.
+    bytes[bytes.length - 20]! ^= 1;
+    await writeFile(pending, bytes);
+    const { m } = await open(dir);
+    try {
+      expect(m.state.count).toBe(total);
+      const bob = await m.peek('bob');
+      expect(bob?.status === 'live' && bob.attemptsRemaining).toBe(manifest.single.bob!.attemptsRemaining);
+    } finally {
+      await m.close();
+    }
+  }, 120_000);
+
+  it('`bkv vault migrate --dir D` migrates and exits', async () => {
+    const dir = await copyFixture('single');
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'bkv.js');
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'vault', 'migrate', '--dir', dir, '--json']);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, records: total });
+    expect(stderr).toContain(`release 0.1 migration: ${total} / ${total} records imported`);
+    expect(existsSync(join(dir, 'release-0.1', 'MIGRATED'))).toBe(true);
+  }, 120_000);
+});
