@@ -21,7 +21,7 @@ import { BkvError } from '../../shared/errors.js';
 import { fromB64 } from '../../shared/protocol/messages.js';
 import { decodeFleetSecrets } from '../../trusted/core/fleet-secrets.js';
 import { fsyncDir } from '../../node/fs-durable.js';
-import { decodeMemberIdentity, readFleetConfig, type FleetConfig } from '../fleet/config.js';
+import { decodeMemberIdentity, readFleetConfig, type FleetConfig, type MemberIdentity } from '../fleet/config.js';
 import { fetchStatuses } from '../fleet/supervisor.js';
 import { progressLine } from './import.js';
 import { fleetPaths } from '../fleet/provision.js';
@@ -43,17 +43,25 @@ export async function prepareFleetMigration(dir: string, say: (line: string) => 
       return { id: m.id, mdir, identity: decodeMemberIdentity(new Uint8Array(await readFile(join(mdir, 'member.bin')))) };
     }),
   );
-  // 1. Move release-0.1 states aside.
-  for (const m of members) {
+  const has = (m: { mdir: string }, f: string) => existsSync(join(m.mdir, f));
+  // 1. Move release-0.1 states aside. A state that does not open is this release's business (the
+  //    member boots as a learner) unless the fleet is of release 0.1: then it is moved aside too,
+  //    kept but not used, so that the member starts on an empty state like the others.
+  const kinds = await Promise.all(members.map((m) => classify(join(m.mdir, 'state'), m.identity, clusterId)));
+  const legacyFleet = kinds.includes('legacy') || members.some((m) => has(m, MEMBER_ASIDE_DIR) && !has(m, MEMBER_DONE_FILE));
+  for (const [i, m] of members.entries()) {
+    const kind = kinds[i]!;
+    if (!legacyFleet || (kind !== 'legacy' && kind !== 'unreadable')) continue;
     const state = join(m.mdir, 'state');
-    if (!existsSync(state) || !(await isLegacyMemberState(state, m.identity, clusterId))) continue;
     const aside = join(m.mdir, MEMBER_ASIDE_DIR);
-    if (existsSync(aside)) throw new BkvError('USAGE', `${state} holds release-0.1 state and ${aside} exists too: keep one`);
+    if (existsSync(aside)) {
+      if (kind === 'unreadable') continue;
+      throw new BkvError('USAGE', `${state} holds release-0.1 state and ${aside} exists too: keep one`);
+    }
     await rename(state, aside);
     await fsyncDir(m.mdir);
-    say(`member ${m.id}: release 0.1 state kept in ${aside}`);
+    say(`member ${m.id}: release 0.1 state${kind === 'unreadable' ? ' (unreadable: not used)' : ''} kept in ${aside}`);
   }
-  const has = (m: { mdir: string }, f: string) => existsSync(join(m.mdir, f));
   if (!members.some((m) => has(m, MEMBER_ASIDE_DIR))) return null;
   if (members.some((m) => has(m, MEMBER_DONE_FILE))) {
     // The import finished on some member: the others confirm it themselves when they start.
@@ -80,6 +88,16 @@ export async function prepareFleetMigration(dir: string, say: (line: string) => 
   for (const m of missing) await writePending(join(m.mdir, MEMBER_PENDING_FILE), secrets.storageKey, records, (n) => crypto.getRandomValues(new Uint8Array(n)));
   say(`release 0.1 fleet: ${records.length} records to import, from member ${best.member} (log ends at term ${best.lastTerm}, index ${best.lastIndex})`);
   return records.length;
+}
+
+/** What a member's `state/` holds. */
+async function classify(state: string, identity: MemberIdentity, clusterId: Uint8Array): Promise<'none' | 'legacy' | 'current' | 'unreadable'> {
+  if (!existsSync(join(state, 'log'))) return 'none';
+  try {
+    return (await isLegacyMemberState(state, identity, clusterId)) ? 'legacy' : 'current';
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /** The record count a pending-import file announces (its clear, authenticated prefix). */
