@@ -22,17 +22,22 @@ import { deriveRecordKeys, openRecord, passkeyRecordId, recordId } from '../trus
 import type { PasskeyRecord, VaultRecord } from '../trusted/records/record.js';
 import { RecordState } from '../trusted/records/record-state.js';
 import type { RaftNode } from '../trusted/consensus/node.js';
+import type { RecordBatcher } from '../trusted/records/batcher.js';
 import { MemberStorage } from './fleet/member-storage.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './fleet/native-crypto.js';
 import { MemberRecords } from './record-store/member-records.js';
 import { openRecordStore } from './record-store/index.js';
 import { writeFileDurable } from '../node/fs-durable.js';
+import { finishSingleMigration, prepareSingleMigration } from './migration/single.js';
+import { importCarried, progressLine } from './migration/import.js';
 
 export interface VaultMember {
   core: VaultCore;
   state: RecordState;
   records: MemberRecords;
   node: RaftNode;
+  /** The leader's batcher (this member always leads); migrations import through it. */
+  batcher: RecordBatcher;
   /** Where the records live (the store URL, without credentials). */
   storeUrl: string;
   /**
@@ -55,6 +60,10 @@ export interface VaultMemberOptions {
   /** Compact the consensus log after this many applied entries (default 4096). */
   snapshotEvery?: number;
   onEvent?: (line: string) => void;
+  /** Lines about a migration from release 0.1, progress included (default: standard error). */
+  onMigration?: (line: string) => void;
+  /** Records per import step of a migration (default 1024), and a hook after each step (tests). */
+  migration?: { chunk?: number; onProgress?: (done: number, total: number) => void };
 }
 
 const te = new TextEncoder();
@@ -81,6 +90,10 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     seed = env.random(32);
     await writeFileDurable(identityPath, seed);
   }
+  // A directory written by release 0.1: its old state is moved aside and its records are imported
+  // once the new member runs (docs/vault.md, "Migration from release 0.1").
+  const say = opts.onMigration ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const migration = await prepareSingleMigration(dir, secrets.storageKey, env.random, say);
   const identity = identityFromSeed(1, seed);
   const clusterId = sha256(identity.publicKey).slice(0, 16);
   const storageKey = hkdf(sha256, seed, clusterId, te.encode('bkv-member-storage-v1 1'), 32);
@@ -132,7 +145,7 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     await wait(5);
   }
   await member.replicator.readBarrier();
-  const { core } = await member.createCore({ secrets, env, policy: opts.policy ?? DEFAULT_POLICY, reader: records.reader, wait });
+  const { core, batcher } = await member.createCore({ secrets, env, policy: opts.policy ?? DEFAULT_POLICY, reader: records.reader, wait });
   const keys = deriveRecordKeys(secrets.storageKey);
   const r = records;
   /** Reads one record and checks it against the committed root, as the core's batcher does. */
@@ -146,11 +159,12 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     verifyRecord(state.root, id, got.value, got.proof);
     return got.value ? openRecord(keys, id, got.value) : undefined;
   };
-  return {
+  const vm: VaultMember = {
     core,
     state,
     records: r,
     node: member.node,
+    batcher,
     storeUrl: storeUrl.replace(/\/\/[^@/]*@/, '//'),
     health() {
       const st = member.node.status();
@@ -172,4 +186,26 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
       await storage.close();
     },
   };
+  if (migration) {
+    try {
+      const n = await importCarried(migration.records, {
+        state,
+        reader: r.reader,
+        batcher,
+        keys,
+        wait,
+        ...(opts.migration?.chunk ? { chunk: opts.migration.chunk } : {}),
+        onProgress(done, total) {
+          say(progressLine(done, total));
+          opts.migration?.onProgress?.(done, total);
+        },
+      });
+      await finishSingleMigration(migration);
+      say(`release 0.1 migration complete: ${migration.records.length} records (${n} imported by this start); the old files stay in ${migration.aside}`);
+    } catch (e) {
+      await vm.close().catch(() => {});
+      throw e;
+    }
+  }
+  return vm;
 }

@@ -9,6 +9,17 @@ import { makeOutput } from '../output.js';
 export const fleetCommands: CommandModule = (program: Command, ctx) => {
   const fleet = commandGroup(program, 'fleet', 'operate a vault fleet');
   fleet
+    .command('migrate')
+    .description("prepare a fleet directory written by release 0.1 (`bkv up` also does it): move each member's old state aside and leave its records for the leader to import at the next start")
+    .requiredOption('--dir <dir>', 'the fleet directory (all member directories on this machine)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const out = makeOutput(!!o.json);
+      const { prepareFleetMigration } = await import('../../host/migration/fleet.js');
+      const pending = await prepareFleetMigration(o.dir, (line) => process.stderr.write(`${line}\n`));
+      out.result(pending === null ? `${o.dir}: nothing to migrate` : `${o.dir}: ${pending} records will be imported when the fleet starts (bkv up)`, { dir: o.dir, pending });
+    });
+  fleet
     .command('status')
     .description("show each member's role, term, commit index, lag and health")
     .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')

@@ -8,6 +8,7 @@ import { readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
 import { createFleet, fleetPaths } from '../../host/fleet/provision.js';
 import { FleetSupervisor } from '../../host/fleet/supervisor.js';
+import { prepareFleetMigration, waitForFleetImport } from '../../host/migration/fleet.js';
 import type { CommandModule } from '../context.js';
 import { makeOutput } from '../output.js';
 
@@ -50,6 +51,10 @@ export const upCommand: CommandModule = (program: Command) => {
         });
         created = true;
       }
+      // A fleet directory of release 0.1: its old states move aside and its records wait in each
+      // member directory for the elected leader to import them (docs/vault.md).
+      const say = (line: string) => process.stderr.write(`${line}\n`);
+      const pending = created ? null : await prepareFleetMigration(o.dir, say);
       const config = await readFleetConfig(paths.fleet);
       // Over the air: the namespace is the one the ceremony's artifact was logged under.
       let overTheAir: { witnessUrl: string; namespace: string } | undefined;
@@ -68,6 +73,10 @@ export const upCommand: CommandModule = (program: Command) => {
       try {
         const leader = await supervisor.waitForLeader(30_000);
         out.info(`members up (logs in ${o.dir}/logs); leader: member ${leader}`);
+        if (pending !== null) {
+          await waitForFleetImport(config, pending, say);
+          say(`release 0.1 migration complete: ${pending} records`);
+        }
         gateway = await startFleetGateway({
           fleetPath: paths.fleet,
           rateLimit: { perAccountPerMinute: Number(o.rateAccount), perAddressPerMinute: Number(o.rateAddress) },

@@ -106,4 +106,17 @@ export const vaultCommands: CommandModule = (program: Command) => {
       });
       await running.close();
     });
+  vault
+    .command('migrate')
+    .description('migrate a vault directory written by release 0.1 now (`vault start` also does it), then exit')
+    .requiredOption('--dir <dir>', 'the vault directory')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const out = makeOutput(!!o.json);
+      const { openVaultMember } = await import('../../host/vault-member.js');
+      const member = await openVaultMember(o.dir, { onMigration: (line) => process.stderr.write(`${line}\n`) });
+      const records = member.state.count;
+      await member.close();
+      out.result(`${o.dir}: ${records} records`, { dir: o.dir, records });
+    });
 };

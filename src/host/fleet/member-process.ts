@@ -28,6 +28,7 @@ import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey,
 import { PeerTransport } from './peer-transport.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
+import { MemberMigration, type MigrationStatus } from '../migration/fleet-member.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
 
 /** The header in which the gateway names the account it authenticated. */
@@ -58,6 +59,8 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   records: number;
   /** The member's record store: engine, whether it is in step with the core, repairs. */
   store: MemberRecordsStatus;
+  /** A migration from release 0.1 in progress or finished by this process (null: none). */
+  migration: MigrationStatus | null;
   pid: number;
   uptimeSeconds: number;
 }
@@ -232,7 +235,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     },
     readBarrier: () => r.readBarrier(),
   });
-  ({ core } = await member.createCore({
+  let batcher;
+  ({ core, batcher } = await member.createCore({
     secrets,
     env: nodeCoreEnv,
     policy: { ...DEFAULT_POLICY, ...config.policy },
@@ -242,6 +246,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   }));
   log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
   const vaultCore = core;
+  // A fleet directory of release 0.1: `bkv up` left the records to import in pending-import.bin.
+  const migration = await MemberMigration.open(opts.dir, secrets.storageKey);
 
   const status = (): MemberStatus => {
     const { leaderId, ...s } = node.status();
@@ -253,6 +259,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       lag: s.commitIndex - s.lastApplied,
       records: stateMachine.count,
       store: records.status(),
+      migration: migration?.status() ?? null,
       pid: process.pid,
       uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
     };
@@ -277,6 +284,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     const s = node.status();
     // A member that cannot reach a leader sends the gateway elsewhere before doing any work.
     if (closing || s.learner || s.leaderId === null) throw new BkvError('UNAVAILABLE', closing ? 'member shutting down' : 'member has no leader');
+    if (migration?.active) throw new BkvError('UNAVAILABLE', 'the fleet is importing the records of release 0.1; try again shortly', { reason: 'migrating' });
     const out = await vaultCore.handle(account, new Uint8Array(req.body));
     return reply.type('application/octet-stream').send(Buffer.from(out));
   });
@@ -306,6 +314,16 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   }
   driver.start();
   log?.info({ member: me.id, boot: node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort }, 'member started');
+  void migration?.run({
+    node,
+    state: stateMachine,
+    reader: records.reader,
+    batcher,
+    storageKey: secrets.storageKey,
+    wait,
+    say: (line) => log?.info({ member: me.id, migration: migration.status() }, line),
+    warn: (line) => log?.warn({ member: me.id }, line),
+  });
 
   // Role changes in the log.
   let lastRole = '';
@@ -331,6 +349,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     async close() {
       if (closing) return;
       closing = true;
+      migration?.stop();
       clearInterval(watch);
       await app.close();
       driver.stop();

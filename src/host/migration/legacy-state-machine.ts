@@ -52,6 +52,16 @@ export class VaultStateMachine implements ReplicatedStateMachine {
     return this.records.size;
   }
 
+  /** Every live record, by user (migration: carried over to the record store). */
+  *liveRecords(): IterableIterator<[string, Readonly<VaultRecord>]> {
+    yield* this.records.entries();
+  }
+
+  /** Users whose record was destroyed after exhausting its attempts (migration: become tombstones). */
+  destroyedUsers(): string[] {
+    return [...this.destroyed];
+  }
+
   /** Read-only view for tests and status pages; never leaves the core. */
   peek(user: string): Readonly<VaultRecord> | undefined {
     return this.records.get(user);
