@@ -25,7 +25,7 @@ import type { RaftNode } from '../trusted/consensus/node.js';
 import { MemberStorage } from './fleet/member-storage.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './fleet/native-crypto.js';
 import { MemberRecords } from './record-store/member-records.js';
-import { openRecordStore } from './record-store/index.js';
+import { displayStoreUrl, openRecordStore } from './record-store/index.js';
 import { writeFileDurable } from '../node/fs-durable.js';
 
 export interface VaultMember {
@@ -138,7 +138,7 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     state,
     records: r,
     node: member.node,
-    storeUrl: storeUrl.replace(/\/\/[^@/]*@/, '//'),
+    storeUrl: displayStoreUrl(storeUrl),
     health() {
       const st = member.node.status();
       return { role: 'single-member', commitIndex: st.commitIndex, records: state.count, store: r.status() };
