@@ -22,6 +22,7 @@ interface UpOpts {
   rateAddress: string;
   witness?: string;
   store?: string;
+  snapshotEvery?: string;
   json?: boolean;
 }
 
@@ -38,6 +39,7 @@ export const upCommand: CommandModule = (program: Command) => {
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
     .option('--witness <url>', 'serve validation bundles from this witness (a fleet deployed by `bkv fleet deploy`)')
     .option('--store <url>', 'record stores: sqlite:<dir> (member-<id>.sqlite there; default: records.sqlite in each member directory) or postgres://… (one schema per member: <schema>_<id>, default bkv_member_<id>)')
+    .option('--snapshot-every <n>', "members compact their log after this many applied entries (default: the member's)")
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: UpOpts) => {
       if (o.store !== undefined) checkStoreUrl(o.store);
@@ -68,7 +70,9 @@ export const upCommand: CommandModule = (program: Command) => {
       }
       out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}`);
       out.info(`record stores: ${o.store ? `${displayStoreUrl(memberStoreUrl(o.store, 1))} for member 1, and so on (one per member)` : 'records.sqlite in each member directory'}`);
-      const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line), ...(o.store ? { store: o.store } : {}) });
+      const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line), ...(o.store ? { store: o.store } : {}),
+        ...(o.snapshotEvery ? { memberArgs: ['--snapshot-every', o.snapshotEvery] } : {}),
+      });
       supervisor.startAll();
       let gateway;
       try {
