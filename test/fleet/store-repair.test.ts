@@ -61,6 +61,7 @@ describe('a bkv up fleet on SQLite record stores', () => {
   it('relays each request to the leader: one attempt per request', async () => {
     const h = (await (await fetch(`${f.url}/healthz`)).json()) as { relay: { relayed: number; attempts: number; exhausted: number; leader: number | null } };
     expect(h.relay.leader).toBe(await f.leader());
+    console.info(`relay: ${h.relay.attempts} attempts for ${h.relay.relayed + h.relay.exhausted} requests (${JSON.stringify(h.relay)})`);
     // Each registration is two requests; a request costs one attempt, give or take the first ones.
     expect(h.relay.attempts / (h.relay.relayed + h.relay.exhausted)).toBeLessThan(1.1);
     const m0 = f.config.members[0]!;

@@ -60,6 +60,8 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   records: number;
   /** The member's record store: engine, where it is (no credentials), whether it is in step with the core, repairs. */
   store: MemberRecordsStatus & { location: string };
+  /** What the core holds of the records: the record tree's root (hex) and the size of its whole state snapshot. */
+  trusted: { root: string; batch: number; snapshotBytes: number };
   /** The core's counters since this process started (requests, rejected, credentialResponses, recoveries). */
   core: Record<string, number>;
   pid: number;
@@ -276,6 +278,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       records: stateMachine.count,
       store: { ...records.status(), location: storeLocation },
       core: { ...vaultCore.stats },
+      trusted: { root: Buffer.from(stateMachine.root).toString('hex'), batch: stateMachine.lastBatchIndex, snapshotBytes: stateMachine.snapshot().length },
       pid: process.pid,
       uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
     };
