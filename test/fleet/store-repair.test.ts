@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ async function register(n: number, prefix: string): Promise<void> {
 }
 
 const storeFiles = async (id: number) => (await readdir(join(f.dir, `member-${id}`))).filter((n) => n.startsWith('records.sqlite'));
+const memberLog = (id: number) => readFile(join(f.dir, 'logs', `member-${id}.log`), 'utf8');
 const dbPath = (id: number) => join(f.dir, `member-${id}`, 'records.sqlite');
 
 /** Waits until member `id`'s store has been repaired (`repairs` > `before`) and is in step again. */
@@ -79,6 +80,7 @@ describe('a bkv up fleet on SQLite record stores', () => {
     });
     const s = await repaired(victim, before);
     expect(s.records).toBe(10);
+    expect(await memberLog(victim)).toMatch(/record store repaired from member \d: 10 records/);
     await makeLeader(victim);
     await expect(f.client('u0').recoverKey('wrong')).rejects.toSatisfy((e) => e instanceof WrongPasswordError && e.attemptsRemaining === 9);
     expect(await f.client('u0').recoverKey(PW)).toEqual(keys.get('u0'));
@@ -168,12 +170,15 @@ describe('a bkv up fleet on SQLite record stores', () => {
     });
     const before = (await f.statuses()).get(victim)!.store.repairs;
     const seen = new Set<string>();
+    const logBefore = (await memberLog(victim)).length;
     await f.restart(victim, async () => {
       for (const n of await storeFiles(victim)) await rm(join(f.dir, `member-${victim}`, n));
       for (const n of names) await copyFile(join(saved, n), join(f.dir, `member-${victim}`, n));
     });
     const s = await repaired(victim, before, seen);
     expect(s.records).toBe(keys.size);
+    // Found as a gap: the old copy's batch is behind the member's state.
+    expect((await memberLog(victim)).slice(logBefore)).toMatch(/record store needs repair: .*the store is at batch \d+/);
     const st = await f.fleetStatus();
     expect(st.members.find((m) => m.id === victim)!.store!.repairs).toBeGreaterThan(before);
     expect(f.output.join('\n')).not.toMatch(/password/i);

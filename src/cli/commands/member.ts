@@ -16,7 +16,7 @@ export const memberCommands: CommandModule = (program: Command) => {
     .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
     .option('--log-level <level>', 'log level (info, warn, error)', 'info')
     .option('--snapshot-every <n>', 'compact the log after this many applied entries', '4096')
-    .option('--store <url>', `record store: sqlite:<path> (default: records.sqlite in --dir) or postgres://… (default: $${STORE_ENV} if set)`)
+    .option('--store <url>', `record store: sqlite:<path> or postgres://… (default: $${STORE_ENV}, else records.sqlite in --dir)`)
     .action(async (o: { dir: string; fleet: string; logLevel: string; snapshotEvery: string; store?: string }) => {
       const logger = pino({ level: o.logLevel });
       const snapshotThreshold = Number(o.snapshotEvery);
