@@ -30,18 +30,30 @@ const dbPath = (id: number) => join(f.dir, `member-${id}`, 'records.sqlite');
 
 /** Waits until member `id`'s store has been repaired (`repairs` > `before`) and is in step again. */
 async function repaired(id: number, before: number, seen?: Set<string>) {
-  return waitFor(`member ${id}'s store repaired`, async () => {
+  return diagnosed(id, waitFor(`member ${id}'s store repaired`, async () => {
     const s = (await f.statuses()).get(id)?.store;
     if (s) seen?.add(s.state);
     return s && s.repairs > before && s.state === 'in-step' && s.storeBatch === s.coreBatch ? s : null;
-  }, 30_000, 20);
+  }, 30_000, 20));
+}
+
+/** On failure, the member's status and the end of its log. */
+async function diagnosed<T>(id: number, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    const st = JSON.stringify((await f.statuses()).get(id) ?? null);
+    const log = (await memberLog(id).catch(() => '')).split('\n').slice(-25).join('\n');
+    throw new Error(`${(e as Error).message}\nmember ${id} status: ${st}\nlog:\n${log}`);
+  }
 }
 
 /** Makes `id` the leader: restarts whichever member leads until `id` wins an election. */
 async function makeLeader(id: number): Promise<void> {
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 8; i++) {
     const l = await f.leader();
     if (l === id) return;
+    // Leadership moves to a member that is up to date: give the others a head start by restarting the leader.
     await f.restart(l);
   }
   throw new Error(`member ${id} never became leader`);
@@ -75,17 +87,20 @@ describe('a bkv up fleet on SQLite record stores', () => {
     const leader = await f.leader();
     const victim = f.config.members.find((m) => m.id !== leader)!.id;
     const before = (await f.statuses()).get(victim)!.store.repairs;
+    const t0 = performance.now();
     await f.restart(victim, async () => {
       for (const n of await storeFiles(victim)) await rm(join(f.dir, `member-${victim}`, n));
     });
     const s = await repaired(victim, before);
+    console.info(`member ${victim}: store deleted, repaired from a peer ${(performance.now() - t0).toFixed(0)} ms after the kill`);
     expect(s.records).toBe(10);
     expect(await memberLog(victim)).toMatch(/record store repaired from member \d: 10 records/);
     await makeLeader(victim);
+    console.info(`member ${victim} leads ${(performance.now() - t0).toFixed(0)} ms after the kill`);
     await expect(f.client('u0').recoverKey('wrong')).rejects.toSatisfy((e) => e instanceof WrongPasswordError && e.attemptsRemaining === 9);
     expect(await f.client('u0').recoverKey(PW)).toEqual(keys.get('u0'));
     await register(1, 'after-loss-');
-  }, 90_000);
+  }, 150_000);
 
   for (const edit of ['swap two records', 'delete a record'] as const) {
     it(`the leader's core catches a hostile database that ${edit === 'swap two records' ? 'swaps two records' : 'deletes a record'}, gives no credential response from it, and repairs`, async () => {
