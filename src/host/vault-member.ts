@@ -26,7 +26,7 @@ import type { RecordBatcher } from '../trusted/records/batcher.js';
 import { MemberStorage } from './fleet/member-storage.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './fleet/native-crypto.js';
 import { MemberRecords } from './record-store/member-records.js';
-import { openRecordStore } from './record-store/index.js';
+import { displayStoreUrl, openRecordStore } from './record-store/index.js';
 import { writeFileDurable } from '../node/fs-durable.js';
 import { finishSingleMigration, prepareSingleMigration } from './migration/single.js';
 import { importCarried, progressLine } from './migration/import.js';
@@ -165,7 +165,7 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     records: r,
     node: member.node,
     batcher,
-    storeUrl: storeUrl.replace(/\/\/[^@/]*@/, '//'),
+    storeUrl: displayStoreUrl(storeUrl),
     health() {
       const st = member.node.status();
       return { role: 'single-member', commitIndex: st.commitIndex, records: state.count, store: r.status() };

@@ -21,6 +21,8 @@ export interface VaultServerOptions {
   verifier?: AccountVerifier;
   logger?: Logger | false;
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
+  /** Record store URL (default: SQLite in `records.sqlite` in the directory). */
+  store?: string;
   /** Publish the fleet keys at a witness and serve validation bundles (over-the-air mode). */
   publication?: PublicationOptions & { witnessKey: string };
 }
@@ -32,6 +34,8 @@ export interface RunningVault {
   member: VaultMember;
   gateway: FastifyInstance;
   fleetKeysPath: string;
+  /** Where the records live (no credentials). */
+  storeUrl: string;
   close(): Promise<void>;
 }
 
@@ -50,7 +54,7 @@ export function fleetKeysJson(member: VaultMember): Record<string, string> {
 export async function startVaultServer(opts: VaultServerOptions): Promise<RunningVault> {
   const pub = opts.publication;
   const policy = { ...(opts.policy ?? DEFAULT_POLICY), ...(pub ? { trustedWitnesses: [pub.witnessKey] } : {}) };
-  const member = await openVaultMember(opts.dir, { policy });
+  const member = await openVaultMember(opts.dir, { policy, ...(opts.store ? { store: opts.store } : {}) });
   let published: EpochRecord | undefined;
   try {
     if (pub) published = await publishFleet(opts.dir, member.core, pub);
@@ -89,6 +93,7 @@ export async function startVaultServer(opts: VaultServerOptions): Promise<Runnin
     member,
     gateway,
     fleetKeysPath,
+    storeUrl: member.storeUrl,
     async close() {
       await gateway.close();
       await member.close();

@@ -21,7 +21,7 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
     });
   fleet
     .command('status')
-    .description("show each member's role, term, commit index, lag and health")
+    .description("show each member's role, term, commit index, lag, record store and health")
     .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
     .option('--timeout <ms>', 'how long to wait for each member', '1500')
     .option('--json', 'print the status as JSON')
@@ -46,6 +46,9 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
           lastApplied: s?.lastApplied ?? null,
           lag: s ? Math.max(0, ref - s.lastApplied) : null,
           records: s?.records ?? null,
+          store: s?.store
+            ? { engine: s.store.engine, location: s.store.location, state: s.store.state, problem: s.store.problem, storeBatch: s.store.storeBatch, coreBatch: s.store.coreBatch, records: s.store.records, repairs: s.store.repairs }
+            : null,
           health,
         };
       });
@@ -53,10 +56,17 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
       const serving = up >= config.quorum;
       if (!serving) ctx.setExitCode(EXIT.UNAVAILABLE);
       if (!o.json) {
-        const head = ['member', 'site', 'api', 'role', 'term', 'commit', 'applied', 'lag', 'records', 'health'];
-        const table = [head, ...rows.map((r) => [String(r.id), r.site, r.api, r.role, fmt(r.term), fmt(r.commitIndex), fmt(r.lastApplied), fmt(r.lag), fmt(r.records), r.health])];
+        const head = ['member', 'site', 'api', 'role', 'term', 'commit', 'applied', 'lag', 'records', 'store', 'store-state', 'batch store/core', 'repairs', 'health'];
+        const table = [
+          head,
+          ...rows.map((r) => [
+            String(r.id), r.site, r.api, r.role, fmt(r.term), fmt(r.commitIndex), fmt(r.lastApplied), fmt(r.lag), fmt(r.records),
+            r.store?.engine ?? '-', r.store?.state ?? '-', r.store ? `${r.store.storeBatch}/${r.store.coreBatch}` : '-', fmt(r.store?.repairs ?? null), r.health,
+          ]),
+        ];
         const widths = head.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
         for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
+        for (const r of rows) if (r.store?.problem) process.stdout.write(`member ${r.id} store: ${r.store.problem}\n`);
         process.stdout.write(`${config.fleetId}: ${up}/${config.members.length} members healthy, quorum ${config.quorum}: ${serving ? 'serving' : 'NOT SERVING'}\n`);
       }
       out.result('', { fleetId: config.fleetId, quorum: config.quorum, serving, members: rows });

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { BkvError } from '../../shared/errors.js';
 import { startMember } from '../../host/fleet/member-process.js';
+import { STORE_ENV } from '../../host/fleet/supervisor.js';
+import { checkStoreUrl } from './store-option.js';
 import type { CommandModule } from '../context.js';
 
 /** `bkv member start`: one vault member process of a fleet (normally started by `bkv up`). */
@@ -14,11 +16,14 @@ export const memberCommands: CommandModule = (program: Command) => {
     .requiredOption('--fleet <file>', 'the fleet configuration (D/fleet.json)')
     .option('--log-level <level>', 'log level (info, warn, error)', 'info')
     .option('--snapshot-every <n>', 'compact the log after this many applied entries', '4096')
-    .action(async (o: { dir: string; fleet: string; logLevel: string; snapshotEvery: string }) => {
+    .option('--store <url>', `record store: sqlite:<path> or postgres://… (default: $${STORE_ENV}, else records.sqlite in --dir)`)
+    .action(async (o: { dir: string; fleet: string; logLevel: string; snapshotEvery: string; store?: string }) => {
       const logger = pino({ level: o.logLevel });
       const snapshotThreshold = Number(o.snapshotEvery);
       if (!Number.isInteger(snapshotThreshold) || snapshotThreshold < 1) throw new BkvError('USAGE', 'invalid --snapshot-every');
-      const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger, raftConfig: { snapshotThreshold } });
+      const store = o.store ?? process.env[STORE_ENV];
+      if (store !== undefined) checkStoreUrl(store);
+      const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger, raftConfig: { snapshotThreshold }, ...(store ? { store } : {}) });
       // A second signal (a process group and a supervisor both signalling) must not cut the close short.
       await new Promise<void>((resolve) => {
         process.on('SIGINT', () => resolve());

@@ -7,8 +7,10 @@ import { BkvError } from '../../shared/errors.js';
 import { readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
 import { createFleet, fleetPaths } from '../../host/fleet/provision.js';
-import { FleetSupervisor } from '../../host/fleet/supervisor.js';
+import { FleetSupervisor, memberStoreUrl } from '../../host/fleet/supervisor.js';
 import { prepareFleetMigration, waitForFleetImport } from '../../host/migration/fleet.js';
+import { displayStoreUrl } from '../../host/record-store/index.js';
+import { checkStoreUrl } from './store-option.js';
 import type { CommandModule } from '../context.js';
 import { makeOutput } from '../output.js';
 
@@ -20,6 +22,8 @@ interface UpOpts {
   rateAccount: string;
   rateAddress: string;
   witness?: string;
+  store?: string;
+  snapshotEvery?: string;
   json?: boolean;
 }
 
@@ -35,8 +39,11 @@ export const upCommand: CommandModule = (program: Command) => {
     .option('--rate-account <n>', 'vault requests per account per minute', '120')
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
     .option('--witness <url>', 'serve validation bundles from this witness (a fleet deployed by `bkv fleet deploy`)')
+    .option('--store <url>', 'record stores: sqlite:<dir> (member-<id>.sqlite there; default: records.sqlite in each member directory) or postgres://… (one schema per member: <schema>_<id>, default bkv_member_<id>)')
+    .option('--snapshot-every <n>', "members compact their log after this many applied entries (default: the member's)")
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: UpOpts) => {
+      if (o.store !== undefined) checkStoreUrl(o.store);
       const out = makeOutput(!!o.json);
       const paths = fleetPaths(o.dir);
       let created = false;
@@ -67,7 +74,10 @@ export const upCommand: CommandModule = (program: Command) => {
         overTheAir = { witnessUrl: o.witness, namespace };
       }
       out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}`);
-      const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line) });
+      out.info(`record stores: ${o.store ? `${displayStoreUrl(memberStoreUrl(o.store, 1))} for member 1, and so on (one per member)` : 'records.sqlite in each member directory'}`);
+      const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line), ...(o.store ? { store: o.store } : {}),
+        ...(o.snapshotEvery ? { memberArgs: ['--snapshot-every', o.snapshotEvery] } : {}),
+      });
       supervisor.startAll();
       let gateway;
       try {

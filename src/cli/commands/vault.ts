@@ -7,6 +7,7 @@ import { startVaultServer } from '../../host/vault-server.js';
 import { readOperatorKeyFile } from '../../witness/keys.js';
 import type { CommandModule } from '../context.js';
 import { makeOutput } from '../output.js';
+import { checkStoreUrl } from './store-option.js';
 
 interface StartOpts {
   dir: string;
@@ -22,6 +23,7 @@ interface StartOpts {
   rateAddress: string;
   passkeyOrigin?: string[];
   passkeyRpId?: string;
+  store?: string;
   json?: boolean;
 }
 
@@ -44,8 +46,10 @@ export const vaultCommands: CommandModule = (program: Command) => {
     .option('--rate-address <n>', 'HTTP requests per client address per minute', '600')
     .option('--passkey-origin <origin...>', 'web app origins whose passkey assertions may release keys (e.g. http://localhost:7480)')
     .option('--passkey-rp-id <host>', 'WebAuthn relying party id (default: the host of the first --passkey-origin)')
+    .option('--store <url>', 'record store: sqlite:<path> (default: records.sqlite in --dir) or postgres://…')
     .option('--json', 'print the address and key file as JSON')
     .action(async (o: StartOpts) => {
+      if (o.store !== undefined) checkStoreUrl(o.store);
       const out = makeOutput(!!o.json);
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
@@ -85,6 +89,7 @@ export const vaultCommands: CommandModule = (program: Command) => {
       const running = await startVaultServer({
         ...(publication ? { publication } : {}),
         dir: o.dir,
+        ...(o.store ? { store: o.store } : {}),
         host: o.host,
         port,
         policy: { ...DEFAULT_POLICY, maxLimit, ...(passkeys ? { passkeys } : {}) },
@@ -94,11 +99,12 @@ export const vaultCommands: CommandModule = (program: Command) => {
       });
       out.info(`vault listening on ${running.url}`);
       out.info(`pinned fleet keys: ${running.fleetKeysPath}`);
+      out.info(`records: ${running.storeUrl}`);
       if (running.published) {
         out.info(`fleet keys published at the witness: namespace ${o.namespace}, epoch ${running.published.epoch}, counter-signed`);
       }
       if (!verifier) out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
-      out.result('', { url: running.url, fleetKeys: running.fleetKeysPath, ...(running.published ? { epoch: running.published.epoch } : {}) });
+      out.result('', { url: running.url, fleetKeys: running.fleetKeysPath, store: running.storeUrl, ...(running.published ? { epoch: running.published.epoch } : {}) });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);

@@ -13,7 +13,7 @@ async function statusLines(ctx: DemoContext): Promise<string[]> {
   return gw.config.members.map((m) => {
     const s = st.get(m.id);
     return s
-      ? `member ${m.id} (${m.site}): ${s.role.padEnd(9)} term ${s.term}, commit ${s.commitIndex}, applied ${s.lastApplied}, ${s.records} record(s)`
+      ? `member ${m.id} (${m.site}): ${s.role.padEnd(9)} term ${s.term}, commit ${s.commitIndex}, applied ${s.lastApplied}, ${s.records} record(s); store ${s.store.engine} ${s.store.state} at batch ${s.store.storeBatch}/${s.store.coreBatch}, ${s.store.repairs} repair(s)`
       : `member ${m.id} (${m.site}): down`;
   });
 }

@@ -1,5 +1,5 @@
-import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { encodeBase64 } from '../../shared/fleet-formats/encoding.js';
 import { MemoryCheckpointStore } from '../../client/fleet/store.js';
 import { parseWitnessPolicy } from '../../client/fleet/policy.js';
@@ -12,6 +12,15 @@ import { createBackupFile, restoreBackupFile } from '../../node/backup-files.js'
 import { auditNamespace, formatAudit } from '../../witness/audit.js';
 import { WitnessClient } from '../../witness/client.js';
 import { need, type DemoContext, type DemoStep } from './steps.js';
+import type { RunningFleetGateway } from '../../host/fleet/fleet-gateway.js';
+import { fetchStatuses } from '../../host/fleet/supervisor.js';
+
+/** Bytes of an SQLite database with its -wal and -shm files. */
+async function fileSizes(path: string): Promise<number> {
+  let n = 0;
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) n += (await stat(f).catch(() => null))?.size ?? 0;
+  return n;
+}
 
 export const DEMO_PASSWORD = 'correct horse battery staple';
 const ACCOUNT = 'alice';
@@ -82,6 +91,23 @@ export const vaultSteps: DemoStep[] = [
       ctx.say(`encrypted the chat history under K: ${backup.slice(ctx.workDir.length + 1)}`);
       ctx.state.set('passwordBackup', backup);
       ctx.state.set('escrowedKey', k);
+    },
+  },
+  {
+    name: 'Where the records live: each member\'s record store; the core holds only the root',
+    async run(ctx) {
+      const gw = need<RunningFleetGateway>(ctx, 'fleetGateway');
+      const st = await fetchStatuses(gw.config, 1000);
+      for (const m of gw.config.members) {
+        const s = st.get(m.id);
+        if (!s) continue;
+        const where = s.store.location.startsWith('sqlite:') ? `sqlite:${relative(ctx.workDir, s.store.location.slice('sqlite:'.length))}` : s.store.location;
+        const size = s.store.engine === 'sqlite' ? await fileSizes(s.store.location.slice('sqlite:'.length)) : null;
+        ctx.say(
+          `member ${m.id}: ${where}: ${s.store.records} record(s) at batch ${s.store.storeBatch}${size === null ? '' : `, ${(size / 1024).toFixed(0)} KiB on disk`}; its core holds root ${s.trusted.root.slice(0, 16)}… in a ${s.trusted.snapshotBytes}-byte state`,
+        );
+      }
+      ctx.say('the store is the host\'s: the core checks every record it reads against that root, and the state it keeps is the same size for one user or a billion');
     },
   },
   {

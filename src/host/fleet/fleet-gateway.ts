@@ -68,7 +68,7 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
         ...(h.error ? { error: h.error } : {}),
       }));
       const up = members.filter((m) => m.healthy).length;
-      return { fleetId: config.fleetId, quorum: config.quorum, membersUp: up, serving: up >= config.quorum, members, relay: { ...relay.stats } };
+      return { fleetId: config.fleetId, quorum: config.quorum, membersUp: up, serving: up >= config.quorum, members, relay: { ...relay.stats, leader: relay.leader() } };
     },
     logger: opts.logger ?? false,
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),

@@ -1,8 +1,10 @@
 /**
  * The gateway's relay in fleet mode: sends each sealed request to a member's `POST /v1/vault` over
- * keep-alive HTTP, spreading requests round-robin over the members it believes healthy, and fails
- * over to another member on a connection error, a timeout or a 503, within a bounded retry budget.
- * A background poll of every member's `GET /v1/status` keeps the health view fresh.
+ * keep-alive HTTP, to the member it believes leads (only the leader runs vault commands: followers
+ * answer 503 `not-leader` with the leader's id in `x-bkv-leader`), and fails over to the hinted
+ * leader, then to other members round-robin, on a connection error, a timeout or a 503, within a
+ * bounded retry budget. A background poll of every member's `GET /v1/status` keeps the health
+ * view and the leader belief fresh.
  *
  * Resending a request to another member is safe: the host may replay any request anyway, and the
  * core recognises a replayed recovery start by its attempt id.
@@ -10,7 +12,7 @@
 import { Agent, request } from 'node:http';
 import { BkvError } from '../../shared/errors.js';
 import type { VaultRelay } from '../gateway/server.js';
-import { ACCOUNT_HEADER, type MemberStatus } from './member-process.js';
+import { ACCOUNT_HEADER, LEADER_HEADER, type MemberStatus } from './member-process.js';
 
 export interface RelayMember {
   id: number;
@@ -41,7 +43,14 @@ export interface MemberHealth {
 export interface FleetRelay {
   relay: VaultRelay;
   members(): MemberHealth[];
-  stats: { relayed: number; failovers: number; exhausted: number };
+  /**
+   * relayed: requests answered; attempts: member calls made for all requests (attempts ÷ (relayed +
+   * exhausted) is the cost of a request: 1 when the leader belief is right); notLeader: 503
+   * `not-leader` answers; hinted: attempts sent to a member named by such an answer.
+   */
+  stats: { relayed: number; attempts: number; failovers: number; exhausted: number; notLeader: number; hinted: number };
+  /** The member the relay currently believes leads, if any. */
+  leader(): number | null;
   /** Polls every member once now. */
   refresh(): Promise<void>;
   close(): void;
@@ -50,6 +59,7 @@ export interface FleetRelay {
 interface HttpResult {
   status: number;
   body: Buffer;
+  leaderHint: number | null;
 }
 
 
@@ -60,7 +70,8 @@ function post(agent: Agent, url: URL, headers: Record<string, string>, body: Uin
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        const hint = Number(res.headers[LEADER_HEADER]);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), leaderHint: Number.isInteger(hint) && hint > 0 ? hint : null }));
         res.on('error', reject);
       },
     );
@@ -77,8 +88,14 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const budgetMs = opts.budgetMs ?? 12_000;
   const attemptTimeoutMs = opts.attemptTimeoutMs ?? 5_000;
   const health = new Map<number, MemberHealth>(list.map((m) => [m.id, { id: m.id, url: m.url, healthy: true, status: null, failures: 0 }]));
-  const stats = { relayed: 0, failovers: 0, exhausted: 0 };
+  const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0 };
   let rr = 0;
+  /** The member believed to lead, and the term in which it was seen leading (hints carry none: 0). */
+  let leader: { id: number; term: number } | null = null;
+  const believe = (id: number | null, term: number) => {
+    if (id === null || !health.has(id)) return;
+    if (!leader || leader.id === id || term >= leader.term) leader = { id, term: Math.max(term, leader?.id === id ? leader.term : 0) };
+  };
   let closed = false;
 
   const markDown = (h: MemberHealth, error: string) => {
@@ -96,7 +113,10 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       h.healthy = s.leader !== null && !s.learner;
       h.error = h.healthy ? undefined : s.learner ? 'learner' : 'no leader';
       if (h.healthy) h.failures = 0;
+      if (s.role === 'leader') believe(h.id, s.term);
+      else if (leader?.id === h.id && s.term >= leader.term) leader = null; // it stepped down
     } catch (e) {
+      if (leader?.id === h.id) leader = null;
       h.status = null;
       markDown(h, (e as Error).message);
     }
@@ -112,8 +132,10 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   }, opts.pollMs ?? 500);
   timer.unref();
 
-  /** The next member to try: healthy ones round-robin, then any not yet tried. */
+  /** The next member to try: the believed leader, then healthy ones round-robin, then any not yet tried. */
   function pick(tried: Set<number>): MemberHealth | null {
+    const lead = leader ? health.get(leader.id) : undefined;
+    if (lead && !tried.has(lead.id)) return lead;
     const all = [...health.values()];
     for (const healthyOnly of [true, false]) {
       for (let k = 0; k < all.length; k++) {
@@ -142,11 +164,13 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
         if (!h) break;
       }
       tried.add(h.id);
+      stats.attempts++;
       if (attempt > 0) stats.failovers++;
       let r: HttpResult;
       try {
         r = await post(agent, new URL('/v1/vault', h.url), { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account }, envelope, Math.min(attemptTimeoutMs, left));
       } catch (e) {
+        if (leader?.id === h.id) leader = null;
         markDown(h, (e as Error).message);
         last = `member ${h.id}: ${(e as Error).message}`;
         continue;
@@ -164,7 +188,17 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       } catch {
         /* not JSON */
       }
+      if (r.status === 503 && code === 'UNAVAILABLE' && r.leaderHint !== null && r.leaderHint !== h.id) {
+        // A follower naming the leader: go there next (it is healthy, just not the leader).
+        stats.notLeader++;
+        if (leader?.id === h.id) leader = null;
+        leader = { id: r.leaderHint, term: 0 };
+        if (!tried.has(r.leaderHint)) stats.hinted++;
+        last = `member ${h.id}: ${message}`;
+        continue;
+      }
       if (r.status === 503) {
+        if (leader?.id === h.id) leader = null;
         markDown(h, message);
         last = `member ${h.id}: ${message}`;
         continue;
@@ -181,6 +215,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     relay,
     members: () => [...health.values()].map((h) => ({ ...h })),
     stats,
+    leader: () => leader?.id ?? null,
     refresh,
     close() {
       closed = true;

@@ -20,7 +20,7 @@ import type { Replicator } from '../../trusted/core/replication.js';
 import { DEFAULT_POLICY, VaultCore } from '../../trusted/core/vault-core.js';
 import type { RecordState } from '../../trusted/records/record-state.js';
 import { exportChunks, parseExport } from '../record-store/export-stream.js';
-import { openRecordStore } from '../record-store/index.js';
+import { displayStoreUrl, openRecordStore } from '../record-store/index.js';
 import { MemberRecords, type MemberRecordsStatus } from '../record-store/member-records.js';
 import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
@@ -33,6 +33,8 @@ import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
+/** The header of a 503 `not-leader` answer naming the member this one believes leads. */
+export const LEADER_HEADER = 'x-bkv-leader';
 
 export interface MemberOptions {
   /** The member directory: D/member-<id>. */
@@ -57,8 +59,12 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   /** Committed entries not yet applied on this member. */
   lag: number;
   records: number;
-  /** The member's record store: engine, whether it is in step with the core, repairs. */
-  store: MemberRecordsStatus;
+  /** The member's record store: engine, where it is (no credentials), whether it is in step with the core, repairs. */
+  store: MemberRecordsStatus & { location: string };
+  /** What the core holds of the records: the record tree's root (hex) and the size of its whole state snapshot. */
+  trusted: { root: string; batch: number; snapshotBytes: number };
+  /** The core's counters since this process started (requests, rejected, credentialResponses, recoveries). */
+  core: Record<string, number>;
   /** A migration from release 0.1 in progress or finished by this process (null: none). */
   migration: MigrationStatus | null;
   pid: number;
@@ -108,7 +114,9 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const clusterId = fromB64(config.clusterId, 'clusterId');
   const storage = await MemberStorage.open(join(opts.dir, 'state'));
   const stateMachine: RecordState = new vault.code.RecordState();
-  const store = await openRecordStore(opts.store ?? `sqlite:${join(opts.dir, 'records.sqlite')}`);
+  const storeUrl = opts.store ?? `sqlite:${join(opts.dir, 'records.sqlite')}`;
+  const storeLocation = displayStoreUrl(storeUrl);
+  const store = await openRecordStore(storeUrl);
   const startedAt = performance.now();
 
   const nodeOptions = {
@@ -147,6 +155,22 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       this.set({ field: 'store_batch' }, records.status().storeBatch);
       this.set({ field: 'core_batch' }, stateMachine.lastBatchIndex);
       this.set({ field: 'store_repairs' }, records.status().repairs);
+    },
+  });
+  const storeStates = ['in-step', 'writing', 'gap', 'repairing', 'corrupt'] as const;
+  new Gauge({
+    name: 'bkv_member_record_store',
+    help: "This member's record store: last batch in the store (store_batch) and in the core (core_batch), records, repairs, and state (1 on the current state's series)",
+    labelNames: ['field', 'engine', 'state'] as const,
+    registers: [registry],
+    collect() {
+      const r = records.status();
+      this.reset();
+      this.set({ field: 'store_batch', engine: r.engine, state: '' }, r.storeBatch);
+      this.set({ field: 'core_batch', engine: r.engine, state: '' }, r.coreBatch);
+      this.set({ field: 'records', engine: r.engine, state: '' }, r.records);
+      this.set({ field: 'repairs', engine: r.engine, state: '' }, r.repairs);
+      for (const st of storeStates) this.set({ field: 'state', engine: r.engine, state: st }, r.state === st ? 1 : 0);
     },
   });
   const proposals = new Counter({ name: 'bkv_member_proposals_total', help: 'Proposals by outcome', labelNames: ['outcome'] as const, registers: [registry] });
@@ -258,7 +282,9 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       leader: leaderId,
       lag: s.commitIndex - s.lastApplied,
       records: stateMachine.count,
-      store: records.status(),
+      store: { ...records.status(), location: storeLocation },
+      core: { ...vaultCore.stats },
+      trusted: { root: Buffer.from(stateMachine.root).toString('hex'), batch: stateMachine.lastBatchIndex, snapshotBytes: stateMachine.snapshot().length },
       migration: migration?.status() ?? null,
       pid: process.pid,
       uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
@@ -270,6 +296,12 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 }) as unknown as FastifyInstance;
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: unknown, _req, reply) => {
+    // Not the leader: 503 naming the member this one believes leads, for the gateway to go there.
+    if (isBkvError(err) && err.details.reason === 'not-leader') {
+      const hint = err.details.leaderHint;
+      if (typeof hint === 'number') reply.header(LEADER_HEADER, String(hint));
+      return reply.code(503).send({ error: { code: err.code, message: err.message, reason: 'not-leader', leader: typeof hint === 'number' ? hint : null } });
+    }
     if (isBkvError(err)) return reply.code(HTTP_STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message } });
     const e = err as { statusCode?: number; message?: string };
     if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: { code: 'MALFORMED', message: e.message ?? 'bad request' } });
@@ -313,7 +345,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     throw e;
   }
   driver.start();
-  log?.info({ member: me.id, boot: node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort }, 'member started');
+  log?.info({ member: me.id, boot: node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort, store: storeLocation }, 'member started');
   void migration?.run({
     node,
     state: stateMachine,

@@ -14,6 +14,24 @@ import { fleetPaths } from './provision.js';
 /** bin/bkv.js, three directories above this module (src/host/fleet or dist/host/fleet). */
 export const BKV_BIN = fileURLToPath(new URL('../../../bin/bkv.js', import.meta.url));
 
+/** The environment variable `bkv member start` reads its record store URL from when `--store` is absent. */
+export const STORE_ENV = 'BKV_STORE';
+
+/**
+ * Member `id`'s record store, given the fleet's `--store`: each member's host is a separate party,
+ * so on PostgreSQL each member gets its own schema (`<schema>_<id>`, default `bkv_member_<id>`); a
+ * `sqlite:` path is taken as a directory holding `member-<id>.sqlite`.
+ */
+export function memberStoreUrl(store: string, id: number): string {
+  if (/^postgres(ql)?:\/\//.test(store)) {
+    const u = new URL(store);
+    u.searchParams.set('schema', `${u.searchParams.get('schema') ?? 'bkv_member'}_${id}`);
+    return u.toString();
+  }
+  if (store.startsWith('sqlite:')) return `${store}/member-${id}.sqlite`.replace(/\/+member-/, '/member-');
+  return store;
+}
+
 export interface SupervisorOptions {
   /** Restart a member that exits while the supervisor is running (default false). */
   restart?: boolean;
@@ -21,6 +39,11 @@ export interface SupervisorOptions {
   logDir?: string;
   /** Extra arguments for `bkv member start`. */
   memberArgs?: string[];
+  /**
+   * Each member's record store URL (`memberStoreUrl`); none: SQLite in each member's directory. Passed
+   * in the member's environment (BKV_STORE), not its arguments, so no password shows in a process list.
+   */
+  store?: string;
   onEvent?: (line: string) => void;
 }
 
@@ -56,8 +79,12 @@ export class FleetSupervisor {
     if (existing && existing.child.exitCode === null && existing.child.signalCode === null) return existing;
     const paths = fleetPaths(this.dir);
     const fd = openSync(this.logPath(id), 'a');
+    const env = { ...process.env };
+    delete env[STORE_ENV];
+    if (this.opts.store) env[STORE_ENV] = memberStoreUrl(this.opts.store, id);
     const child = spawn(process.execPath, [BKV_BIN, 'member', 'start', '--dir', paths.member(id), '--fleet', paths.fleet, ...(this.opts.memberArgs ?? [])], {
       stdio: ['ignore', fd, fd],
+      env,
     });
     closeSync(fd);
     const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? code)));

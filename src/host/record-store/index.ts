@@ -35,6 +35,23 @@ export function installNativeRecordTreeSha256(): void {
   nativeHash = true;
 }
 
+/**
+ * A store URL fit to print or log: no user name, password or `password=` option (credentials
+ * never leave the process through a log line, a status page or the CLI).
+ */
+export function displayStoreUrl(url: string): string {
+  if (!/^postgres(ql)?:\/\//.test(url)) return url;
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    for (const k of [...u.searchParams.keys()]) if (/pass|secret|key|token/i.test(k)) u.searchParams.delete(k);
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
 /** Opens a store: `memory:`, `sqlite:<path>`, or `postgres://user@host:port/db?schema=<name>`. */
 export async function openRecordStore(url: string, opts: OpenRecordStoreOptions = {}): Promise<RecordStore> {
   installNativeRecordTreeSha256();

@@ -1,0 +1,97 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFleetRelay, type FleetRelay } from '../../src/host/fleet/gateway-relay.js';
+import { displayStoreUrl } from '../../src/host/record-store/index.js';
+import { memberStoreUrl } from '../../src/host/fleet/supervisor.js';
+import { checkStoreUrl } from '../../src/cli/commands/store-option.js';
+import { isBkvError } from '../../src/shared/errors.js';
+
+// Three stand-in members over real HTTP: the one named `leader` answers vault requests, the others
+// answer as followers do (503 not-leader with x-bkv-leader), and every one reports its role.
+let servers: Server[] = [];
+let relay: FleetRelay | null = null;
+const world = { leader: 2, term: 3, hits: [0, 0, 0, 0] };
+
+async function members(): Promise<Array<{ id: number; url: string }>> {
+  const out = [];
+  for (const id of [1, 2, 3]) {
+    const s = createServer((req, res) => {
+      if (req.url === '/v1/status') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ role: id === world.leader ? 'leader' : 'follower', term: world.term, leader: world.leader, learner: false }));
+        return;
+      }
+      req.resume();
+      req.on('end', () => {
+        world.hits[id]!++;
+        if (id === world.leader) {
+          res.setHeader('content-type', 'application/octet-stream');
+          res.end(Buffer.from([id]));
+        } else {
+          res.statusCode = 503;
+          res.setHeader('x-bkv-leader', String(world.leader));
+          res.end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'this member is not the leader', reason: 'not-leader', leader: world.leader } }));
+        }
+      });
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+    out.push({ id, url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` });
+  }
+  return out;
+}
+
+afterEach(async () => {
+  relay?.close();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  servers = [];
+  world.leader = 2;
+  world.hits = [0, 0, 0, 0];
+});
+
+describe('the gateway relay routes to the leader', () => {
+  it('costs one attempt per request once it has polled, and follows a hint when the leader moves', async () => {
+    relay = createFleetRelay(await members(), { pollMs: 60_000 });
+    await relay.refresh();
+    expect(relay.leader()).toBe(2);
+    for (let i = 0; i < 20; i++) expect((await relay.relay('a', new Uint8Array([1])))[0]).toBe(2);
+    expect(relay.stats).toMatchObject({ relayed: 20, attempts: 20, failovers: 0, notLeader: 0 });
+    // A new leader the relay has not polled yet: the old leader now answers not-leader, naming 3.
+    world.leader = 3;
+    expect((await relay.relay('a', new Uint8Array([1])))[0]).toBe(3);
+    expect(relay.stats).toMatchObject({ relayed: 21, attempts: 22, notLeader: 1, hinted: 1 });
+    expect(relay.leader()).toBe(3);
+    expect((await relay.relay('a', new Uint8Array([1])))[0]).toBe(3);
+    expect(relay.stats.attempts).toBe(23);
+  });
+
+  it('before any poll, a follower\'s hint gets a request to the leader in two attempts at most', async () => {
+    relay = createFleetRelay(await members(), { pollMs: 60_000 });
+    expect((await relay.relay('a', new Uint8Array([1])))[0]).toBe(2);
+    expect(relay.stats.attempts).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('store URLs', () => {
+  it('never show credentials, and give each member its own schema', () => {
+    const url = 'postgres://bkv:s3cret@db.example:5432/vault?schema=prod&sslmode=require';
+    for (const id of [1, 2]) {
+      const m = memberStoreUrl(url, id);
+      expect(new URL(m).searchParams.get('schema')).toBe(`prod_${id}`);
+      expect(displayStoreUrl(m)).not.toMatch(/s3cret|bkv:/);
+      expect(displayStoreUrl(m)).toContain('db.example:5432/vault');
+    }
+    expect(new URL(memberStoreUrl('postgres://u@h/d', 4)).searchParams.get('schema')).toBe('bkv_member_4');
+    expect(displayStoreUrl('postgres://u@h/d?password=x')).not.toContain('password');
+    expect(memberStoreUrl('sqlite:/srv/stores/', 2)).toBe('sqlite:/srv/stores/member-2.sqlite');
+    let err: unknown;
+    try {
+      checkStoreUrl('mysql://root:hunter2@h/d');
+    } catch (e) {
+      err = e;
+    }
+    expect(isBkvError(err, 'USAGE')).toBe(true);
+    expect((err as Error).message).not.toContain('hunter2');
+  });
+});
