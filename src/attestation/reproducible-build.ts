@@ -56,6 +56,9 @@ export function vaultBuildOptions(root: string): BuildOptions & { write: false; 
     write: false,
     logLevel: 'silent',
     banner: { js: '// bkv vault core: reproducible build (docs/attestation.md)' },
+    // The TypeScript settings that change emitted code, fixed here so that no tsconfig.json of the
+    // checkout (or its absence) changes the measurement.
+    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true, verbatimModuleSyntax: true, experimentalDecorators: false } },
   };
 }
 
