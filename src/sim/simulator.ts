@@ -510,7 +510,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     const s = statuses();
     checker.fail(
       `no progress within ${healBound} ms after healing: pending=${pending} probesOk=${probesOk}/${n} ` +
-        s.map((x) => `[${x.id} ${x.role} t${x.term} learner=${x.learner} applied=${x.lastApplied} commit=${x.commitIndex} last=${x.lastIndex}]`).join(' '),
+        s.map((x) => `[${x.id} ${x.role} t${x.term} learner=${x.learner} applied=${x.lastApplied} commit=${x.commitIndex} last=${x.lastIndex}${storeStatus(members[x.id])}]`).join(' '),
     );
   }
   if (checker.violations.length === 0 && vault) {
@@ -565,4 +565,9 @@ function verifies(root: Uint8Array, reads: Array<{ key: Uint8Array; value: Uint8
     }
   }
   return true;
+}
+
+function storeStatus(m: { records: MemberRecords | null } | undefined): string {
+  const st = m?.records?.status();
+  return st ? ` store=${st.state} at ${st.storeBatch}/${st.coreBatch}${st.problem ? ` (${st.problem})` : ''}` : '';
 }

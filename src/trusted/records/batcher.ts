@@ -236,7 +236,9 @@ export class RecordBatcher {
       try {
         vh = verifyProof(root, key, r.proof);
       } catch {
-        if (res.meta.index < batchIndex) throw new Retry('the store is behind the committed state');
+        // The host already reported this batch stored (storeInStep): a store now behind it went back.
+        if (res.meta.index < batchIndex && this.state.storedIndex < batchIndex) throw new Retry('the store is behind the committed state');
+        if (res.meta.index < batchIndex) this.corrupt(`the store answered at batch ${res.meta.index} after it stored batch ${batchIndex} (rolled back)`);
         this.corrupt(`the store's proof for record ${k.slice(0, 16)}… does not match the committed root`);
       }
       if (vh === null) {
