@@ -123,8 +123,13 @@ export class StoreWriter {
         const b = this.queue[0]!;
         if (b.index <= this.meta.index) {
           this.queue.shift();
-          // A replay of a batch the store already holds: the core checks the store's root for it.
-          if (b.index === this.meta.index) this.report(this.core.storeApplied(b.index, this.meta.root));
+          // A replay of a batch the store already holds (or claims to: a torn write can move its
+          // meta on): the core checks the store's root for it. Kept, so that a repair that lands
+          // before it replays it.
+          if (b.index === this.meta.index) {
+            this.keep(b);
+            this.report(this.core.storeApplied(b.index, this.meta.root));
+          }
           continue;
         }
         if (b.prev !== this.meta.index) {
@@ -158,6 +163,8 @@ export class StoreWriter {
   }
 
   private keep(b: PendingBatch): void {
+    const last = this.recent[this.recent.length - 1];
+    if (last && last.index >= b.index) return;
     this.recent.push(b);
     const max = this.opts.keep ?? 4096;
     if (this.recent.length > max) this.recent.splice(0, this.recent.length - max);
