@@ -57,6 +57,8 @@ export class StoreWriter {
   private repairing = false;
   private closed = false;
   private problem: string | null = null;
+  /** Repairs since the store last verified. */
+  private sinceOk = 0;
   readonly stats = { written: 0, repairs: 0, repairedRecords: 0, failedRepairs: 0 };
 
   constructor(
@@ -159,7 +161,10 @@ export class StoreWriter {
 
   private report(h: StoreHealth): void {
     if (h.state === 'corrupt') this.needRepair(h.reason);
-    else if (h.state === 'ok') this.problem = null;
+    else if (h.state === 'ok') {
+      this.problem = null;
+      this.sinceOk = 0;
+    }
   }
 
   private keep(b: PendingBatch): void {
@@ -187,6 +192,10 @@ export class StoreWriter {
 
   /** Replaces the store with a peer's copy checked against a root this member committed, then replays. */
   private async repair(): Promise<void> {
+    // Back off when repairs follow each other without the store ever verifying in between (a
+    // repair whose replay lands on a wrong root again would otherwise spin).
+    if (this.sinceOk > 0) await this.opts.wait(Math.min(2000, 100 * this.sinceOk));
+    this.sinceOk++;
     for (let round = 0; round < 50 && !this.closed; round++) {
       const peers = this.opts.peerExports!();
       for await (const got of peers as AsyncIterable<PeerExport>) {
