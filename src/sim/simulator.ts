@@ -3,6 +3,9 @@
  * disk and clock, all driven by one seeded PRNG. Faults: loss, duplication, delay/reordering,
  * corruption, replay and misdirection, partitions (two-way and one-way), crash-restarts (losing
  * unconfirmed writes), disk rollbacks and wipes (the monotonic counter stays), clock-rate skew.
+ * With the vault workload every member runs the production path (record state, store writer,
+ * leader's batcher) over an in-memory record store, with store faults: rollbacks, losses, swapped,
+ * deleted and forged rows, torn writes.
  */
 import { identityFromSeed } from '../trusted/consensus/auth.js';
 import type { Identity } from '../trusted/consensus/auth.js';
