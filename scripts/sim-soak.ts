@@ -27,7 +27,7 @@ const totals = { opsOk: 0, opsFailed: 0, crashes: 0, rollbacks: 0, learnerBoots:
 for (let k = 0; k < seeds; k++) {
   const seed = from + k;
   const members = sizes[k % sizes.length] as number;
-  const r = runSimulation({ seed, ops, members, workload });
+  const r = await runSimulation({ seed, ops, members, workload });
   for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += r.stats[key];
   if (!r.ok) {
     failures.push(`${r.reproduce}  # ${r.violations[0] ?? ''}`);

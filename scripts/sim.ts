@@ -37,12 +37,13 @@ if (members % 2 === 0 || members < 1 || members > 9) {
 const t0 = performance.now();
 let failed = 0;
 for (let s = first; s < first + seeds; s++) {
-  const r = runSimulation({ seed: s, ops, members, faults, workload });
+  const r = await runSimulation({ seed: s, ops, members, faults, workload });
   const st = r.stats;
   const line =
     `seed ${s}: ${r.ok ? 'ok' : 'FAIL'} ops ok=${st.opsOk} failed=${st.opsFailed} committed=${st.committed} ` +
     `crashes=${st.crashes} rollbacks=${st.rollbacks} learners=${st.learnerBoots} partitions=${st.partitions} ` +
     `elections=${st.elections} snapshots=${st.snapshotsInstalled} forged/corrupt dropped=${st.droppedAuth + st.droppedMalformed} ` +
+    `store faults=${st.storeFaults} repairs=${st.storeRepairs} scrubbed=${st.storeScrubbed} ` +
     `disk=${st.diskWrites} writes/${(st.diskBytes / 1024).toFixed(0)}KiB sim=${st.simTimeMs}ms heal=${st.healTimeMs}ms`;
   console.log(line);
   if (!r.ok) {

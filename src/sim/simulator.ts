@@ -3,27 +3,38 @@
  * disk and clock, all driven by one seeded PRNG. Faults: loss, duplication, delay/reordering,
  * corruption, replay and misdirection, partitions (two-way and one-way), crash-restarts (losing
  * unconfirmed writes), disk rollbacks and wipes (the monotonic counter stays), clock-rate skew.
+ * With the vault workload every member runs the production path (record state, store writer,
+ * leader's batcher) over an in-memory record store, with store faults: rollbacks, losses, swapped,
+ * deleted and forged rows, torn writes.
  */
 import { identityFromSeed } from '../trusted/consensus/auth.js';
 import type { Identity } from '../trusted/consensus/auth.js';
 import type { RaftDriver } from '../trusted/consensus/driver.js';
 import type { RaftNode } from '../trusted/consensus/node.js';
-import { createConsensusMember } from '../trusted/member.js';
+import { createConsensusMember, createVaultMember } from '../trusted/member.js';
+import { RecordBatcher, isNotLeader } from '../trusted/records/batcher.js';
+import type { Command } from '../trusted/records/commands.js';
+import { RecordState } from '../trusted/records/record-state.js';
+import { MemoryRecordStore, type MemorySnapshot } from '../host/record-store/memory.js';
+import { MemberRecords } from '../host/record-store/member-records.js';
+import type { PeerExport } from '../host/record-store/store-writer.js';
 import type { RaftConfig } from '../trusted/consensus/types.js';
 import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
+import { equalBytes } from '../shared/bytes.js';
+import { valueHash, verifyProof } from '../shared/record-tree/index.js';
 import { SafetyChecker } from './checker.js';
 import { SimDisk } from './disk.js';
 import { EventQueue } from './events.js';
 import { CALM, SimNetwork } from './network.js';
 import type { NetworkFaults } from './network.js';
 import { Prng } from './prng.js';
-import { VaultWorkload } from './vault-workload.js';
+import { CLOCK_SCALE, EPOCH_MS, VaultWorkload, hex, type StoreContent } from './vault-workload.js';
 import { EscrowWorkload } from './workload.js';
 import type { SimWorkload } from './workload.js';
 
 export type WorkloadName = 'vault' | 'escrow';
 
-export function makeWorkload(name: WorkloadName): SimWorkload {
+export function makeWorkload(name: WorkloadName): SimWorkload | VaultWorkload {
   return name === 'escrow' ? new EscrowWorkload() : new VaultWorkload();
 }
 
@@ -34,7 +45,7 @@ export interface SimOptions {
   /** Inject faults (default true). */
   faults?: boolean;
   /** The workload: a name, or an instance (default: the real vault state machine). */
-  workload?: WorkloadName | SimWorkload;
+  workload?: WorkloadName | SimWorkload | VaultWorkload;
   /** Simulated ms allowed, after all faults heal, for every operation to finish and members to converge. */
   healBoundMs?: number;
   /** TEST ONLY: run a deliberately broken commit rule to show the checker can fail. */
@@ -61,6 +72,12 @@ export interface SimStats {
   /** Bytes handed to the disks (hard states, frames, snapshots). */
   diskBytes: number;
   healTimeMs: number;
+  /** Faults injected into members' record stores (rollbacks, losses, swapped, deleted, forged and torn rows). */
+  storeFaults: number;
+  /** Stores the members' writers replaced with a verified copy from a peer. */
+  storeRepairs: number;
+  /** Store faults on followers found only by the end-of-run verification (no read touched them). */
+  storeScrubbed: number;
 }
 
 export interface SimResult {
@@ -85,11 +102,18 @@ interface Member {
   sm: ReplicatedStateMachine | null;
   node: RaftNode | null;
   driver: RaftDriver | null;
+  /** Vault workload: the host's record store (survives crashes), its writer, and the leader's batcher. */
+  store: MemoryRecordStore;
+  backups: MemorySnapshot[];
+  records: MemberRecords | null;
+  batcher: RecordBatcher | null;
+  /** Client requests in flight at this member: a crash fails them (the connection drops). */
+  inflight: Set<() => void>;
 }
 
 const STORM: NetworkFaults = { loss: 0.05, duplicate: 0.03, corrupt: 0.01, replay: 0.02, minDelay: 1, maxDelay: 20, straggle: 0.03 };
 
-export function runSimulation(opts: SimOptions): SimResult {
+export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const n = opts.members ?? 5;
   const faultsOn = opts.faults ?? true;
   const workload = typeof opts.workload === 'object' ? opts.workload : makeWorkload(opts.workload ?? 'vault');
@@ -101,7 +125,12 @@ export function runSimulation(opts: SimOptions): SimResult {
   const stats: SimStats = {
     simTimeMs: 0, opsOk: 0, opsFailed: 0, committed: 0, elections: 0, crashes: 0, rollbacks: 0, learnerBoots: 0,
     partitions: 0, snapshotsInstalled: 0, droppedAuth: 0, droppedMalformed: 0, delivered: 0, diskWrites: 0, diskBytes: 0, healTimeMs: 0,
+    storeFaults: 0, storeRepairs: 0, storeScrubbed: 0,
   };
+  const vault = workload instanceof VaultWorkload ? workload : null;
+  const sim = workload instanceof VaultWorkload ? null : workload;
+  /** Host timers for the batcher and the store writer: simulated time. */
+  const wait = (ms: number): Promise<void> => new Promise((resolve) => { q.schedule(ms, resolve); });
   const config: Partial<RaftConfig> = {
     electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, maxBatch: 32, snapshotThreshold: 24,
     // Compact often (on entry count alone) so that snapshots and InstallSnapshot are exercised.
@@ -117,6 +146,7 @@ export function runSimulation(opts: SimOptions): SimResult {
       id, identity: identityFromSeed(id, rng.bytes(32)), storageKey: rng.bytes(32), disk: new SimDisk(q, rng.fork()),
       rng: rng.fork(), rate: faultsOn ? 0.9 + rng.float() * 0.2 : 1, offset: rng.int(0, 1_000_000),
       up: false, epoch: 0, boots: 0, sm: null, node: null, driver: null,
+      store: new MemoryRecordStore(), backups: [], records: null, batcher: null, inflight: new Set(),
     });
   }
   const publicKeys = new Map(members.map((m) => [m.id, m.identity.publicKey] as const));
@@ -132,7 +162,11 @@ export function runSimulation(opts: SimOptions): SimResult {
     m.boots++;
     const epoch = m.epoch;
     const who = `member ${m.id} boot ${m.boots}`;
-    m.sm = workload.createStateMachine();
+    if (vault) {
+      startVault(m, epoch, who);
+      return;
+    }
+    m.sm = (sim as SimWorkload).createStateMachine();
     const parts = createConsensusMember({
       stateMachine: m.sm,
       node: {
@@ -160,6 +194,62 @@ export function runSimulation(opts: SimOptions): SimResult {
     m.driver.start();
   };
 
+  const nodeOptions = (m: Member) => ({
+    identity: m.identity, members: publicKeys, clusterId, storageKey: m.storageKey, counter: m.disk.counter,
+    rng: () => m.rng.u32(), boot: m.disk.bootState(), now: localNow(m), config,
+  });
+
+  /** Peers' stores, exported in-process (the live members' `GET /v1/store/export`), leader first. */
+  async function* peerExports(self: Member): AsyncGenerator<PeerExport> {
+    const leader = self.node?.status().leaderId ?? null;
+    const peers = members.filter((p) => p !== self && p.up).sort((a, b) => (a.id === leader ? -1 : b.id === leader ? 1 : a.id - b.id));
+    for (const p of peers) {
+      if (!p.up) continue;
+      const e = await p.store.export(16);
+      yield { peer: `member ${p.id}`, meta: e.meta, pages: e.pages };
+    }
+  }
+
+  const startVault = (m: Member, epoch: number, who: string): void => {
+    const w = vault as VaultWorkload;
+    const sm = new RecordState();
+    m.sm = sm;
+    const records = new MemberRecords(m.store, sm, { wait, peerExports: () => peerExports(m) });
+    const parts = createVaultMember({
+      stateMachine: sm,
+      node: nodeOptions(m),
+      env: {
+        now: () => localNow(m),
+        setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),
+        send: (to, bytes) => { if (m.epoch === epoch && m.up) net.send(m.id, to, bytes); },
+        persist: (record, done) => m.disk.persist(record, done),
+      },
+      driver: {
+        tickMs: 10, requestTimeoutMs: 3000,
+        onOutput: (o) => {
+          if (o.type === 'committed') checker.onApply(who, o.index, o.entry);
+          else if (o.type === 'restored') checker.onRestored(who, o.index);
+          records.onOutput(o);
+        },
+      },
+    });
+    m.records = records;
+    m.node = parts.node;
+    if (m.node.status().learner) stats.learnerBoots++;
+    m.batcher = new RecordBatcher(w.keys, sm, records.reader, parts.replicator, parts.leadership, {
+      now: () => EPOCH_MS + Math.floor(localNow(m) * CLOCK_SCALE),
+      random: (k) => m.rng.bytes(k),
+      wait,
+    }, { onPropose: (entry, cmds) => w.onPropose(entry, cmds) });
+    m.up = true;
+    // The host opens its store before the member starts taking part.
+    void records.open().then(() => {
+      if (m.epoch !== epoch || !m.up) return;
+      m.driver = parts.driver;
+      parts.driver.start();
+    });
+  };
+
   const crash = (m: Member): void => {
     if (!m.up) return;
     stats.crashes++;
@@ -171,6 +261,15 @@ export function runSimulation(opts: SimOptions): SimResult {
     m.node = null;
     m.sm = null;
     d?.stop();
+    if (m.records) {
+      stats.storeRepairs += m.records.writer.stats.repairs;
+      m.records.writer.close();
+    }
+    m.records = null;
+    m.batcher = null;
+    const dropped = [...m.inflight];
+    m.inflight.clear();
+    for (const fail of dropped) fail();
   };
 
   const collectNodeStats = (m: Member): void => {
@@ -186,6 +285,53 @@ export function runSimulation(opts: SimOptions): SimResult {
   // ---- client workload
   let pending = 0;
   let issued = 0;
+  /** A client sends a command to a member; a `not-leader` refusal is retried at the hinted leader (at most 3 hops). */
+  const execute = (cmd: Command, onDone?: (ok: boolean) => void): void => {
+    const w = vault as VaultWorkload;
+    pending++;
+    const attempt = (m: Member | undefined, hops: number): void => {
+      const b = m?.up ? m.batcher : null;
+      if (!m || !b) {
+        pending--;
+        stats.opsFailed++;
+        onDone?.(false);
+        return;
+      }
+      let settled = false;
+      const fail = (): void => {
+        if (settled) return;
+        settled = true;
+        pending--;
+        stats.opsFailed++;
+        onDone?.(false);
+      };
+      m.inflight.add(fail);
+      b.execute(cmd).then(
+        (result) => {
+          if (settled) return;
+          settled = true;
+          m.inflight.delete(fail);
+          pending--;
+          stats.opsOk++;
+          w.observe(cmd, result);
+          onDone?.(true);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          m.inflight.delete(fail);
+          const hint = isNotLeader(err) ? ((err as { details: { leaderHint?: number | null } }).details.leaderHint ?? null) : null;
+          if (hint !== null && hint !== m?.id && hops < 3) {
+            settled = true;
+            attempt(members[hint], hops + 1);
+            return;
+          }
+          fail();
+        },
+      );
+    };
+    attempt(rng.pick(members.filter((x) => x.up)), 0);
+  };
+
   const submit = (entry: Uint8Array, onDone?: (ok: boolean) => void): void => {
     const m = rng.pick(members.filter((x) => x.up)) ;
     pending++;
@@ -197,7 +343,7 @@ export function runSimulation(opts: SimOptions): SimResult {
         return;
       }
       stats.opsOk++;
-      const violation = workload.observe({ entry, index: v.index, result: v.result }, checker.committed);
+      const violation = (sim as SimWorkload).observe({ entry, index: v.index, result: v.result }, checker.committed);
       if (violation) checker.fail(violation);
       onDone?.(true);
     });
@@ -208,7 +354,9 @@ export function runSimulation(opts: SimOptions): SimResult {
     t += rng.int(2, 40);
     q.schedule(t, () => {
       issued++;
-      if (members.some((m) => m.up)) submit(workload.nextOperation(rng, q.now));
+      if (!members.some((m) => m.up)) return;
+      if (vault) execute(vault.nextCommand(rng, q.now));
+      else submit((sim as SimWorkload).nextOperation(rng, q.now));
     });
   }
   const activeEnd = t + 200;
@@ -222,14 +370,31 @@ export function runSimulation(opts: SimOptions): SimResult {
     });
   };
   const injectFault = (): void => {
-    const kind = rng.int(0, 9);
+    if (vault) {
+      // The host keeps an occasional copy of its database (what a store rollback restores).
+      const b = rng.pick(members);
+      b.backups.push(b.store.snapshot());
+      if (b.backups.length > 3) b.backups.shift();
+    }
+    const kind = rng.int(0, vault ? 11 : 9);
+    if (kind >= 10) {
+      storeFault();
+      return;
+    }
     if (kind <= 3) {
-      // crash-restart, sometimes with a rollback or a wiped disk
+      // crash-restart, sometimes with a rollback or a wiped disk; the record store survives a crash
+      // unless the fault says otherwise (restored from an old backup, or lost)
       if (impaired() >= f) return;
       const m = rng.pick(members.filter((x) => x.up));
       crash(m);
       if (kind === 3 || (kind === 2 && rng.chance(0.5))) {
         if (rng.chance(0.8) ? m.disk.rollback() : (m.disk.wipe(), true)) stats.rollbacks++;
+      }
+      if (vault && rng.chance(0.25)) {
+        stats.storeFaults++;
+        const old = m.backups[rng.int(0, Math.max(0, m.backups.length - 1))];
+        if (old && rng.chance(0.7)) m.store.rollbackTo(old);
+        else m.store = new MemoryRecordStore();
       }
       q.schedule(rng.int(30, 1500), () => { if (!m.up) start(m); });
     } else if (kind <= 6) {
@@ -252,14 +417,45 @@ export function runSimulation(opts: SimOptions): SimResult {
     }
   };
 
+  /** What a hostile or broken host does to a running member's store. */
+  const storeFault = (): void => {
+    const w = vault as VaultWorkload;
+    const m = rng.pick(members.filter((x) => x.up && x.records));
+    if (!m) return;
+    const ids = w.recordIds();
+    const k1 = rng.pick(ids);
+    const k2 = rng.pick(ids.filter((k) => k !== k1));
+    const sub = rng.int(0, 5);
+    try {
+      if (sub === 0 && m.backups.length > 0) m.store.rollbackTo(rng.pick(m.backups));
+      else if (sub === 1) m.store.swapValues(k1, k2);
+      else if (sub === 2) m.store.deleteRow(k1);
+      else if (sub === 3) m.store.forgeValue(k1, rng.bytes(rng.int(40, 200)));
+      else if (sub === 4) m.store.tornApply(0, [{ key: k1, value: rng.bytes(80) }], 'records');
+      else {
+        // Half a write: the tree and the meta move on to a batch that was never committed.
+        const store = m.store;
+        const value = rng.bytes(80);
+        void store.meta().then((meta) => store.tornApply(meta.index + 1, [{ key: k1, value }], 'tree'));
+      }
+      stats.storeFaults++;
+    } catch {
+      // swapValues needs both rows: nothing was done
+    }
+  };
+
   // ---- run
   for (const m of members) start(m);
   if (faultsOn) scheduleFault();
 
   const statuses = () => members.filter((m) => m.up && m.node).map((m) => (m.node as RaftNode).status());
-  const runUntil = (stop: () => boolean, limit: number): boolean => {
+  // Store and batcher work is promise-based: after each event, let every promise it started settle
+  // (memory stores do no I/O, so the order is fixed by the event order and the run stays deterministic).
+  const settle = (): Promise<void> => new Promise((resolve) => { setImmediate(resolve); });
+  const runUntil = async (stop: () => boolean, limit: number): Promise<boolean> => {
     while (q.now < limit) {
       if (!q.runNext()) break;
+      if (vault) await settle();
       checker.checkLeaders(statuses());
       if (checker.violations.length > 0) return false;
       if (stop()) return true;
@@ -267,7 +463,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     return stop();
   };
 
-  runUntil(() => false, activeEnd);
+  await runUntil(() => false, activeEnd);
 
   // ---- heal everything, then require progress within the bound
   const healStart = q.now;
@@ -276,10 +472,12 @@ export function runSimulation(opts: SimOptions): SimResult {
   for (const m of members) if (!m.up) start(m);
   let probesOk = 0;
   const probe = (): void => {
-    submit(workload.nextOperation(rng, q.now), (ok) => {
+    const onDone = (ok: boolean): void => {
       if (ok) probesOk++;
       else if (q.now - healStart < healBound) q.schedule(50, probe);
-    });
+    };
+    if (vault) execute(vault.nextCommand(rng, q.now), onDone);
+    else submit((sim as SimWorkload).nextOperation(rng, q.now), onDone);
   };
   for (let i = 0; i < n; i++) q.schedule(1, probe);
   const converged = (): boolean => {
@@ -287,23 +485,59 @@ export function runSimulation(opts: SimOptions): SimResult {
     const s = statuses();
     if (s.length < n || s.some((x) => x.learner)) return false;
     const applied = s[0]?.lastApplied ?? 0;
-    return applied >= checker.maxCommitted && s.every((x) => x.lastApplied === applied);
+    if (!(applied >= checker.maxCommitted && s.every((x) => x.lastApplied === applied))) return false;
+    // Vault: every store is in step with its member's state.
+    return !vault || members.every((m) => {
+      const st = m.records?.status();
+      return st !== undefined && st.state === 'in-step' && st.storeBatch === st.coreBatch;
+    });
   };
-  const done = runUntil(converged, healStart + healBound);
+  let done = await runUntil(converged, healStart + healBound);
+  if (vault && done && checker.violations.length === 0) {
+    // A fault in a follower's store is found when that member next reads it as leader. Verify each
+    // store once against its member's committed root (as a read would), let the writers repair
+    // what does not verify, and wait for them.
+    const ids = vault.recordIds();
+    for (const m of members) {
+      const sm = m.sm as RecordState;
+      const res = await m.store.read(ids);
+      if (!verifies(sm.root, res.reads)) {
+        stats.storeScrubbed++;
+        sm.markStoreCorrupt('a verifying read of every record did not match the committed root');
+      }
+    }
+    done = await runUntil(converged, q.now + healBound);
+  }
   stats.healTimeMs = Math.round(q.now - healStart);
   if (checker.violations.length === 0 && !done) {
     const s = statuses();
     checker.fail(
       `no progress within ${healBound} ms after healing: pending=${pending} probesOk=${probesOk}/${n} ` +
-        s.map((x) => `[${x.id} ${x.role} t${x.term} learner=${x.learner} applied=${x.lastApplied} commit=${x.commitIndex} last=${x.lastIndex}]`).join(' '),
+        s.map((x) => `[${x.id} ${x.role} t${x.term} learner=${x.learner} applied=${x.lastApplied} commit=${x.commitIndex} last=${x.lastIndex}${storeStatus(members[x.id])}]`).join(' '),
     );
   }
-  if (checker.violations.length === 0) {
+  if (checker.violations.length === 0 && vault) {
+    const first = members[0]?.sm as RecordState;
+    if (members.some((m) => !equalBytes((m.sm as RecordState).root, first.root) || (m.sm as RecordState).count !== first.count)) {
+      checker.fail('members did not converge to the same root and count');
+    }
+    const stores: Array<{ who: string; content: StoreContent }> = [];
+    for (const m of members) {
+      const meta = await m.store.meta();
+      if (!equalBytes(meta.root, first.root)) checker.fail(`member ${m.id}'s record store root differs from the committed root after repair`);
+      const content: StoreContent = new Map();
+      const e = await m.store.export(64);
+      for await (const page of e.pages) for (const r of page) content.set(hex(r.key), r.value);
+      stores.push({ who: `member ${m.id}`, content });
+    }
+    for (const v of vault.finalCheck(checker.committed, stores)) checker.fail(v);
+  } else if (checker.violations.length === 0) {
     const snaps = members.map((m) => (m.sm as ReplicatedStateMachine).snapshot());
     const first = snaps[0] as Uint8Array;
     if (snaps.some((s) => s.length !== first.length || s.some((b, i) => b !== first[i]))) checker.fail('members did not converge to the same state');
-    for (const v of workload.finalCheck(checker.committed, first)) checker.fail(v);
+    for (const v of (sim as SimWorkload).finalCheck(checker.committed, first)) checker.fail(v);
   }
+  for (const m of members) if (m.records) stats.storeRepairs += m.records.writer.stats.repairs;
 
   for (const m of members) collectNodeStats(m);
   stats.simTimeMs = Math.round(q.now);
@@ -321,4 +555,22 @@ export function runSimulation(opts: SimOptions): SimResult {
     stats,
     reproduce: `npm run sim -- --seed ${opts.seed} --ops ${opts.ops}${extra}`,
   };
+}
+
+/** Every read verifies against `root` (the batcher's own check: proof, then the value's hash). */
+function verifies(root: Uint8Array, reads: Array<{ key: Uint8Array; value: Uint8Array | null; proof: Uint8Array }>): boolean {
+  for (const r of reads) {
+    try {
+      const vh = verifyProof(root, r.key, r.proof);
+      if (vh === null ? r.value !== null : r.value === null || !equalBytes(valueHash(r.value), vh)) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+function storeStatus(m: { records: MemberRecords | null } | undefined): string {
+  const st = m?.records?.status();
+  return st ? ` store=${st.state} at ${st.storeBatch}/${st.coreBatch}${st.problem ? ` (${st.problem})` : ''}` : '';
 }

@@ -1,50 +1,60 @@
 /**
- * The simulator workload that drives the real vault state machine (`VaultStateMachine`,
- * src/trusted/core/state-machine.ts) with real log entries (`encodeEntry`, src/trusted/core/entries.ts):
- * registrations, recovery attempts with right and wrong passwords, concurrent recoveries of one
- * account (several attempts open at once), erasures and stale finishes. Entry timestamps come
- * from the simulated clock, sped up so that unfinished attempts expire during a run.
+ * The simulator workload that runs the real vault: each member is assembled with
+ * `createVaultMember` over a record store, and clients send vault commands (`register`, `attempt`,
+ * `finish`; src/trusted/core/entries.ts) to a member's `RecordBatcher`. The mix: registrations,
+ * recovery attempts with right and wrong passwords, concurrent recoveries of one account (several
+ * attempts open at once), erasures and stale finishes. Command timestamps come from the simulated
+ * clock, sped up so that unfinished attempts expire during a run.
  *
- * Invariants, checked over the whole run:
- * - every result a client saw equals the result of replaying the committed log at that index;
- * - no user ever got more `granted` attempt results (credential responses, counted over every
- *   member's clients) than the armed limit between a registration or successful recovery and
- *   the next one;
- * - every acknowledged registration is present at the end unless a later committed entry
- *   destroyed it (guesses exhausted) or erased it;
- * - replaying the committed log gives the converged snapshot (the simulator separately checks
- *   that every member's `snapshot()` bytes are identical).
+ * The checker learns which commands each proposed batch carries (the batcher's `onPropose`, keyed
+ * by the batch's entry bytes), rebuilds the committed command sequence from the committed log
+ * (batches whose outcome is `applied`), replays it through a plain model (a map of records run
+ * through `runCommand`) and checks, over the whole run:
+ * - every result a client saw equals the replay's result for that command, and no command is
+ *   applied twice;
+ * - no user ever got more `granted` attempt results (seen by clients, any member) than the armed
+ *   limit between a registration or successful recovery and the next one;
+ * - every acknowledged registration is live at the end unless a later command destroyed or erased it;
+ * - every member's record store, opened with the record keys, holds exactly the replay's records.
  */
-import { ATTEMPT_ID_BYTES, decodeEntry, encodeEntry } from '../trusted/core/entries.js';
-import type { Entry } from '../trusted/core/entries.js';
-import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
-import { VaultStateMachine, decodeResult } from '../host/migration/legacy-state-machine.js';
-import type { Prng } from './prng.js';
-import type { Observation, SimWorkload } from './workload.js';
 import { equalBytes } from '../shared/bytes.js';
+import { ATTEMPT_ID_BYTES } from '../trusted/core/entries.js';
+import { decodeBatch } from '../trusted/records/batch.js';
+import { runCommand, type Command, type CommandResult } from '../trusted/records/commands.js';
+import { deriveRecordKeys, openRecord, recordId, type RecordKeys } from '../trusted/records/record-keys.js';
+import { encodeRecord, type VaultRecord } from '../trusted/records/record.js';
+import { RecordState, decodeAppliedOutcome } from '../trusted/records/record-state.js';
+import type { Prng } from './prng.js';
 
-/** Entry timestamps: a fixed epoch plus the simulated time, `CLOCK_SCALE` times faster. */
-const EPOCH_MS = 1_780_000_000_000;
-const CLOCK_SCALE = 200;
+/** Command timestamps: a fixed epoch plus the simulated time, `CLOCK_SCALE` times faster. */
+export const EPOCH_MS = 1_780_000_000_000;
+export const CLOCK_SCALE = 200;
 const KSF = { memory: 65536, iterations: 3, parallelism: 4 };
+/** The fleet storage key every simulated member shares (record ids and sealing keys derive from it). */
+export const SIM_STORAGE_KEY = new Uint8Array(32).fill(7);
 
-type Result = ReturnType<typeof decodeResult>;
+/** A member's store content as the checker sees it: record id (hex) → stored value. */
+export type StoreContent = Map<string, Uint8Array>;
 
-export class VaultWorkload implements SimWorkload {
+export class VaultWorkload {
   readonly name = 'vault';
-  private readonly observations: Array<{ index: number; entry: Uint8Array; result: Uint8Array }> = [];
+  readonly kind = 'records' as const;
+  readonly keys: RecordKeys = deriveRecordKeys(SIM_STORAGE_KEY);
   private readonly open: Array<{ user: string; attemptId: Uint8Array }> = [];
-  private readonly ackedRegistrations: Array<{ user: string; index: number }> = [];
-  /** Granted attempt results seen by clients, by log index. */
-  private readonly grants = new Set<number>();
+  /** Commands each proposed batch carried, by the batch's entry bytes (hex). */
+  private readonly proposals = new Map<string, readonly Command[]>();
+  private readonly seen: Array<{ cmd: Command; result: CommandResult }> = [];
+  /** Commands whose `granted` result a client saw. */
+  private readonly grants = new Set<Command>();
 
   constructor(private readonly users = 6) {}
 
-  createStateMachine(): ReplicatedStateMachine {
-    return new VaultStateMachine();
+  /** The ids of every account the workload may touch (for store faults). */
+  recordIds(): Uint8Array[] {
+    return Array.from({ length: this.users }, (_, i) => recordId(this.keys, `user-${i}`));
   }
 
-  nextOperation(rng: Prng, now: number): Uint8Array {
+  nextCommand(rng: Prng, now: number): Command {
     const ts = EPOCH_MS + Math.floor(now * CLOCK_SCALE);
     if (this.open.length > 0 && rng.chance(0.45)) {
       // A client finishes one of its open recoveries (several may be open for one user).
@@ -52,43 +62,37 @@ export class VaultWorkload implements SimWorkload {
       const a = this.open[k] as { user: string; attemptId: Uint8Array };
       this.open.splice(k, 1);
       const success = rng.chance(0.35);
-      return encodeEntry({ type: 'finish', ts, user: a.user, attemptId: a.attemptId, success, erase: success && rng.chance(0.1) });
+      return { type: 'finish', ts, user: a.user, attemptId: a.attemptId, success, erase: success && rng.chance(0.1) };
     }
     const user = `user-${rng.int(0, this.users - 1)}`;
     const r = rng.float();
     if (r < 0.15) {
-      return encodeEntry({
-        type: 'register', ts, user, opaqueRecord: rng.bytes(rng.int(16, 96)), wrappedKey: rng.bytes(60), ksf: KSF, limit: rng.int(1, 4),
-      });
+      return { type: 'register', ts, user, opaqueRecord: rng.bytes(rng.int(16, 96)), wrappedKey: rng.bytes(60), ksf: KSF, limit: rng.int(1, 4) };
     }
-    if (r < 0.95) return encodeEntry({ type: 'attempt', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES) });
+    if (r < 0.95) return { type: 'attempt', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES) };
     // A finish for an attempt that never existed (a confused or malicious client): must be stale.
-    return encodeEntry({ type: 'finish', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES), success: true, erase: false });
+    return { type: 'finish', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES), success: true, erase: false };
   }
 
-  observe(o: Observation): string | null {
-    this.observations.push({ index: o.index, entry: o.entry, result: o.result });
-    let e: Entry;
-    let res: Result;
-    try {
-      e = decodeEntry(o.entry);
-      res = decodeResult(o.result);
-    } catch (err) {
-      return `client got an undecodable entry or result at index ${o.index}: ${(err as Error).message}`;
+  /** The batcher's hook: `entry` carries `commands`. */
+  onPropose(entry: Uint8Array, commands: readonly Command[]): void {
+    const k = hex(entry);
+    if (!this.proposals.has(k)) this.proposals.set(k, commands);
+  }
+
+  /** A client got `result` for `cmd`. */
+  observe(cmd: Command, result: CommandResult): void {
+    this.seen.push({ cmd, result });
+    if (cmd.type === 'attempt' && result.kind === 'attempt' && result.r.status === 'granted') {
+      this.grants.add(cmd);
+      this.open.push({ user: cmd.user, attemptId: cmd.attemptId });
     }
-    if (e.type === 'attempt' && res.kind === 'attempt' && res.r.status === 'granted') {
-      this.grants.add(o.index);
-      this.open.push({ user: e.user, attemptId: e.attemptId });
-    }
-    if (e.type === 'register' && res.kind === 'register') this.ackedRegistrations.push({ user: e.user, index: o.index });
-    return null;
   }
 
   /** What clients saw, by result status (for tests and reports). */
   summary(): { granted: number; recovered: number; wrongPassword: number; locked: number; destroyed: number; erased: number; stale: number } {
     const s = { granted: 0, recovered: 0, wrongPassword: 0, locked: 0, destroyed: 0, erased: 0, stale: 0 };
-    for (const o of this.observations) {
-      const res = decodeResult(o.result);
+    for (const { result: res } of this.seen) {
       if (res.kind === 'attempt' && res.r.status === 'granted') s.granted++;
       else if (res.kind === 'attempt' && res.r.status === 'locked') s.locked++;
       else if (res.kind === 'finish') {
@@ -102,60 +106,117 @@ export class VaultWorkload implements SimWorkload {
     return s;
   }
 
-  finalCheck(committed: ReadonlyMap<number, Uint8Array>, finalSnapshot: Uint8Array): string[] {
+  /**
+   * End-of-run checks: `committed` is the committed log (index → entry), `stores` each member's
+   * store content after heal and repair.
+   */
+  finalCheck(committed: ReadonlyMap<number, Uint8Array>, stores: Array<{ who: string; content: StoreContent }>): string[] {
     const out: string[] = [];
     const indexes = [...committed.keys()].sort((a, b) => a - b);
-    // Replay the committed log through a fresh state machine.
-    const ref = new VaultStateMachine();
-    const results = new Map<number, Uint8Array>();
-    for (const i of indexes) results.set(i, ref.apply(i, committed.get(i) as Uint8Array));
-    if (!equalBytes(ref.snapshot(), finalSnapshot)) out.push('converged state differs from a replay of the committed log');
-
-    for (const o of this.observations) {
-      const want = results.get(o.index);
-      if (want === undefined) out.push(`a client saw index ${o.index} committed, but no member applied it`);
-      else if (!equalBytes(want, o.result)) out.push(`a client's result at index ${o.index} differs from the replay of the committed log`);
-    }
-
-    // Guess limits: count client-seen grants between arming points of the committed log.
-    const armed = new Map<string, { limit: number; used: number }>();
+    // The committed command sequence: the commands of every applied batch, in log order.
+    const state = new RecordState();
+    const sequence: Array<{ index: number; cmd: Command }> = [];
     for (const i of indexes) {
-      let e: Entry;
-      try {
-        e = decodeEntry(committed.get(i) as Uint8Array);
-      } catch {
+      const entry = committed.get(i) as Uint8Array;
+      const outcome = decodeAppliedOutcome(state.apply(i, entry));
+      if (outcome.status !== 'applied' || decodeBatch(entry).kind !== 'commands') continue;
+      const cmds = this.proposals.get(hex(entry));
+      if (!cmds) {
+        out.push(`committed batch at index ${i} was never proposed by a batcher`);
         continue;
       }
-      const res = decodeResult(results.get(i) as Uint8Array);
-      const a = armed.get(e.user) ?? { limit: 0, used: 0 };
-      armed.set(e.user, a);
-      if (e.type === 'register') {
-        a.limit = e.limit;
+      for (const cmd of cmds) sequence.push({ index: i, cmd });
+    }
+    // Replay through the plain model.
+    const model = new Map<string, VaultRecord>();
+    const results = new Map<Command, { index: number; result: CommandResult }>();
+    for (const { index, cmd } of sequence) {
+      if (results.has(cmd)) out.push(`a command of ${cmd.user} was applied twice (again at index ${index})`);
+      const { result, next } = runCommand(model.get(cmd.user), cmd);
+      if (next) model.set(cmd.user, next);
+      results.set(cmd, { index, result });
+    }
+
+    for (const s of this.seen) {
+      const want = results.get(s.cmd);
+      if (!want) out.push(`a client saw a ${s.cmd.type} of ${s.cmd.user} answered, but no committed batch carries it`);
+      else if (!sameResult(want.result, s.result)) out.push(`a client's ${s.cmd.type} result for ${s.cmd.user} (index ${want.index}) differs from the replay of the committed log`);
+    }
+
+    // Guess limits: client-seen grants between arming points of the committed command sequence.
+    const armed = new Map<string, { limit: number; used: number }>();
+    for (const { index, cmd } of sequence) {
+      const res = (results.get(cmd) as { result: CommandResult }).result;
+      const a = armed.get(cmd.user) ?? { limit: 0, used: 0 };
+      armed.set(cmd.user, a);
+      if (cmd.type === 'register') {
+        a.limit = cmd.limit;
         a.used = 0;
-      } else if (e.type === 'finish' && res.kind === 'finish') {
+      } else if (res.kind === 'finish') {
         if (res.r.status === 'recovered') a.used = 0;
         else if (res.r.status === 'erased' || res.r.status === 'destroyed') a.limit = a.used = 0;
-      } else if (e.type === 'attempt' && this.grants.has(i)) {
+      } else if (res.kind === 'attempt' && this.grants.has(cmd)) {
         a.used += 1;
-        if (a.used > a.limit) out.push(`guess limit exceeded for ${e.user}: ${a.used} credential responses with limit ${a.limit} (at index ${i})`);
+        if (a.used > a.limit) out.push(`guess limit exceeded for ${cmd.user}: ${a.used} credential responses with limit ${a.limit} (at index ${index})`);
       }
     }
 
     // Acknowledged registrations survive unless destroyed or erased later.
-    const final = new VaultStateMachine();
-    final.restore(finalSnapshot);
-    for (const reg of this.ackedRegistrations) {
-      if (final.peek(reg.user)) continue;
-      const removed = indexes.some((i) => {
-        if (i <= reg.index) return false;
-        const e = decodeEntry(committed.get(i) as Uint8Array);
-        if (e.user !== reg.user) return false;
-        const res = decodeResult(results.get(i) as Uint8Array);
-        return (res.kind === 'finish' && (res.r.status === 'erased' || res.r.status === 'destroyed'))
-          || (res.kind === 'attempt' && res.r.status === 'locked');
+    for (const s of this.seen) {
+      if (s.cmd.type !== 'register') continue;
+      const at = results.get(s.cmd);
+      if (!at || model.get(s.cmd.user)?.status === 'live') continue;
+      const removed = sequence.some(({ index, cmd }) => {
+        if (index < at.index || cmd.user !== s.cmd.user) return false;
+        const r = (results.get(cmd) as { result: CommandResult }).result;
+        return (r.kind === 'finish' && (r.r.status === 'erased' || r.r.status === 'destroyed')) || (r.kind === 'attempt' && r.r.status === 'locked');
       });
-      if (!removed) out.push(`acknowledged registration of ${reg.user} (index ${reg.index}) is not recoverable`);
+      if (!removed) out.push(`acknowledged registration of ${s.cmd.user} (index ${at.index}) is not recoverable`);
+    }
+
+    // Every member's store holds exactly the model's records.
+    const want = new Map<string, Uint8Array>();
+    for (const [user, rec] of model) want.set(hex(recordId(this.keys, user)), encodeRecord(rec));
+    for (const { who, content } of stores) {
+      let bad = content.size !== want.size ? `${content.size} records, the replay has ${want.size}` : null;
+      for (const [k, value] of content) {
+        if (bad) break;
+        const w = want.get(k);
+        let got: Uint8Array | null = null;
+        try {
+          got = encodeRecord(openRecord(this.keys, unhex(k), value));
+        } catch {
+          bad = `record ${k.slice(0, 16)}… does not open`;
+        }
+        if (!bad && (!w || !got || !equalBytes(w, got))) bad = `record ${k.slice(0, 16)}… differs from the replay`;
+      }
+      if (bad) out.push(`${who}'s record store differs from the replay of the committed log: ${bad}`);
     }
     return out;
   }
+}
+
+function sameResult(a: CommandResult, b: CommandResult): boolean {
+  return stable(a) === stable(b);
+}
+
+function stable(v: unknown): string {
+  if (v instanceof Uint8Array) return `b:${hex(v)}`;
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${k}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function hex(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}
+
+function unhex(s: string): Uint8Array {
+  const b = new Uint8Array(s.length / 2);
+  for (let i = 0; i < b.length; i++) b[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return b;
 }

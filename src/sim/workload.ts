@@ -2,7 +2,8 @@
  * Pluggable simulator workloads. A workload supplies the replicated state machine, generates
  * client operations, and checks application-level invariants (here: guess limits and durable
  * registrations) from what clients observed plus the committed log. `EscrowWorkload` is a small
- * model of the vault's counters; `VaultWorkload` (vault-workload.ts, the default) runs the real one.
+ * model of the vault's counters; `VaultWorkload` (vault-workload.ts, the default) runs the real vault
+ * on record stores and has its own interface.
  */
 import type { ReplicatedStateMachine } from '../trusted/core/replication.js';
 import { EscrowOp, EscrowStateMachine, EscrowStatus, decodeCommand, encodeCommand } from './escrow-model.js';

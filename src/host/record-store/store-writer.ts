@@ -57,6 +57,8 @@ export class StoreWriter {
   private repairing = false;
   private closed = false;
   private problem: string | null = null;
+  /** Repairs since the store last verified. */
+  private sinceOk = 0;
   readonly stats = { written: 0, repairs: 0, repairedRecords: 0, failedRepairs: 0 };
 
   constructor(
@@ -123,8 +125,13 @@ export class StoreWriter {
         const b = this.queue[0]!;
         if (b.index <= this.meta.index) {
           this.queue.shift();
-          // A replay of a batch the store already holds: the core checks the store's root for it.
-          if (b.index === this.meta.index) this.report(this.core.storeApplied(b.index, this.meta.root));
+          // A replay of a batch the store already holds (or claims to: a torn write can move its
+          // meta on): the core checks the store's root for it. Kept, so that a repair that lands
+          // before it replays it.
+          if (b.index === this.meta.index) {
+            this.keep(b);
+            this.report(this.core.storeApplied(b.index, this.meta.root));
+          }
           continue;
         }
         if (b.prev !== this.meta.index) {
@@ -154,10 +161,15 @@ export class StoreWriter {
 
   private report(h: StoreHealth): void {
     if (h.state === 'corrupt') this.needRepair(h.reason);
-    else if (h.state === 'ok') this.problem = null;
+    else if (h.state === 'ok') {
+      this.problem = null;
+      this.sinceOk = 0;
+    }
   }
 
   private keep(b: PendingBatch): void {
+    const last = this.recent[this.recent.length - 1];
+    if (last && last.index >= b.index) return;
     this.recent.push(b);
     const max = this.opts.keep ?? 4096;
     if (this.recent.length > max) this.recent.splice(0, this.recent.length - max);
@@ -180,6 +192,10 @@ export class StoreWriter {
 
   /** Replaces the store with a peer's copy checked against a root this member committed, then replays. */
   private async repair(): Promise<void> {
+    // Back off when repairs follow each other without the store ever verifying in between (a
+    // repair whose replay lands on a wrong root again would otherwise spin).
+    if (this.sinceOk > 0) await this.opts.wait(Math.min(2000, 100 * this.sinceOk));
+    this.sinceOk++;
     for (let round = 0; round < 50 && !this.closed; round++) {
       const peers = this.opts.peerExports!();
       for await (const got of peers as AsyncIterable<PeerExport>) {

@@ -54,6 +54,8 @@ export interface BatcherOptions {
   storeWaitMs?: number;
   /** Rebuilds of a batch that lost a race (default 3). */
   retries?: number;
+  /** Observer: called with each command batch just before it is proposed, and the commands it carries (the simulator's checker). */
+  onPropose?: (entry: Uint8Array, commands: readonly Command[]) => void;
 }
 
 interface Job {
@@ -85,6 +87,7 @@ export class RecordBatcher {
   private readonly maxBatch: number;
   private readonly storeWaitMs: number;
   private readonly retries: number;
+  private readonly onPropose: BatcherOptions['onPropose'];
   readonly stats = { batches: 0, commands: 0, stale: 0, storeWaits: 0, storeCorrupt: 0 };
 
   constructor(
@@ -99,6 +102,7 @@ export class RecordBatcher {
     this.maxBatch = Math.min(opts.maxBatch ?? 64, MAX_BATCH_KEYS);
     this.storeWaitMs = opts.storeWaitMs ?? 3000;
     this.retries = opts.retries ?? 3;
+    this.onPropose = opts.onPropose;
   }
 
   /** Runs one command through the next batch; resolves with its result once the batch is committed. */
@@ -275,7 +279,9 @@ export class RecordBatcher {
       if (changed.has(k)) item.value = sealRecord(this.keys, key, records.get(k) as VaultRecord, this.env.random(SEAL_NONCE_BYTES), this.env.aead);
       items.push(item);
     }
-    const outcome = decodeAppliedOutcome(await this.replicator.propose(encodeBatch({ kind: 'commands', ts: this.env.now(), items })));
+    const entry = encodeBatch({ kind: 'commands', ts: this.env.now(), items });
+    this.onPropose?.(entry, jobs.map((j) => j.cmd));
+    const outcome = decodeAppliedOutcome(await this.replicator.propose(entry));
     if (outcome.status === 'stale') throw new Retry('the batch was overtaken by a leader change');
     if (outcome.status !== 'applied') throw new BkvError('INTERNAL', 'the vault rejected its own batch');
     return results;
