@@ -23,6 +23,9 @@ export interface VaultServerOptions {
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
   /** Publish the fleet keys at a witness and serve validation bundles (over-the-air mode). */
   publication?: PublicationOptions & { witnessKey: string };
+  /** Record store URL (default `records.sqlite` in the directory) and log compaction interval: see `openVaultMember`. */
+  store?: string;
+  snapshotEvery?: number;
 }
 
 export interface RunningVault {
@@ -50,7 +53,7 @@ export function fleetKeysJson(member: VaultMember): Record<string, string> {
 export async function startVaultServer(opts: VaultServerOptions): Promise<RunningVault> {
   const pub = opts.publication;
   const policy = { ...(opts.policy ?? DEFAULT_POLICY), ...(pub ? { trustedWitnesses: [pub.witnessKey] } : {}) };
-  const member = await openVaultMember(opts.dir, { policy });
+  const member = await openVaultMember(opts.dir, { policy, ...(opts.store ? { store: opts.store } : {}), ...(opts.snapshotEvery ? { snapshotEvery: opts.snapshotEvery } : {}) });
   let published: EpochRecord | undefined;
   try {
     if (pub) published = await publishFleet(opts.dir, member.core, pub);
