@@ -70,6 +70,7 @@ interface Case {
   lat: number[];
   ops: Array<[number, number]>; // wall-clock start, end (ms)
   busy: number; // seconds of recovery load
+  cpu: number; // CPU seconds (user + system) of the vault process during the rounds
   errors: number;
 }
 
@@ -126,7 +127,14 @@ async function clientsFor(c: Case) {
 }
 
 /** Recoveries for `seconds` at CONCURRENCY, each worker on its own users (never two at once on one account). */
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 async function round(c: Case, clients: VaultClient[], seconds: number): Promise<void> {
+  const cpu0 = cpuSeconds(c.child!.pid!);
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   await Promise.all(
@@ -149,6 +157,7 @@ async function round(c: Case, clients: VaultClient[], seconds: number): Promise<
     }),
   );
   c.busy += (performance.now() - t0) / 1000;
+  c.cpu += cpuSeconds(c.child!.pid!) - cpu0;
 }
 
 function diskBytes(c: Case): number {
@@ -186,14 +195,14 @@ export async function main(): Promise<void> {
   const keep = arg('data');
   const data = keep ?? (await mkdtemp(join(tmpdir(), 'bkv-bench-record-scale-')));
   await mkdir(data, { recursive: true });
-  const cases: Case[] = SIZES.map((n) => ({ name: `sqlite ${n.toLocaleString('en')}`, users: n, dir: join(data, `sqlite-${n}`), store: `sqlite:${join(data, `sqlite-${n}`, 'records.sqlite')}`, lat: [], ops: [], busy: 0, errors: 0 }));
+  const cases: Case[] = SIZES.map((n) => ({ name: `sqlite ${n.toLocaleString('en')}`, users: n, dir: join(data, `sqlite-${n}`), store: `sqlite:${join(data, `sqlite-${n}`, 'records.sqlite')}`, lat: [], ops: [], busy: 0, cpu: 0, errors: 0 }));
   let pgServer: TestPostgres | undefined;
   try {
     if (PG > 0) {
       pgServer = await startPostgres();
       const dir = join(data, `pg-${PG}`);
       await rm(dir, { recursive: true, force: true }); // its records lived in the previous run's server
-      cases.push({ name: `postgres ${PG.toLocaleString('en')}`, users: PG, dir, store: `${pgServer.url}?schema=bench`, lat: [], ops: [], busy: 0, errors: 0 });
+      cases.push({ name: `postgres ${PG.toLocaleString('en')}`, users: PG, dir, store: `${pgServer.url}?schema=bench`, lat: [], ops: [], busy: 0, cpu: 0, errors: 0 });
     }
     for (const c of cases) await loadCase(c, c.store.startsWith('postgres') ? c.store : undefined);
     for (const c of cases) await startMember(c);
@@ -205,6 +214,7 @@ export async function main(): Promise<void> {
       c.lat = [];
       c.ops = [];
       c.busy = 0;
+      c.cpu = 0;
     }
     const loads: number[] = [];
     const per = SECONDS / ROUNDS;
@@ -224,18 +234,18 @@ export async function main(): Promise<void> {
       const worstDuring = Math.max(0, ...during.map((o) => o.ms));
       const disk = c.store.startsWith('postgres') ? await pgBytes(c.store) : diskBytes(c);
       rows.push({
-        c, st, rate: c.lat.length / c.busy, p50: percentile(sorted, 50), p99, max: sorted.at(-1) ?? NaN,
+        c, st, rate: c.lat.length / c.busy, cpuMs: (c.cpu * 1000) / c.lat.length, p50: percentile(sorted, 50), p99, max: sorted.at(-1) ?? NaN,
         compactions: st.compactions.length, worstDuring, stall: worstDuring > 10 * p99, disk, state: dirBytes(join(c.dir, 'state')),
       });
     }
     const mib = (b: number) => (b / 2 ** 20).toFixed(0);
     console.log(`\nRecords at scale (single-member vault in its own process; ${CONCURRENCY} concurrent recoveries of ${REAL} known users through the gateway on loopback, ${SECONDS} s per vault in ${ROUNDS} alternating rounds; log compacted every ${SNAPSHOT_EVERY} entries; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the rounds)`);
-    console.log('| store, users | load s (records/s) | member RSS MiB | member heap MiB | core state (RecordState) | recoveries/s | p50 ms | p99 ms | max ms | compactions (worst recovery across one, ms) | bytes on disk per user |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('| store, users | load s (records/s) | member RSS MiB | member heap MiB | core state (RecordState) | recoveries/s | vault CPU ms per recovery | p50 ms | p99 ms | max ms | compactions (worst recovery across one, ms) | bytes on disk per user |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       const l = r.c.load!;
       console.log(
-        `| ${r.c.name} | ${l.seconds.toFixed(0)} (${l.recordsPerSecond.toFixed(0)})${l.reused ? ' †' : ''} | ${mib(r.st.rss)} | ${mib(r.st.heapUsed)} | ${(r.st.core.bytes / 1024).toFixed(1)} KiB (${r.st.core.history} points × ${r.st.perPoint.toFixed(0)} B) | ${r.rate.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} | ${r.compactions} (${r.worstDuring.toFixed(1)}) | ${(r.disk / r.c.users).toFixed(0)} |`,
+        `| ${r.c.name} | ${l.seconds.toFixed(0)} (${l.recordsPerSecond.toFixed(0)})${l.reused ? ' †' : ''} | ${mib(r.st.rss)} | ${mib(r.st.heapUsed)} | ${(r.st.core.bytes / 1024).toFixed(1)} KiB (${r.st.core.history} points × ${r.st.perPoint.toFixed(0)} B) | ${r.rate.toFixed(1)} | ${r.cpuMs.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} | ${r.compactions} (${r.worstDuring.toFixed(1)}) | ${(r.disk / r.c.users).toFixed(0)} |`,
       );
     }
     if (rows.some((r) => r.c.load!.reused)) console.log('† load made by an earlier run (--data), its time as measured then');
@@ -245,7 +255,7 @@ export async function main(): Promise<void> {
     const small = sq[0]!;
     const large = sq.at(-1)!;
     const stall = rows.some((r) => r.stall);
-    console.log(`\nratios ${large.c.name} / ${small.c.name}: RSS ${(large.st.rss / small.st.rss).toFixed(2)} (target ≤ 1.2), recoveries/s ${(large.rate / small.rate).toFixed(2)} (target ≥ 0.9), p99 ${(large.p99 / small.p99).toFixed(2)} (target ≤ 1.5); compaction stall (a recovery across a compaction over 10× p99): ${stall ? 'yes' : 'no'}`);
+    console.log(`\nratios ${large.c.name} / ${small.c.name}: RSS ${(large.st.rss / small.st.rss).toFixed(2)} (target ≤ 1.2), recoveries/s ${(large.rate / small.rate).toFixed(2)} (target ≥ 0.9; vault CPU per recovery ${(large.cpuMs / small.cpuMs).toFixed(2)}), p99 ${(large.p99 / small.p99).toFixed(2)} (target ≤ 1.5); compaction stall (a recovery across a compaction over 10× p99): ${stall ? 'yes' : 'no'}`);
     console.log(`record-scale rss-ratio=${(large.st.rss / small.st.rss).toFixed(2)} recoveries-ratio=${(large.rate / small.rate).toFixed(2)} p99-ratio=${(large.p99 / small.p99).toFixed(2)} compaction-stall=${stall ? 'yes' : 'no'}`);
   } finally {
     for (const c of cases) {
