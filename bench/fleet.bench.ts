@@ -24,17 +24,15 @@ import { runInNewContext } from 'node:vm';
 import { httpTransport } from '../src/client/sdk/transport.js';
 import { VaultClient } from '../src/client/sdk/vault-client.js';
 import { readFleetKeys } from '../src/cli/vault-options.js';
-import { sealHardState, sealSnapshot, snapshotDigest } from '../src/trusted/consensus/sealed-state.js';
 import { decodeFleetSecrets } from '../src/trusted/core/fleet-secrets.js';
 import { deriveRecordKeys, recordId, sealRecord } from '../src/trusted/records/record-keys.js';
-import { encodeSnapshot } from '../src/trusted/records/record-state.js';
 import { RootBuilder, compareKeys, valueHash } from '../src/shared/record-tree/index.js';
 import { openRecordStore } from '../src/host/record-store/index.js';
 import { decodeMemberIdentity, memberApiUrl, memberStorageKey, type FleetConfig } from '../src/host/fleet/config.js';
 import { createFleet, fleetPaths } from '../src/host/fleet/provision.js';
 import { fetchStatuses, BKV_BIN } from '../src/host/fleet/supervisor.js';
-import { MemberStorage } from '../src/host/fleet/member-storage.js';
-import { nativeChannelPrimitives, nativeSealCrypto } from '../src/host/fleet/native-crypto.js';
+import { installRecordsSnapshot } from '../src/host/member-state-install.js';
+import { nativeChannelPrimitives } from '../src/host/fleet/native-crypto.js';
 import { fromB64 } from '../src/shared/protocol/messages.js';
 
 const USERS = numberArg('users', 200);
@@ -67,7 +65,6 @@ export async function preload(dir: string, config: FleetConfig, count: number): 
   const builder = new RootBuilder();
   for (const r of records) builder.add(r.key, valueHash(r.value));
   const root = builder.finish();
-  const data = encodeSnapshot({ index: 1, root, count, importOpen: false }, 1);
   async function* pages() {
     for (let i = 0; i < records.length; i += 4096) yield records.slice(i, i + 4096);
   }
@@ -78,15 +75,7 @@ export async function preload(dir: string, config: FleetConfig, count: number): 
     await store.replace({ index: 1, root }, pages());
     await store.close();
     const identity = decodeMemberIdentity(new Uint8Array(await readFile(join(md, 'member.bin'))));
-    const key = memberStorageKey(identity, clusterId);
-    const rnd = () => crypto.getRandomValues(new Uint8Array(12));
-    await MemberStorage.install(join(md, 'state'), (stamp) => {
-      const snapshot = sealSnapshot(key, m.id, rnd(), { index: 1, term: 1, data }, nativeSealCrypto);
-      const hardState = sealHardState(key, m.id, stamp, rnd(), {
-        term: 1, votedFor: null, learner: false, lastIndex: 1, lastTerm: 1, snapshot: { index: 1, term: 1, digest: snapshotDigest(snapshot, nativeSealCrypto) },
-      }, nativeSealCrypto);
-      return { snapshot, hardState };
-    });
+    await installRecordsSnapshot(join(md, 'state'), m.id, memberStorageKey(identity, clusterId), { root, count });
   }
   return (performance.now() - t0) / 1000;
 }

@@ -8,14 +8,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { BkvError } from '../shared/errors.js';
 import { equalBytes } from '../shared/bytes.js';
 import { verifyRecord } from '../shared/record-tree/index.js';
-import { identityFromSeed } from '../trusted/consensus/auth.js';
 import type { CoreEnv } from '../trusted/core/env.js';
-import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets } from '../trusted/core/fleet-secrets.js';
+import { decodeFleetSecrets, encodeFleetSecrets, generateFleetSecrets, type FleetSecrets } from '../trusted/core/fleet-secrets.js';
 import { DEFAULT_POLICY, type VaultCore, type VaultPolicy } from '../trusted/core/vault-core.js';
 import { createVaultMember } from '../trusted/member.js';
 import { deriveRecordKeys, openRecord, passkeyRecordId, recordId } from '../trusted/records/record-keys.js';
@@ -24,6 +21,7 @@ import { RecordState } from '../trusted/records/record-state.js';
 import type { RaftNode } from '../trusted/consensus/node.js';
 import type { RecordBatcher } from '../trusted/records/batcher.js';
 import { MemberStorage } from './fleet/member-storage.js';
+import { singleMemberKeys } from './member-state-install.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './fleet/native-crypto.js';
 import { MemberRecords } from './record-store/member-records.js';
 import { displayStoreUrl, openRecordStore } from './record-store/index.js';
@@ -66,11 +64,11 @@ export interface VaultMemberOptions {
   migration?: { chunk?: number; onProgress?: (done: number, total: number) => void };
 }
 
-const te = new TextEncoder();
-
-/** Opens (or creates) a single-member vault in `dir`. */
-export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}): Promise<VaultMember> {
-  const env = opts.env ?? nodeCoreEnv;
+/**
+ * The single-member vault's secrets (`member-secrets.bin`) and identity seed
+ * (`member-identity.bin`) in `dir`, created if missing.
+ */
+export async function openMemberFiles(dir: string, env: CoreEnv = nodeCoreEnv): Promise<{ secrets: FleetSecrets; seed: Uint8Array }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const secretsPath = join(dir, 'member-secrets.bin');
   let secrets;
@@ -90,13 +88,18 @@ export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}
     seed = env.random(32);
     await writeFileDurable(identityPath, seed);
   }
+  return { secrets, seed };
+}
+
+/** Opens (or creates) a single-member vault in `dir`. */
+export async function openVaultMember(dir: string, opts: VaultMemberOptions = {}): Promise<VaultMember> {
+  const env = opts.env ?? nodeCoreEnv;
+  const { secrets, seed } = await openMemberFiles(dir, env);
   // A directory written by release 0.1: its old state is moved aside and its records are imported
   // once the new member runs (docs/vault.md, "Migration from release 0.1").
   const say = opts.onMigration ?? ((line: string) => process.stderr.write(`${line}\n`));
   const migration = await prepareSingleMigration(dir, secrets.storageKey, env.random, say);
-  const identity = identityFromSeed(1, seed);
-  const clusterId = sha256(identity.publicKey).slice(0, 16);
-  const storageKey = hkdf(sha256, seed, clusterId, te.encode('bkv-member-storage-v1 1'), 32);
+  const { identity, clusterId, storageKey } = singleMemberKeys(seed);
 
   const storeUrl = opts.store ?? `sqlite:${join(dir, 'records.sqlite')}`;
   const store = await openRecordStore(storeUrl);

@@ -21,10 +21,11 @@ export interface VaultServerOptions {
   verifier?: AccountVerifier;
   logger?: Logger | false;
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
-  /** Record store URL (default: SQLite in `records.sqlite` in the directory). */
-  store?: string;
   /** Publish the fleet keys at a witness and serve validation bundles (over-the-air mode). */
   publication?: PublicationOptions & { witnessKey: string };
+  /** Record store URL (default `records.sqlite` in the directory) and log compaction interval: see `openVaultMember`. */
+  store?: string;
+  snapshotEvery?: number;
 }
 
 export interface RunningVault {
@@ -54,7 +55,7 @@ export function fleetKeysJson(member: VaultMember): Record<string, string> {
 export async function startVaultServer(opts: VaultServerOptions): Promise<RunningVault> {
   const pub = opts.publication;
   const policy = { ...(opts.policy ?? DEFAULT_POLICY), ...(pub ? { trustedWitnesses: [pub.witnessKey] } : {}) };
-  const member = await openVaultMember(opts.dir, { policy, ...(opts.store ? { store: opts.store } : {}) });
+  const member = await openVaultMember(opts.dir, { policy, ...(opts.store ? { store: opts.store } : {}), ...(opts.snapshotEvery ? { snapshotEvery: opts.snapshotEvery } : {}) });
   let published: EpochRecord | undefined;
   try {
     if (pub) published = await publishFleet(opts.dir, member.core, pub);
