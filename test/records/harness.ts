@@ -15,6 +15,7 @@ export const KEYS = deriveRecordKeys(new Uint8Array(32).fill(42));
 export const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 20)));
 
 export interface TestMember {
+  events: string[];
   state: RecordState;
   store: MemoryRecordStore;
   records: MemberRecords;
@@ -39,15 +40,26 @@ export class InstantLog implements Replicator {
 
   async readBarrier(): Promise<void> {}
 
-  addMember(peers = true): TestMember {
+  /** `slowExport`: a peer's export pauses this long between pages (to commit batches meanwhile). */
+  addMember(peers = true, slowExport = 0): TestMember {
     const state = new RecordState();
     const store = new MemoryRecordStore();
     const others = () => this.members.filter((m) => m.state !== state);
-    const peerExports = async function* (): AsyncGenerator<PeerExport> {
-      for (const o of others()) yield { peer: 'peer', ...(await o.store.export(64)) };
+    const slow = async function* (pages: AsyncIterable<Array<{ key: Uint8Array; value: Uint8Array }>>) {
+      for await (const p of pages) {
+        await new Promise((r) => setTimeout(r, slowExport));
+        yield p;
+      }
     };
-    const records = new MemberRecords(store, state, { wait, ...(peers ? { peerExports } : {}) });
-    const m = { state, store, records };
+    const peerExports = async function* (): AsyncGenerator<PeerExport> {
+      for (const o of others()) {
+        const exp = await o.store.export(1);
+        yield { peer: 'peer', meta: exp.meta, pages: slowExport > 0 ? slow(exp.pages) : exp.pages };
+      }
+    };
+    const events: string[] = [];
+    const records = new MemberRecords(store, state, { wait, onEvent: (l) => events.push(l), ...(peers ? { peerExports } : {}) });
+    const m = { events, state, store, records };
     this.members.push(m);
     return m;
   }

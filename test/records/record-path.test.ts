@@ -112,6 +112,27 @@ describe('the record path: batcher, record state, store writer', () => {
     });
   }
 
+  it('replays the batches committed while a repair streams in, so one repair suffices', async () => {
+    const log = new InstantLog();
+    const leader = log.addMember();
+    const follower = log.addMember(true, 15);
+    const batcher = log.batcher(leader);
+    await batcher.execute(reg('r0'));
+    await settle(log);
+    const early = follower.store.snapshot();
+    for (let i = 1; i < 6; i++) await batcher.execute(reg(`r${i}`));
+    await settle(log);
+    // The follower's database is put back to an older copy: its next root report fails.
+    follower.store.rollbackTo(early);
+    await batcher.execute(attempt('r1'));
+    for (let i = 0; i < 20 && follower.records.status().state !== 'repairing'; i++) await new Promise((r) => setTimeout(r, 2));
+    // The copy streams one record per 15 ms: commit more batches meanwhile.
+    for (let i = 0; i < 4; i++) await batcher.execute(attempt(`r${2 + i}`));
+    for (let i = 0; i < 300 && follower.records.status().state !== 'in-step'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(follower.records.status(), follower.events.join('\n')).toMatchObject({ state: 'in-step', repairs: 1 });
+    expect(equalBytes((await follower.store.meta()).root, leader.state.root)).toBe(true);
+  });
+
   it('without a peer, a broken store stays refused', async () => {
     const log = new InstantLog();
     const a = log.addMember(false);

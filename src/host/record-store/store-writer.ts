@@ -215,7 +215,7 @@ export class StoreWriter {
           this.opts.onEvent?.(`record store repair: ${exp.peer}'s store does not match the committed root at batch ${exp.meta.index}`);
           continue;
         }
-        const replay = [...this.recent, ...this.queue].filter((b) => b.index > exp.meta.index);
+        const replay = batchesAfter(exp.meta.index, [...this.recent, ...this.queue]);
         const first = replay[0];
         if (first && first.prev !== exp.meta.index) {
           this.opts.onEvent?.(`record store repair: ${exp.peer}'s copy (batch ${exp.meta.index}) is too old to replay from here`);
@@ -232,14 +232,22 @@ export class StoreWriter {
         }
         this.stats.repairs++;
         this.stats.repairedRecords += this.meta.count;
-        this.queue = replay;
+        // Batches committed while the copy streamed in joined the queue: replay those too, each once, in order.
+        this.queue = batchesAfter(exp.meta.index, [...this.recent, ...this.queue]);
         this.recent = this.recent.filter((b) => b.index <= exp.meta.index);
         this.problem = null;
         this.report(this.core.storeApplied(this.meta.index, this.meta.root));
-        this.opts.onEvent?.(`record store repaired from ${exp.peer}: ${this.meta.count} records at batch ${this.meta.index}; replaying ${replay.length} batches`);
+        this.opts.onEvent?.(`record store repaired from ${exp.peer}: ${this.meta.count} records at batch ${this.meta.index}; replaying ${this.queue.length} batches`);
         return;
       }
       await this.opts.wait(Math.min(2000, 100 * (round + 1)));
     }
   }
+}
+
+/** The batches after `index`, each once (the kept and the queued lists may share one), in log order. */
+function batchesAfter(index: number, batches: PendingBatch[]): PendingBatch[] {
+  const byIndex = new Map<number, PendingBatch>();
+  for (const b of batches) if (b.index > index && !byIndex.has(b.index)) byIndex.set(b.index, b);
+  return [...byIndex.values()].sort((a, b) => a.index - b.index);
 }

@@ -142,8 +142,10 @@ export class RecordState implements ReplicatedStateMachine {
       this.health = { state: 'corrupt', reason: `the store's root after batch ${index} differs from the committed one` };
       return this.health;
     }
+    // The store verifiably holds a committed state again (a repair landed, or the writes were
+    // fine): what remains is at most a lag. Reads are checked anyway, so a lie here costs only time.
     this.stored = index;
-    if (this.health.state === 'corrupt' && index === this.point.index) this.health = { state: 'ok' };
+    if (this.health.state === 'corrupt') this.health = { state: 'ok' };
     this.wake();
     return this.storeHealth();
   }
