@@ -159,3 +159,18 @@ export function plain(b: Uint8Array): Uint8Array {
 }
 
 export type { TreeNode };
+
+/** Lets one replace run at a time per store: a second is refused with UNAVAILABLE. */
+export class OneReplaceAtATime {
+  private busy = false;
+
+  async run<T>(engine: string, f: () => Promise<T>): Promise<T> {
+    if (this.busy) throw new BkvError('UNAVAILABLE', `${engine} record store: another replace is in progress`);
+    this.busy = true;
+    try {
+      return await f();
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -33,6 +33,7 @@ import {
   provenRead,
   rootMismatch,
   sameBytes,
+  OneReplaceAtATime,
 } from './common.js';
 import type { OpenRecordStoreOptions, ProvenRead, RecordStore, StoreMeta, StoredRecord } from './types.js';
 
@@ -358,7 +359,7 @@ export class PostgresRecordStore implements RecordStore {
     return { meta, pages: pages() };
   }
 
-  private replacing = false;
+  private readonly replacing = new OneReplaceAtATime();
 
   async replace(
     expect: { index: number; root: Uint8Array },
@@ -366,13 +367,7 @@ export class PostgresRecordStore implements RecordStore {
     onProgress?: (n: number) => void,
   ): Promise<StoreMeta> {
     this.live();
-    if (this.replacing) throw new BkvError('UNAVAILABLE', 'postgres record store: another replace is in progress');
-    this.replacing = true;
-    try {
-      return await this.replaceOnce(expect, pages, onProgress);
-    } finally {
-      this.replacing = false;
-    }
+    return this.replacing.run('postgres', () => this.replaceOnce(expect, pages, onProgress));
   }
 
   private async replaceOnce(

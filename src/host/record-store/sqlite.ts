@@ -23,6 +23,7 @@ import {
   rootMismatch,
   rowReader,
   sameBytes,
+  OneReplaceAtATime,
 } from './common.js';
 import type { OpenRecordStoreOptions, ProvenRead, RecordStore, StoreMeta, StoredRecord } from './types.js';
 
@@ -245,7 +246,7 @@ export class SqliteRecordStore implements RecordStore {
     return { meta, pages: pages() };
   }
 
-  private replacing = false;
+  private readonly replacing = new OneReplaceAtATime();
 
   async replace(
     expect: { index: number; root: Uint8Array },
@@ -253,13 +254,7 @@ export class SqliteRecordStore implements RecordStore {
     onProgress?: (n: number) => void,
   ): Promise<StoreMeta> {
     this.live();
-    if (this.replacing) throw new BkvError('UNAVAILABLE', 'sqlite record store: another replace is in progress');
-    this.replacing = true;
-    try {
-      return await this.replaceOnce(expect, pages, onProgress);
-    } finally {
-      this.replacing = false;
-    }
+    return this.replacing.run('sqlite', () => this.replaceOnce(expect, pages, onProgress));
   }
 
   private async replaceOnce(
