@@ -1,7 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   CosignatureQuorumError,
@@ -22,10 +19,10 @@ import {
   type Cosigner,
 } from '../../src/client/fleet/index.js';
 import { BkvError } from '../../src/shared/errors.js';
+import { readVectorJson } from '../helpers/vectors.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-// The shared C2SP test vector, read in place (relative to the repository root).
-const vector = JSON.parse(readFileSync(join(root, '..', 'shared', 'vectors', 'cosignature', 'ed25519-cosignature-v1.json'), 'utf8')) as {
+// The shared C2SP test vector, read in place (test/helpers/vectors.ts finds the shared directory).
+const vector = readVectorJson<{
   witness_seed_hex: string;
   witness_name: string;
   witness_public_key_b64: string;
@@ -34,7 +31,7 @@ const vector = JSON.parse(readFileSync(join(root, '..', 'shared', 'vectors', 'co
   timestamp: number;
   signed_message: string;
   signature_line: string;
-};
+}>('cosignature', 'ed25519-cosignature-v1.json');
 
 export function cosignerFromSeed(name: string, seed: Uint8Array): Cosigner {
   const publicKey = ed25519.getPublicKey(seed);
