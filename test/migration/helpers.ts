@@ -1,8 +1,8 @@
-import { cp, mkdtemp } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import type { VaultClient } from '../../src/client/sdk/vault-client.js';
 import { LockedError, WrongPasswordError } from '../../src/client/sdk/errors.js';
 
@@ -24,9 +24,16 @@ export interface Manifest {
 
 export const manifest: Manifest = JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8'));
 
-/** A private copy of one fixture directory (`single` or `fleet`). */
+const copies: string[] = [];
+afterAll(async () => {
+  await Promise.all(copies.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** A private copy of one fixture directory (`single` or `fleet`), removed when the test file ends. */
 export async function copyFixture(which: 'single' | 'fleet'): Promise<string> {
-  const dir = join(await mkdtemp(join(tmpdir(), `bkv-migration-${which}-`)), which);
+  const parent = await mkdtemp(join(tmpdir(), `bkv-migration-${which}-`));
+  copies.push(parent);
+  const dir = join(parent, which);
   await cp(join(FIXTURE, which), dir, { recursive: true });
   return dir;
 }
