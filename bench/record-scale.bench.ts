@@ -16,6 +16,7 @@
  *
  *   npx tsx bench/record-scale.bench.ts [--sizes 10000,1000000] [--large 10000000] [--pg 100000]
  *       [--seconds 30] [--rounds 3] [--concurrency 8] [--snapshot-every 100] [--data DIR]
+ *       [--cpu-prof DIR]
  * --large adds one more SQLite size (10 million for the design's figure); --pg sets the PostgreSQL
  * size (1 million for the design's figure; the default keeps `npm run bench` short), 0 skips it. --data keeps
  * the loaded SQLite vaults in DIR (reused by the next run when their load.json matches); without it
@@ -26,7 +27,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { LIGHT_KSF, percentile } from './lib/load.js';
@@ -57,6 +58,8 @@ const ROUNDS = Math.max(1, num('rounds', 3));
 const CONCURRENCY = num('concurrency', 8);
 const SNAPSHOT_EVERY = num('snapshot-every', 100);
 const REAL = 100;
+/** --cpu-prof DIR: each vault writes V8 CPU profiles (one per thread) to DIR/<case>/ when it stops. */
+const CPU_PROF = arg('cpu-prof');
 
 interface Case {
   name: string;
@@ -98,7 +101,7 @@ async function loadCase(c: Case, pgUrl?: string): Promise<void> {
 }
 
 async function startMember(c: Case): Promise<void> {
-  const child = fork(join(here, 'lib/record-scale-member.ts'), ['--dir', c.dir, '--store', c.store, '--snapshot-every', String(SNAPSHOT_EVERY)], { cwd: root, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(here, 'lib/record-scale-member.ts'), ['--dir', c.dir, '--store', c.store, '--snapshot-every', String(SNAPSHOT_EVERY)], { cwd: root, execArgv: ['--import', 'tsx', ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(CPU_PROF), c.name.replace(/[^A-Za-z0-9]+/g, '-'))}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   c.child = child;
   const info = await new Promise<{ url: string; fleetKeysPath: string; count: number }>((resolve, reject) => {
     child.once('message', (m) => resolve(m as { url: string; fleetKeysPath: string; count: number }));
