@@ -120,6 +120,7 @@ export const ceremonySteps: DemoStep[] = [
       const evidence = encodeEvidence(r.evidence);
       const report = await auditDeployment(evidence, {
         witness: new WitnessClient(witness.url),
+        witnessKey: need<string>(ctx, 'witnessKey'),
         vendorRoots: [decodeBase64(need<string>(ctx, 'ceremonyVendorKey'), 'vendor', 32)],
         rebuild: async () => (await buildVaultCore()).measurement,
         now: Date.now(),

@@ -69,6 +69,7 @@ export const vaultSteps: DemoStep[] = [
     name: 'Audit the namespace as an outsider would ($ bkv audit namespace)',
     async run(ctx) {
       const report = await auditNamespace(new WitnessClient(need<string>(ctx, 'witnessUrl')), need<string>(ctx, 'namespace'), {
+        witnessKey: need<string>(ctx, 'witnessKey'),
         ...(ctx.state.has('witnessPolicy') ? { policy: parseWitnessPolicy(need<string>(ctx, 'witnessPolicy')) } : {}),
       });
       for (const line of formatAudit(report)) ctx.say(line);
