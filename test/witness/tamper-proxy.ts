@@ -28,7 +28,9 @@ export async function startTamperProxy(target: string, rewrite: Rewrite): Promis
       const body = await readBody(req);
       const upstream = await fetch(target + req.url, {
         method: req.method ?? 'GET',
-        headers: req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {},
+        headers: Object.fromEntries(
+          ['content-type', 'origin'].flatMap((k) => (typeof req.headers[k] === 'string' ? [[k, req.headers[k] as string]] : [])),
+        ),
         ...(body.length > 0 ? { body: new Uint8Array(body) } : {}),
       });
       let out = Buffer.from(await upstream.arrayBuffer());
@@ -37,7 +39,11 @@ export async function startTamperProxy(target: string, rewrite: Rewrite): Promis
         out = Buffer.from(changed);
         rewritten.push(req.url ?? '');
       }
-      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' });
+      const headers: Record<string, string> = {};
+      upstream.headers.forEach((v, k) => {
+        if (!['content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) headers[k] = v;
+      });
+      res.writeHead(upstream.status, headers);
       res.end(out);
     })().catch(() => {
       res.writeHead(502).end();
