@@ -113,7 +113,7 @@ export const ceremonySteps: DemoStep[] = [
     },
   },
   {
-    name: 'Audit the deployment as an outsider would ($ bkv audit deployment evidence.json --witness … --rebuild)',
+    name: 'Audit the deployment as an outsider would ($ bkv audit deployment evidence.json --witness … --witness-key … --vendor-root … --rebuild)',
     async run(ctx) {
       const r = need<CeremonyResult>(ctx, 'ceremony');
       const witness = need<RunningWitness>(ctx, 'ceremonyWitness');
