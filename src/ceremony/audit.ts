@@ -4,15 +4,17 @@
  * rebuild), the members' signatures over the fleet keys, the transcript. Online (with a witness):
  * the artifact is logged under its digest, the witness signed it, the statement is included in
  * the witness's checkpoint, the log is consistent with the checkpoint seen before, and the fleet
- * counter-signed the witness signature.
+ * counter-signed the witness signature. The epoch is found by the digest in the signed statement;
+ * a witness record whose unsigned fields contradict its statement stops the audit with
+ * VERIFICATION_FAILED (details.check "record").
  */
 import { verifyCheckpoint } from '../client/fleet/checkpoint.js';
 import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
 import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
 import { fleetPublicKeys } from '../shared/fleet-formats/artifact.js';
-import { decodeBase64, encodeBase64 } from '../shared/fleet-formats/encoding.js';
+import { decodeBase64, encodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import { parseVerifierKey } from '../shared/fleet-formats/note.js';
-import { parseStatement, verifyStatementSignature } from '../shared/fleet-formats/statement.js';
+import { assertRecordMatchesStatement, isAlteredRecord, openEpochRecord } from '../witness/epoch-record.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from '../witness/reader.js';
@@ -96,6 +98,7 @@ export async function auditDeployment(evidence: Uint8Array, o: DeploymentAuditOp
       checks.push({ name, ok: true, ...(d ? { detail: d } : {}) });
       return true;
     } catch (e) {
+      if (isAlteredRecord(e)) throw e;
       checks.push({ name, ok: false, detail: msg(e) });
       return false;
     }
@@ -120,15 +123,15 @@ export async function auditDeployment(evidence: Uint8Array, o: DeploymentAuditOp
       if (o.witnessKey && info && info.verifierKey !== o.witnessKey) throw new Error(`the witness reports key ${info.verifierKey}, not the pinned one`);
       const latest = await w.latestEpoch(a.namespace);
       for (let e = latest; e >= 1; e--) {
+        // The epoch is found by the signed digest, never by the record's unsigned copy of it.
         const r = await w.epochRecord(a.namespace, e);
-        if (r.digest !== rep.digest) continue;
-        statement = decodeBase64(r.statement, 'statement');
-        const st = parseStatement(statement);
-        if (st.namespace !== a.namespace || st.epoch !== e) throw new Error('the statement names another epoch');
-        witnessSig = decodeBase64(r.witnessSignature, 'witness signature', 64);
-        verifyStatementSignature(statement, witnessSig, verifier.publicKey);
+        const signed = openEpochRecord(r, verifier, a.namespace, e);
+        assertRecordMatchesStatement(r, signed.statement);
+        if (encodeHex(signed.statement.digest) !== rep.digest) continue;
         const served = await w.artifact(a.namespace, e);
         if (encodeBase64(served) !== encodeBase64(rep.artifactBytes!)) throw new Error('the witness serves other artifact bytes');
+        statement = signed.statementBytes;
+        witnessSig = signed.witnessSignature;
         leafIndex = r.leafIndex;
         counterSignature = r.counterSignature;
         out.epoch = e;
@@ -174,6 +177,8 @@ export async function auditDeployment(evidence: Uint8Array, o: DeploymentAuditOp
 
 export function formatDeploymentAudit(r: DeploymentAudit): string[] {
   const lines: string[] = [];
+  // The values below are what the evidence claims; they are verified only when every check passed.
+  if (!r.ok) lines.push('NOT VERIFIED: what the evidence claims (see the failed checks below)');
   lines.push(`fleet ${r.fleetId ?? '?'} in namespace ${r.namespace ?? '?'}${r.epoch ? ` (epoch ${r.epoch})` : ''}`);
   lines.push(`artifact digest ${r.digest ?? '?'}`);
   lines.push(`measurement     ${r.measurement ?? '?'}`);

@@ -5,12 +5,13 @@
  * function every client uses to accept fleet keys (verifyValidationBundle).
  */
 import { auditDeployment, type DeploymentAudit } from '../ceremony/audit.js';
-import { parseFleetArtifact, type FleetArtifact } from '../shared/fleet-formats/artifact.js';
+import type { FleetArtifact } from '../shared/fleet-formats/artifact.js';
 import { verifyValidationBundle } from '../client/fleet/bundle.js';
 import { verifyCheckpoint, type SignedCheckpoint } from '../client/fleet/checkpoint.js';
 import { parseVerifierKey } from '../shared/fleet-formats/note.js';
+import { encodeBase64 } from '../shared/fleet-formats/encoding.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
-import { AUDIT_CHECKS, auditNamespace, type AuditResult, type EpochAudit } from '../witness/audit.js';
+import { AUDIT_CHECKS, auditNamespace, type AuditResult, type EpochAudit, type VerifiedEpoch } from '../witness/audit.js';
 import { WitnessClient } from '../witness/client.js';
 import type { WebConfig } from './vault-config.js';
 
@@ -121,9 +122,14 @@ export function initExplorer(config: WebConfig): void {
         const store = new LocalCheckpointStore(`bkv-explorer:${base}:`);
         let allOk = true;
         for (const ns of namespaces) {
-          const result = await auditNamespace(witness, ns.namespace, { ...(pinned ? { witnessKey: pinned } : {}), store });
+          const verified = new Map<number, VerifiedEpoch>();
+          const result = await auditNamespace(witness, ns.namespace, {
+            ...(pinned ? { witnessKey: pinned } : {}),
+            store,
+            onVerifiedEpoch: (v) => verified.set(v.epoch, v),
+          });
           allOk &&= result.ok;
-          out.append(await namespaceView(witness, result, pinned));
+          out.append(await namespaceView(witness, result, verified, pinned));
         }
         status.textContent = allOk ? `Every epoch of ${namespaces.length} namespace(s) verified.` : 'Some checks FAILED: see the marked epochs below.';
       } catch (e) {
@@ -150,7 +156,7 @@ export function initExplorer(config: WebConfig): void {
   });
 }
 
-async function namespaceView(witness: WitnessClient, r: AuditResult, pinned: string): Promise<HTMLElement> {
+async function namespaceView(witness: WitnessClient, r: AuditResult, verified: Map<number, VerifiedEpoch>, pinned: string): Promise<HTMLElement> {
   const section = h('section', { class: 'namespace', 'aria-label': `namespace ${r.namespace}` });
   section.append(
     h('h3', {}, `Namespace ${r.namespace}`),
@@ -170,12 +176,13 @@ async function namespaceView(witness: WitnessClient, r: AuditResult, pinned: str
     verdict(r.ok, r.ok ? `All ${r.epochs.length} epochs verified` : 'AUDIT FAILED'),
   );
   const timeline = h('ol', { class: 'timeline', reversed: '' });
-  for (const e of [...r.epochs].reverse()) timeline.append(h('li', {}, await epochView(witness, r.namespace, e, pinned, r.checkpoint.size)));
+  for (const e of [...r.epochs].reverse()) timeline.append(h('li', {}, await epochView(witness, r.namespace, e, verified.get(e.epoch), pinned, r.checkpoint.size)));
   section.append(timeline);
   return section;
 }
 
-async function epochView(witness: WitnessClient, namespace: string, e: EpochAudit, pinned: string, treeSize: number): Promise<HTMLElement> {
+/** An epoch's card: only values the audit verified (the signed statement and what it covers). */
+async function epochView(witness: WitnessClient, namespace: string, e: EpochAudit, v: VerifiedEpoch | undefined, pinned: string, treeSize: number): Promise<HTMLElement> {
   const ok = AUDIT_CHECKS.every((c) => e.checks[c].ok);
   const card = h('article', { class: 'epoch', 'data-epoch': String(e.epoch), 'data-ok': String(ok) });
   card.append(h('h4', {}, `Epoch ${e.epoch}${e.timestamp ? ` — ${new Date(e.timestamp).toISOString().slice(0, 19).replace('T', ' ')} UTC` : ''}`));
@@ -183,32 +190,33 @@ async function epochView(witness: WitnessClient, namespace: string, e: EpochAudi
   const checks = h('ul', { class: 'checks' });
   for (const c of AUDIT_CHECKS) checks.append(checkItem(e.checks[c].ok, CHECK_LABELS[c] ?? c, e.checks[c].error));
   card.append(checks);
+  if (!v) {
+    card.append(h('p', { class: 'hint' }, 'Details are shown only for an epoch that passed every check.'));
+    return card;
+  }
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const d = h('details', {}, h('summary', {}, 'Fleet artifact, signatures and proof'));
+  d.append(
+    artifactView(v.artifact),
+    kv([
+      ['digest', e.digest ?? ''],
+      ['witness signature', encodeBase64(v.witnessSignature)],
+      ['fleet counter-signature', encodeBase64(v.counterSignature)],
+      ['log leaf', `${v.leafIndex} of a tree of ${treeSize}`],
+      ['inclusion proof', v.inclusionProof.length === 0 ? '(none needed: the leaf is the whole tree)' : v.inclusionProof.map(hex).join(' ')],
+    ]),
+  );
+  card.append(d);
+  if (!v.evidence) {
+    card.append(h('p', { class: 'hint' }, 'The witness reports no deployment evidence for this epoch.'));
+    return card;
+  }
   try {
-    const rec = await witness.epochRecord(namespace, e.epoch);
-    const artifact = parseFleetArtifact(await witness.artifact(namespace, e.epoch));
-    const proof = rec.leafIndex < treeSize ? await witness.inclusionProof(rec.leafIndex, treeSize) : [];
-    const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    const d = h('details', {}, h('summary', {}, 'Fleet artifact, signatures and proof'));
-    d.append(
-      artifactView(artifact),
-      kv([
-        ['digest', rec.digest],
-        ['witness signature', rec.witnessSignature],
-        ['fleet counter-signature', rec.counterSignature ?? '(none uploaded)'],
-        ['log leaf', `${rec.leafIndex} of a tree of ${treeSize}`],
-        ['inclusion proof', proof.length === 0 ? '(none needed: the leaf is the whole tree)' : proof.map(hex).join(' ')],
-      ]),
-    );
-    card.append(d);
-    if (rec.evidence) {
-      const ev = await witness.evidence(namespace, e.epoch);
-      const audit = await auditDeployment(ev, { witness, ...(pinned ? { witnessKey: pinned } : {}), now: Date.now() });
-      card.append(deploymentView(audit));
-    } else {
-      card.append(h('p', { class: 'hint' }, 'No deployment evidence was logged with this epoch.'));
-    }
+    const ev = await witness.evidence(namespace, e.epoch);
+    const audit = await auditDeployment(ev, { witness, ...(pinned ? { witnessKey: pinned } : {}), now: Date.now() });
+    card.append(deploymentView(audit));
   } catch (err) {
-    card.append(h('p', { class: 'fail' }, `Details unavailable: ${(err as Error).message}`));
+    card.append(h('p', { class: 'fail' }, `Deployment evidence unavailable: ${(err as Error).message}`));
   }
   return card;
 }

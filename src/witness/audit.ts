@@ -1,7 +1,10 @@
 /**
  * Namespace audit (the `bkv audit namespace` command): per epoch, check the digest, the witness
  * signature, the fleet counter-signature, inclusion in the witness log and log consistency, then
- * diff fleet keys and roles from epoch to epoch.
+ * diff fleet keys and roles from epoch to epoch. Every value it reports for an epoch (timestamp,
+ * digest, fleet, changes) comes from the signed statement and the artifact that matches it; an
+ * epoch record whose unsigned fields contradict its statement stops the audit with
+ * VERIFICATION_FAILED (details.check "record").
  */
 import { equalBytes } from '../shared/bytes.js';
 import { BkvError } from '../shared/errors.js';
@@ -11,10 +14,12 @@ import { checkCheckpointConsistency } from '../client/fleet/consistency.js';
 import { verifyCounterSignature } from '../shared/fleet-formats/countersign.js';
 import { decodeBase64, encodeHex } from '../shared/fleet-formats/encoding.js';
 import { parseVerifierKey, type NoteVerifier } from '../shared/fleet-formats/note.js';
-import { parseStatement, verifyStatementSignature } from '../shared/fleet-formats/statement.js';
+import type { WitnessStatement } from '../shared/fleet-formats/statement.js';
 import { checkpointKey, type CheckpointStore } from '../client/fleet/store.js';
 import { leafHash, verifyInclusion } from '../shared/merkle/index.js';
 import type { WitnessReader } from './reader.js';
+import type { EpochRecord } from './protocol.js';
+import { assertRecordMatchesStatement, isAlteredRecord, openEpochRecord, type SignedEpoch } from './epoch-record.js';
 import { CosignatureQuorumError } from '../client/fleet/cosignature.js';
 import { verifyCosignatureQuorum, type WitnessPolicy } from '../client/fleet/policy.js';
 
@@ -23,8 +28,11 @@ export type AuditCheck = (typeof AUDIT_CHECKS)[number];
 
 export interface EpochAudit {
   epoch: number;
+  /** From the signed statement; absent when its signature did not verify. */
   timestamp?: number;
+  /** From the signed statement (lower-case hex); absent when its signature did not verify. */
   digest?: string;
+  /** From the artifact whose SHA-256 is the signed digest; absent otherwise. */
   fleetId?: string;
   checks: Record<AuditCheck, { ok: boolean; error?: string }>;
   changes: string[];
@@ -50,6 +58,22 @@ export interface AuditOptions {
   store?: CheckpointStore;
   /** Witness policy: the checkpoint must carry k of n cosignatures (docs/formats/witness-policy.md). */
   policy?: WitnessPolicy;
+  /** Told about each epoch that passed every check, with the material that was verified. */
+  onVerifiedEpoch?: (e: VerifiedEpoch) => void;
+}
+
+/** An epoch that passed every check, and the exact bytes the checks covered. */
+export interface VerifiedEpoch {
+  epoch: number;
+  artifact: FleetArtifact;
+  artifactBytes: Uint8Array;
+  statement: Uint8Array;
+  witnessSignature: Uint8Array;
+  counterSignature: Uint8Array;
+  leafIndex: number;
+  inclusionProof: Uint8Array[];
+  /** The witness says deployment evidence was logged with the epoch (unsigned: check the evidence itself). */
+  evidence: boolean;
 }
 
 function errMsg(e: unknown): string {
@@ -75,6 +99,23 @@ function diff(prev: FleetArtifact | undefined, cur: FleetArtifact): string[] {
   if (prev.measurement !== cur.measurement) out.push(`measurement ${prev.measurement.slice(0, 12)}… → ${cur.measurement.slice(0, 12)}…`);
   if (prev.notAfter !== cur.notAfter || prev.notBefore !== cur.notBefore) out.push(`validity ${cur.notBefore} .. ${cur.notAfter}`);
   return out.length ? out : ['no change'];
+}
+
+/** The artifact bytes must hash to the signed digest and be about the namespace. */
+function checkArtifact(bytes: Uint8Array, st: WitnessStatement, namespace: string): FleetArtifact {
+  const d = artifactDigest(bytes);
+  if (!equalBytes(d, st.digest)) throw new Error(`artifact SHA-256 ${encodeHex(d)} ≠ statement digest ${encodeHex(st.digest)}`);
+  const artifact = parseFleetArtifact(bytes);
+  if (artifact.namespace !== namespace) throw new Error(`artifact is for namespace ${artifact.namespace}`);
+  return artifact;
+}
+
+/** An epoch's artifact, accepted only under a verified statement. */
+async function verifiedArtifact(w: WitnessReader, verifier: NoteVerifier, namespace: string, epoch: number): Promise<FleetArtifact> {
+  const rec = await w.epochRecord(namespace, epoch);
+  const { statement } = openEpochRecord(rec, verifier, namespace, epoch);
+  assertRecordMatchesStatement(rec, statement);
+  return checkArtifact(await w.artifact(namespace, epoch), statement, namespace);
 }
 
 export async function auditNamespace(w: WitnessReader, namespace: string, opts: AuditOptions = {}): Promise<AuditResult> {
@@ -123,12 +164,19 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
   const limit = opts.limit ?? 50;
   const first = Math.max(1, last - limit + 1);
   const epochs: EpochAudit[] = [];
+  // The epoch before the window, which the first row's changes are measured against, must verify too.
   let prevArtifact: FleetArtifact | undefined;
+  let prevUnverified = false;
   if (first > 1) {
     try {
-      prevArtifact = parseFleetArtifact(await w.artifact(namespace, first - 1));
-    } catch {
-      prevArtifact = undefined;
+      prevArtifact = await verifiedArtifact(w, verifier, namespace, first - 1);
+    } catch (e) {
+      if (isAlteredRecord(e) || (e instanceof BkvError && e.code !== 'VERIFICATION_FAILED' && e.code !== 'MALFORMED')) throw e;
+      throw new BkvError(
+        'VERIFICATION_FAILED',
+        `epoch ${first - 1}, which the changes of epoch ${first} are measured against, does not verify: ${errMsg(e)}`,
+        { check: 'previous-epoch', namespace, epoch: first - 1 },
+      );
     }
   }
   for (let epoch = first; epoch <= last; epoch++) {
@@ -145,48 +193,64 @@ export async function auditNamespace(w: WitnessReader, namespace: string, opts: 
         return false;
       }
     };
-    let rec;
+    let rec: EpochRecord;
     try {
       rec = await w.epochRecord(namespace, epoch);
     } catch (e) {
       for (const c of AUDIT_CHECKS) checks[c] = { ok: false, error: `statement unavailable: ${errMsg(e)}` };
       continue;
     }
-    row.timestamp = rec.timestamp;
-    row.digest = rec.digest;
-    let statementBytes: Uint8Array = new Uint8Array(0);
-    let witnessSig: Uint8Array = new Uint8Array(0);
-    let artifact: FleetArtifact | undefined;
-    await run('digest', async () => {
-      statementBytes = decodeBase64(rec.statement, 'statement');
-      const st = parseStatement(statementBytes);
-      if (st.namespace !== namespace || st.epoch !== epoch) throw new Error(`statement is for ${st.namespace} epoch ${st.epoch}`);
-      if (st.witness !== verifier.name) throw new Error(`statement names witness ${st.witness}`);
-      const bytes = await w.artifact(namespace, epoch);
-      const d = artifactDigest(bytes);
-      if (!equalBytes(d, st.digest)) throw new Error(`artifact SHA-256 ${encodeHex(d)} ≠ statement digest ${encodeHex(st.digest)}`);
-      artifact = parseFleetArtifact(bytes);
-      if (artifact.namespace !== namespace) throw new Error(`artifact is for namespace ${artifact.namespace}`);
-      row.fleetId = artifact.fleetId;
-    });
+    // Values shown for an epoch come from the signed statement only; a record whose unsigned
+    // copies disagree with it stops the audit (isAlteredRecord).
+    let signed: SignedEpoch | undefined;
     await run('witness-signature', () => {
-      witnessSig = decodeBase64(rec.witnessSignature, 'witness signature', 64);
-      verifyStatementSignature(statementBytes, witnessSig, verifier.publicKey);
+      signed = openEpochRecord(rec, verifier, namespace, epoch);
+    });
+    if (signed) {
+      assertRecordMatchesStatement(rec, signed.statement);
+      row.timestamp = signed.statement.timestamp;
+      row.digest = encodeHex(signed.statement.digest);
+    }
+    let artifact: FleetArtifact | undefined;
+    let artifactBytes: Uint8Array | undefined;
+    await run('digest', async () => {
+      if (!signed) throw new Error('not checked: the statement did not verify');
+      artifactBytes = await w.artifact(namespace, epoch);
+      artifact = checkArtifact(artifactBytes, signed.statement, namespace);
     });
     await run('counter-signature', () => {
       if (!rec.counterSignature) throw new Error('no fleet counter-signature uploaded');
+      if (!signed) throw new Error('not checked: the statement did not verify');
       if (!artifact) throw new Error('artifact not verified');
-      verifyCounterSignature(witnessSig, decodeBase64(rec.counterSignature, 'counter-signature', 64), fleetPublicKeys(artifact).signingPublicKey);
+      verifyCounterSignature(signed.witnessSignature, decodeBase64(rec.counterSignature, 'counter-signature', 64), fleetPublicKeys(artifact).signingPublicKey);
     });
+    let inclusionProof: Uint8Array[] = [];
     await run('inclusion', async () => {
+      if (!Number.isSafeInteger(rec.leafIndex) || rec.leafIndex < 0) throw new Error('the record has no valid leaf index');
       if (rec.leafIndex >= cp.size) throw new Error(`leaf ${rec.leafIndex} is beyond the checkpoint (size ${cp.size})`);
-      const proof = await w.inclusionProof(rec.leafIndex, cp.size);
-      verifyInclusion(rec.leafIndex, cp.size, leafHash(statementBytes), proof, cp.rootHash);
+      const statementBytes = signed?.statementBytes ?? decodeBase64(rec.statement, 'statement');
+      inclusionProof = await w.inclusionProof(rec.leafIndex, cp.size);
+      verifyInclusion(rec.leafIndex, cp.size, leafHash(statementBytes), inclusionProof, cp.rootHash);
     });
-    if (artifact) {
-      row.changes = diff(prevArtifact, artifact);
-      prevArtifact = artifact;
+    if (signed && artifact && artifactBytes) {
+      row.fleetId = artifact.fleetId;
+      row.changes = prevUnverified ? [`epoch ${epoch - 1} did not verify: changes unknown`] : diff(prevArtifact, artifact);
+      if (AUDIT_CHECKS.every((c) => checks[c].ok)) {
+        opts.onVerifiedEpoch?.({
+          epoch,
+          artifact,
+          artifactBytes,
+          statement: signed.statementBytes,
+          witnessSignature: signed.witnessSignature,
+          counterSignature: decodeBase64(rec.counterSignature!, 'counter-signature', 64),
+          leafIndex: rec.leafIndex,
+          inclusionProof,
+          evidence: rec.evidence === true,
+        });
+      }
     }
+    prevArtifact = artifact;
+    prevUnverified = artifact === undefined;
   }
   const ok = consistency.ok && (cosignatures?.ok ?? true) && epochs.every((e) => AUDIT_CHECKS.every((c) => e.checks[c].ok));
   return {

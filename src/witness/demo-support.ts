@@ -79,8 +79,8 @@ export async function runWitnessDemo(): Promise<string[]> {
     lines.push(
       `client resolved fleet keys over the air: epoch ${keys.epoch}, encryption key ${encodeBase64(keys.encryptionPublicKey).slice(0, 16)}…`,
     );
-    lines.push('', '$ bkv audit namespace demo.fleet --witness ' + w.url);
-    lines.push(...formatAudit(await auditNamespace(client, ns)));
+    lines.push('', `$ bkv audit namespace ${ns} --witness ${w.url} --witness-key ${info.verifierKey}`);
+    lines.push(...formatAudit(await auditNamespace(client, ns, { witnessKey: info.verifierKey })));
   } finally {
     await w.close();
     await rm(dir, { recursive: true, force: true });

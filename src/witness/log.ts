@@ -6,7 +6,9 @@
  * counter-signature is written and fsync'd before it is acknowledged; appends that arrive while a
  * write is in flight are batched into the next single write + fsync (group commit). After each
  * batch a new checkpoint is signed and saved to `checkpoint`; on start the log is replayed and must
- * reproduce that checkpoint, so a truncated or rewritten log is refused.
+ * reproduce that checkpoint, so a truncated or rewritten log is refused. What the checkpoint does
+ * not cover is checked too: every signature, counter-signature and logged deployment evidence must
+ * still verify, and the static copies in `published/` must be the logged bytes (stored-evidence.ts).
  */
 import { writeFileDurable } from '../node/fs-durable.js';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
@@ -25,6 +27,7 @@ import { addSignatureLines } from '../client/fleet/cosignature.js';
 import { parseNote } from '../shared/fleet-formats/note.js';
 import { WitnessCosigner } from './cosigner.js';
 import { CosignatureCollector, type CosignerStatus } from './cosigning.js';
+import { checkLoggedEvidence, checkPublishedCopies } from './stored-evidence.js';
 import { submissionMessage, type EpochRecord, type SubmissionBody, type WitnessKeyInfo } from './protocol.js';
 import { equalBytes } from '../shared/bytes.js';
 
@@ -132,6 +135,7 @@ export class WitnessLog {
       log.replay(data.subarray(0, good).toString('utf8'));
       log.nextLeaf = log.entries.length;
       await log.checkPersistedCheckpoint();
+      await checkPublishedCopies(dir, log.entries);
     } catch (e) {
       await fh.close();
       throw e;
@@ -161,18 +165,28 @@ export class WitnessLog {
             ...(typeof r.ev === 'string' ? { evidence: decodeBase64(r.ev, 'evidence') } : {}),
           };
           if (!equalBytes(artifactDigest(e.artifact), e.digest)) throw new Error('artifact does not match digest');
+          if (st.witness !== this.config.origin || !fastVerify(e.signature, statement, this.signer.publicKey)) {
+            throw new BkvError('VERIFICATION_FAILED', `the signature on ${e.namespace} epoch ${e.epoch} is not this witness's`, { check: 'witness-signature' });
+          }
           const prev = this.reservedEpoch.get(e.namespace) ?? 0;
           if (e.epoch !== prev + 1) throw new Error('epochs out of order');
+          checkLoggedEvidence(e);
           this.reserve(e.namespace, e.epoch, encodeHex(e.digest));
           this.applyEntry(e);
         } else if (r.t === 'c') {
           const e = this.byNs.get(String(r.ns))?.[Number(r.e) - 1];
           if (!e) throw new Error('counter-signature for an unknown epoch');
           e.counterSignature = decodeBase64(r.cs, 'counter-signature', 64);
+          verifyCounterSignature(e.signature, e.counterSignature, fleetPublicKeys(parseFleetArtifact(e.artifact)).signingPublicKey);
           this.reservedCounterSigs.add(`${e.namespace}\n${e.epoch}`);
         } else throw new Error('unknown record type');
       } catch (err) {
-        throw new BkvError('IO', `witness.log line ${lineNo} is corrupt: ${(err as Error).message}`);
+        // A stored signature or evidence that no longer verifies keeps its code and check.
+        const failed = err instanceof BkvError && err.code === 'VERIFICATION_FAILED';
+        throw new BkvError(failed ? 'VERIFICATION_FAILED' : 'IO', `witness.log line ${lineNo} is corrupt: ${(err as Error).message}`, {
+          line: lineNo,
+          ...(failed ? err.details : {}),
+        });
       }
     }
   }

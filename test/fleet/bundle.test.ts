@@ -101,6 +101,18 @@ describe('validation bundles', () => {
     await log.close();
   });
 
+  it('attack: an unsigned field altered beside the signed statement (digest, epoch, namespace, leaf index) is refused', async () => {
+    const { log, reader, witnessKey } = await setup(2);
+    const b = await buildValidationBundle(reader, NS, { epoch: 1 });
+    const opts = { witnesses: [parseVerifierKey(witnessKey)], namespace: NS };
+    expectRefused(() => verifyValidationBundle({ ...b, digest: encodeHex(artifactDigest(makeDemoFleet(NS, 'evil').bytes)) }, opts), 'digest');
+    expectRefused(() => verifyValidationBundle({ ...b, epoch: 2 }, opts), 'statement');
+    expectRefused(() => verifyValidationBundle({ ...b, namespace: 'evil.ns' }, { ...opts, namespace: 'evil.ns' }), 'statement');
+    expectRefused(() => verifyValidationBundle({ ...b, leafIndex: 1 }, opts), 'inclusion');
+    expect(verifyValidationBundle(b, opts).epoch).toBe(1);
+    await log.close();
+  });
+
   it('attack: a replayed older epoch is refused once a newer one was accepted', async () => {
     const { log, reader, witnessKey } = await setup(2);
     const store = new MemoryCheckpointStore();

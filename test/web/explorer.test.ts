@@ -9,6 +9,7 @@ import { operatorKeyFromSeed } from '../../src/witness/keys.js';
 import { startWitness } from '../../src/witness/server.js';
 import { cleanup, deploy, tempDir } from '../ceremony/fixture.js';
 import { startHarness, type WebHarness } from './harness.js';
+import { rewriteJson, startTamperProxy } from '../witness/tamper-proxy.js';
 
 let h: WebHarness;
 beforeAll(async () => {
@@ -102,6 +103,46 @@ describe('audit explorer (Chromium)', () => {
     await page.waitForFunction(() => document.querySelector('.bundle-result')?.getAttribute('data-ok') === 'false');
     expect(await page.textContent('.bundle-result li.fail')).toMatch(/Witness signature over the statement: FAILED/);
     await page.close();
+  });
+
+  it('attack: a proxy in front of the witness alters epoch records; the explorer never shows a forged value', async () => {
+    const path = `/v1/namespaces/${h.stack.namespace}/epochs/1`;
+    const truth = (await (await fetch(h.stack.witnessUrl + path)).json()) as { digest: string };
+    const forged = 'f0'.repeat(32);
+    const open = async (url: string) => {
+      const page = await h.newPage();
+      await page.goto(`${h.web.url}#audit`);
+      await page.fill('#audit-witness', url);
+      await page.fill('#audit-witness-key', h.stack.witnessKey);
+      await page.click('#audit-go');
+      await page.waitForFunction(() => !document.getElementById('audit-error')!.hidden || /verified|FAILED/.test(document.getElementById('audit-status')!.textContent ?? ''));
+      return page;
+    };
+    // Every answer altered: the audit stops with the reason, and shows no epoch.
+    const always = await startTamperProxy(h.stack.witnessUrl, rewriteJson(path, (j) => void (j.digest = forged)));
+    try {
+      const page = await open(always.url);
+      expect(await page.textContent('#audit-error')).toMatch(/unsigned "digest" field differs from the signed statement/);
+      expect(await page.content()).not.toContain(forged);
+      await page.close();
+    } finally {
+      await always.close();
+    }
+    // Honest while audited, altered when fetched again: the details shown are still the verified ones.
+    let seen = 0;
+    const later = rewriteJson(path, (j) => void (j.digest = forged));
+    const second = await startTamperProxy(h.stack.witnessUrl, (p, b) => (p === path && ++seen > 1 ? later(p, b) : undefined));
+    try {
+      const page = await open(second.url);
+      expect(await page.textContent('#audit-status')).toMatch(/Every epoch of 1 namespace\(s\) verified/);
+      await page.locator('article.epoch[data-epoch="1"] summary').first().click();
+      const details = await page.textContent('article.epoch[data-epoch="1"] details');
+      expect(details).toContain(truth.digest);
+      expect(await page.content()).not.toContain(forged);
+      await page.close();
+    } finally {
+      await second.close();
+    }
   });
 
   it("shows a deployed fleet's evidence and its checks, verified in the browser", { timeout: 120_000 }, async () => {

@@ -30,6 +30,14 @@ export async function readWitnessPolicy(path: string): Promise<WitnessPolicy> {
   return parseWitnessPolicy(text);
 }
 
+/** On stderr, in text and --json mode alike: an audit against an unpinned key proves little. */
+function warnUnpinnedWitness(): void {
+  process.stderr.write(
+    'bkv: warning: the witness key is not pinned (--witness-key): this audit trusts whatever key the witness reports, ' +
+      'so a witness impersonated or replaced with another key passes it\n',
+  );
+}
+
 /** `bkv audit namespace <ns>`: check every logged epoch of a fleet namespace against the witness. */
 export const auditCommands: CommandModule = (program: Command, ctx) => {
   const audit = program.command('audit').description('verify what the witness logged');
@@ -50,6 +58,7 @@ export const auditCommands: CommandModule = (program: Command, ctx) => {
       ) => {
         const out = makeOutput(!!opts.json);
         const limit = intOpt(opts.limit, '--limit', 1);
+        if (!opts.witnessKey) warnUnpinnedWitness();
         const beforeEpoch = intOpt(opts.beforeEpoch, '--before-epoch', 1);
         const result = await auditNamespace(new WitnessClient(opts.witness), namespace, {
           ...(limit !== undefined ? { limit } : {}),
@@ -104,6 +113,7 @@ export const auditCommands: CommandModule = (program: Command, ctx) => {
         opts: { witness?: string; rebuild?: boolean; vendorRoot?: string[]; witnessKey?: string; state?: string; json?: boolean },
       ) => {
         const out = makeOutput(!!opts.json);
+        if (opts.witness && !opts.witnessKey) warnUnpinnedWitness();
         let evidence: Uint8Array;
         try {
           evidence = new Uint8Array(await readFile(file));

@@ -113,13 +113,14 @@ export const ceremonySteps: DemoStep[] = [
     },
   },
   {
-    name: 'Audit the deployment as an outsider would ($ bkv audit deployment evidence.json --witness … --rebuild)',
+    name: 'Audit the deployment as an outsider would ($ bkv audit deployment evidence.json --witness … --witness-key … --vendor-root … --rebuild)',
     async run(ctx) {
       const r = need<CeremonyResult>(ctx, 'ceremony');
       const witness = need<RunningWitness>(ctx, 'ceremonyWitness');
       const evidence = encodeEvidence(r.evidence);
       const report = await auditDeployment(evidence, {
         witness: new WitnessClient(witness.url),
+        witnessKey: need<string>(ctx, 'witnessKey'),
         vendorRoots: [decodeBase64(need<string>(ctx, 'ceremonyVendorKey'), 'vendor', 32)],
         rebuild: async () => (await buildVaultCore()).measurement,
         now: Date.now(),

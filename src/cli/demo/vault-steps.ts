@@ -66,9 +66,10 @@ export async function sameTree(a: string, b: string): Promise<number> {
 /** Password escrow in the fleet, with fleet keys delivered over the air and audited. */
 export const vaultSteps: DemoStep[] = [
   {
-    name: 'Audit the namespace as an outsider would ($ bkv audit namespace)',
+    name: 'Audit the namespace as an outsider would ($ bkv audit namespace … --witness-key …)',
     async run(ctx) {
       const report = await auditNamespace(new WitnessClient(need<string>(ctx, 'witnessUrl')), need<string>(ctx, 'namespace'), {
+        witnessKey: need<string>(ctx, 'witnessKey'),
         ...(ctx.state.has('witnessPolicy') ? { policy: parseWitnessPolicy(need<string>(ctx, 'witnessPolicy')) } : {}),
       });
       for (const line of formatAudit(report)) ctx.say(line);

@@ -211,7 +211,8 @@ export function verifyValidationBundle(input: unknown, opts: VerifyBundleOptions
     if (opts.now >= Date.parse(artifact.notAfter)) throw fail('validity', `fleet keys expired at ${artifact.notAfter}`);
   }
 
-  return { namespace, epoch: b.epoch, artifactBytes, artifact, keys, statement, checkpoint, witness };
+  // Every value returned comes from signed bytes (the statement, the artifact it names, the checkpoint).
+  return { namespace: statement.namespace, epoch: statement.epoch, artifactBytes, artifact, keys, statement, checkpoint, witness };
 }
 
 function checkQuorum(note: string, log: NoteVerifier, policy: WitnessPolicy, nowMs: number | undefined): void {
