@@ -6,6 +6,7 @@ import { FileCheckpointStore } from '../witness/file-store.js';
 import { BkvError } from '../shared/errors.js';
 import { parseWitnessPolicy } from '../client/fleet/policy.js';
 import { httpTransport } from '../client/sdk/transport.js';
+import { httpError } from '../client/sdk/http-error.js';
 import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64 } from '../shared/protocol/messages.js';
 import type { KsfParams } from '../shared/protocol/messages.js';
@@ -47,8 +48,12 @@ async function devToken(url: string, account: string): Promise<string> {
   } catch (e) {
     throw new BkvError('NETWORK', `cannot reach the vault gateway at ${url}: ${(e as Error).message}`);
   }
-  if (!res.ok) throw new BkvError('UNAUTHORIZED', `no --token given and the gateway at ${url} issues no development tokens`);
-  return ((await res.json()) as { token: string }).token;
+  // Only a gateway without the development issuer has no such route (404); anything else is said as it is.
+  if (res.status === 404) throw new BkvError('UNAUTHORIZED', `no --token given and the gateway at ${url} issues no development tokens`);
+  if (!res.ok) throw await httpError(res, url);
+  const body = (await res.json().catch(() => null)) as { token?: unknown } | null;
+  if (typeof body?.token !== 'string') throw new BkvError('MALFORMED', `the gateway at ${url} answered the token request without a token`);
+  return body.token;
 }
 
 /** Pinned keys (`--fleet-keys`), or keys validated over the air (`--witness-key` and `--namespace`). */
