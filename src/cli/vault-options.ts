@@ -7,7 +7,7 @@ import { BkvError } from '../shared/errors.js';
 import { parseWitnessPolicy } from '../client/fleet/policy.js';
 import { httpTransport } from '../client/sdk/transport.js';
 import { httpError } from '../client/sdk/http-error.js';
-import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
+import { DEFAULT_CLIENT_KSF, VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64 } from '../shared/protocol/messages.js';
 import type { KsfParams } from '../shared/protocol/messages.js';
 import { DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';
@@ -100,7 +100,10 @@ export async function vaultClientFromOptions(o: VaultOptions, ksf?: KsfParams): 
   });
 }
 
-/** Optional Argon2id override, from `--ksf-memory KiB` or env BKV_KSF_MEMORY (fast demos, tests). */
+/**
+ * Optional Argon2id override, from `--ksf-memory KiB` or env BKV_KSF_MEMORY (fast demos, tests). It
+ * sets the memory only: passes and lanes stay the SDK's defaults (3 and 4), as docs/vault.md says.
+ */
 export function ksfFromOptions(o: VaultOptions): KsfParams | undefined {
   const text = o.ksfMemory ?? process.env.BKV_KSF_MEMORY;
   if (!text) return undefined;
@@ -108,5 +111,5 @@ export function ksfFromOptions(o: VaultOptions): KsfParams | undefined {
   if (!Number.isInteger(memory) || memory < 64 || memory > 4 * 1024 * 1024) {
     throw new BkvError('USAGE', 'Argon2id memory must be a whole number of KiB from 64 to 4194304');
   }
-  return { memory, iterations: 3, parallelism: 1 };
+  return { ...DEFAULT_CLIENT_KSF, memory };
 }
