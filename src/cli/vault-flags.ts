@@ -28,6 +28,6 @@ export function addVaultOptions(cmd: Command): Command {
     .option('--namespace <ns>', 'over the air: the fleet namespace (env BKV_NAMESPACE)')
     .option('--checkpoint-store <file>', 'over the air: where seen witness checkpoints are kept (env BKV_CHECKPOINTS)')
     .option('--witness-policy <file>', 'over the air: require k of n witness cosignatures (env BKV_WITNESS_POLICY; docs/formats/witness-policy.md)')
-    .option('--ksf-memory <KiB>', 'Argon2id memory for a new registration (env BKV_KSF_MEMORY; default 65536)');
+    .option('--ksf-memory <KiB>', 'Argon2id memory in KiB for a new registration, 64 to 4194304 (env BKV_KSF_MEMORY; default 65536; 3 passes and 4 lanes either way)');
 }
 

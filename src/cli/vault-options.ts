@@ -6,7 +6,8 @@ import { FileCheckpointStore } from '../witness/file-store.js';
 import { BkvError } from '../shared/errors.js';
 import { parseWitnessPolicy } from '../client/fleet/policy.js';
 import { httpTransport } from '../client/sdk/transport.js';
-import { VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
+import { httpError } from '../client/sdk/http-error.js';
+import { DEFAULT_CLIENT_KSF, VaultClient, type TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64 } from '../shared/protocol/messages.js';
 import type { KsfParams } from '../shared/protocol/messages.js';
 import { DEFAULT_VAULT_URL, type VaultOptions } from './vault-flags.js';
@@ -47,8 +48,12 @@ async function devToken(url: string, account: string): Promise<string> {
   } catch (e) {
     throw new BkvError('NETWORK', `cannot reach the vault gateway at ${url}: ${(e as Error).message}`);
   }
-  if (!res.ok) throw new BkvError('UNAUTHORIZED', `no --token given and the gateway at ${url} issues no development tokens`);
-  return ((await res.json()) as { token: string }).token;
+  // Only a gateway without the development issuer has no such route (404); anything else is said as it is.
+  if (res.status === 404) throw new BkvError('UNAUTHORIZED', `no --token given and the gateway at ${url} issues no development tokens`);
+  if (!res.ok) throw await httpError(res, url);
+  const body = (await res.json().catch(() => null)) as { token?: unknown } | null;
+  if (typeof body?.token !== 'string') throw new BkvError('MALFORMED', `the gateway at ${url} answered the token request without a token`);
+  return body.token;
 }
 
 /** Pinned keys (`--fleet-keys`), or keys validated over the air (`--witness-key` and `--namespace`). */
@@ -95,7 +100,10 @@ export async function vaultClientFromOptions(o: VaultOptions, ksf?: KsfParams): 
   });
 }
 
-/** Optional Argon2id override, from `--ksf-memory KiB` or env BKV_KSF_MEMORY (fast demos, tests). */
+/**
+ * Optional Argon2id override, from `--ksf-memory KiB` or env BKV_KSF_MEMORY (fast demos, tests). It
+ * sets the memory only: passes and lanes stay the SDK's defaults (3 and 4), as docs/vault.md says.
+ */
 export function ksfFromOptions(o: VaultOptions): KsfParams | undefined {
   const text = o.ksfMemory ?? process.env.BKV_KSF_MEMORY;
   if (!text) return undefined;
@@ -103,5 +111,5 @@ export function ksfFromOptions(o: VaultOptions): KsfParams | undefined {
   if (!Number.isInteger(memory) || memory < 64 || memory > 4 * 1024 * 1024) {
     throw new BkvError('USAGE', 'Argon2id memory must be a whole number of KiB from 64 to 4194304');
   }
-  return { memory, iterations: 3, parallelism: 1 };
+  return { ...DEFAULT_CLIENT_KSF, memory };
 }

@@ -80,8 +80,9 @@ export function explain(e: unknown): string {
       return 'The vault holds no key for this account. Check the account name, or use the recovery key.';
     case 'NETWORK':
     case 'UNAVAILABLE':
-    case 'RATE_LIMITED':
       return `The vault could not be reached (${msg}). Check your connection and try again in a minute.`;
+    case 'RATE_LIMITED':
+      return `Too many requests: the vault is limiting them (${msg}). Nothing was changed; wait, then try again.`;
     case 'VERIFICATION_FAILED':
     case 'FLEET_KEY_MISMATCH':
       return `The vault's keys did not verify (${msg}). Do not continue; tell the service's operator.`;

@@ -1,6 +1,7 @@
 /** The web app's configuration (served by `bkv web` as /config.json) and the vault plumbing it implies. */
 import { MemoryCheckpointStore } from '../client/fleet/store.js';
 import { gatewayBundleFetcher, overTheAirFleet } from '../client/sdk/fleet-source.js';
+import { httpError } from '../client/sdk/http-error.js';
 import { httpTransport, type VaultTransport } from '../client/sdk/transport.js';
 import type { TrustedFleetKeys } from '../client/sdk/vault-client.js';
 import { fromB64, type KsfParams } from '../shared/protocol/messages.js';
@@ -45,7 +46,7 @@ export function transportFor(_c: WebConfig, origin: string, account: string): Va
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ account }),
       });
-      if (!res.ok) throw new Error(`the gateway gave no account token (HTTP ${res.status})`);
+      if (!res.ok) throw await httpError(res, origin);
       token = { value: ((await res.json()) as { token: string }).token, at: Date.now() };
       return token.value;
     },

@@ -3,6 +3,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { installNativeSha256 } from '../node/native-sha256.js';
+import { errorBody, installHttpConventions } from '../node/http-errors.js';
 import { BkvError } from '../shared/errors.js';
 import { encodeBase64 } from '../shared/fleet-formats/encoding.js';
 import { parseDecimal } from '../shared/fleet-formats/encoding.js';
@@ -17,6 +18,7 @@ const STATUS: Record<string, number> = {
   USAGE: 400,
   MALFORMED: 400,
   UNAUTHORIZED: 401,
+  RATE_LIMITED: 429,
   VERIFICATION_FAILED: 422,
   CONFLICT: 409,
   UNAVAILABLE: 503,
@@ -27,9 +29,13 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BkvError) {
     const status = (err.details.status as number | undefined) ?? STATUS[err.code] ?? 500;
     const check = typeof err.details.check === 'string' ? { check: err.details.check } : {};
-    return reply.code(status).send({ error: { code: err.code, message: err.message, ...check } });
+    if (typeof err.details.retryAfterSeconds === 'number') reply.header('retry-after', String(err.details.retryAfterSeconds));
+    return reply.code(status).send(errorBody(err.code, err.message, check));
   }
-  return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+  // fastify's own refusals (a body that does not parse, or is too large) keep their status
+  const e = err as { statusCode?: number; message?: string };
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send(errorBody('MALFORMED', e.message ?? 'bad request'));
+  return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
 }
 
 function num(s: unknown, what: string): number {
@@ -44,6 +50,8 @@ function num(s: unknown, what: string): number {
 export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {}): FastifyInstance {
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 256 * 1024 });
   const reader = localReader(log);
+  installHttpConventions(app);
+  app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   // The log is public: any web page may read it (the audit explorer in a browser opened on this
   // witness). Reads only; submissions are authenticated by the operator's signature anyway.
   app.addHook('onSend', async (req, reply) => {
@@ -67,6 +75,12 @@ export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {
   void app.register(async (sub) => {
     sub.removeAllContentTypeParsers();
     sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_ADD_CHECKPOINT_BYTES }, (_req, body, done) => done(null, body));
+    // tlog-witness refusals are one line of text (a body over the limit: 413)
+    sub.setErrorHandler((err, _req, reply) => {
+      const status = (err as { statusCode?: number }).statusCode;
+      const code = status && status >= 400 && status < 500 ? status : 500;
+      return reply.code(code).type('text/plain; charset=utf-8').send(`${code === 500 ? 'internal error' : (err as Error).message}\n`);
+    });
     sub.post('/add-checkpoint', async (req, reply) => {
       const body = req.body;
       if (!(body instanceof Uint8Array)) return reply.code(400).type('text/plain; charset=utf-8').send('malformed add-checkpoint body: empty\n');
@@ -160,13 +174,13 @@ export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {
   app.get('/tile/*', async (req, reply) => {
     const rest = (req.params as { '*': string })['*'];
     const tile = parseTileRequest(rest);
-    if (!tile) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+    if (!tile) return reply.code(404).send(errorBody('USAGE', 'no such tile'));
     const size = log.checkpoint().size;
     if (tile.level === 'entries') {
       const start = tile.index * TILE_WIDTH;
-      if (start + tile.width > size) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+      if (start + tile.width > size) return reply.code(404).send(errorBody('USAGE', 'no such tile'));
       const full = Math.floor(size / TILE_WIDTH) > tile.index;
-      if (tile.width !== TILE_WIDTH && full) return reply.code(404).send({ error: { code: 'USAGE', message: 'use the full tile' } });
+      if (tile.width !== TILE_WIDTH && full) return reply.code(404).send(errorBody('USAGE', 'use the full tile'));
       const entries: Uint8Array[] = [];
       for (let i = 0; i < tile.width; i++) entries.push(log.entry(start + i));
       return reply
@@ -178,9 +192,9 @@ export function createWitnessApp(log: WitnessLog, opts: { logger?: boolean } = {
     // hashes at treeLevel that are covered by the current checkpoint
     const available = Math.floor(size / 2 ** treeLevel);
     const start = tile.index * TILE_WIDTH;
-    if (start + tile.width > available) return reply.code(404).send({ error: { code: 'USAGE', message: 'no such tile' } });
+    if (start + tile.width > available) return reply.code(404).send(errorBody('USAGE', 'no such tile'));
     if (tile.width !== TILE_WIDTH && available >= start + TILE_WIDTH) {
-      return reply.code(404).send({ error: { code: 'USAGE', message: 'use the full tile' } });
+      return reply.code(404).send(errorBody('USAGE', 'use the full tile'));
     }
     const out = new Uint8Array(32 * tile.width);
     for (let i = 0; i < tile.width; i++) out.set(log.tree.storedHash(treeLevel, start + i)!, 32 * i);

@@ -54,7 +54,11 @@ export const DEFAULT_CLIENT_KSF: KsfParams = { memory: 65536, iterations: 3, par
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 
-const ksfConfig = (k: KsfParams) => ({ 'argon2id-custom': { memory: k.memory, iterations: k.iterations, parallelism: k.parallelism } });
+/**
+ * The key-stretching setting handed to @serenity-kit/opaque: Argon2id (v1.3) over the 64-byte OPRF
+ * output, salt 16 zero bytes, 64 bytes out, `memory` in KiB (docs/formats/vault-channel.md, "OPAQUE").
+ */
+export const ksfConfig = (k: KsfParams) => ({ 'argon2id-custom': { memory: k.memory, iterations: k.iterations, parallelism: k.parallelism } });
 
 /**
  * Escrows a backup key K in the vault under a password, and recovers it on any device.

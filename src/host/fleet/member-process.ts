@@ -30,6 +30,7 @@ import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
 import { MemberMigration, type MigrationStatus } from '../migration/fleet-member.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
+import { errorBody, installHttpConventions } from '../../node/http-errors.js';
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
@@ -82,7 +83,7 @@ export interface RunningMember {
   close(): Promise<void>;
 }
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, UNAVAILABLE: 503 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, RATE_LIMITED: 429, UNAVAILABLE: 503 };
 
 /** CSPRNG words for the consensus node (sealing nonces, election timeouts), drawn 1 KiB at a time. */
 const rngPool = new Uint32Array(256);
@@ -295,18 +296,23 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   let closing = false;
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 }) as unknown as FastifyInstance;
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  installHttpConventions(app);
   app.setErrorHandler((err: unknown, _req, reply) => {
     // Not the leader: 503 naming the member this one believes leads, for the gateway to go there.
     if (isBkvError(err) && err.details.reason === 'not-leader') {
       const hint = err.details.leaderHint;
       if (typeof hint === 'number') reply.header(LEADER_HEADER, String(hint));
-      return reply.code(503).send({ error: { code: err.code, message: err.message, reason: 'not-leader', leader: typeof hint === 'number' ? hint : null } });
+      return reply.code(503).send(errorBody(err.code, err.message, { reason: 'not-leader', leader: typeof hint === 'number' ? hint : null }));
     }
-    if (isBkvError(err)) return reply.code(HTTP_STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message } });
+    if (isBkvError(err)) {
+      const wait = err.details.retryAfterSeconds;
+      if (typeof wait === 'number') reply.header('retry-after', String(wait));
+      return reply.code(HTTP_STATUS[err.code] ?? 500).send(errorBody(err.code, err.message));
+    }
     const e = err as { statusCode?: number; message?: string };
-    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: { code: 'MALFORMED', message: e.message ?? 'bad request' } });
+    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send(errorBody('MALFORMED', e.message ?? 'bad request'));
     log?.error({ err }, 'unexpected member error');
-    return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+    return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
   });
 
   app.post('/v1/vault', async (req, reply) => {

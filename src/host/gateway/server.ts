@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BkvError, isBkvError, type ErrorCode } from '../../shared/errors.js';
+import { errorBody, installHttpConventions, retryAfterSeconds } from '../../node/http-errors.js';
 import type { AccountVerifier, DevTokenIssuer } from './auth.js';
 import { createGatewayMetrics } from './metrics.js';
 
@@ -49,26 +50,37 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  const perAddress = opts.rateLimit?.perAddressPerMinute ?? 600;
+  const perAccountMax = opts.rateLimit?.perAccountPerMinute ?? 120;
   await app.register(rateLimit, {
     global: true,
-    max: opts.rateLimit?.perAddressPerMinute ?? 600,
+    max: perAddress,
     timeWindow: 60_000,
     keyGenerator: (req) => `addr:${req.ip}`,
   });
 
+  // Unknown routes cost the address's budget too, and answer 404 in the usual JSON shape.
+  installHttpConventions(app, { notFoundPreHandler: app.rateLimit() });
+
   app.setErrorHandler((err: unknown, _req, reply) => {
     const e = err as { statusCode?: number; message?: string };
     if (isBkvError(err)) {
-      return reply.code(HTTP_STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message } });
+      const wait = err.details.retryAfterSeconds;
+      if (typeof wait === 'number') reply.header('retry-after', String(wait));
+      return reply.code(HTTP_STATUS[err.code] ?? 500).send(errorBody(err.code, err.message));
     }
     if (e.statusCode === 429) {
-      return reply.code(429).send({ error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } });
+      // The address limiter already set Retry-After (whole seconds until its window ends).
+      const wait = Number(reply.getHeader('retry-after'));
+      const s = Number.isInteger(wait) && wait > 0 ? wait : retryAfterSeconds(undefined);
+      reply.header('retry-after', String(s));
+      return reply.code(429).send(errorBody('RATE_LIMITED', `too many requests from this address (at most ${perAddress} a minute)`));
     }
     if (e.statusCode && e.statusCode < 500) {
-      return reply.code(e.statusCode).send({ error: { code: 'MALFORMED', message: e.message ?? 'bad request' } });
+      return reply.code(e.statusCode).send(errorBody('MALFORMED', e.message ?? 'bad request'));
     }
     app.log.error({ err }, 'unexpected gateway error');
-    return reply.code(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+    return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -80,13 +92,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
   };
   // A second limiter keyed by the authenticated account (the global one is keyed by address).
   const perAccount = app.createRateLimit({
-    max: opts.rateLimit?.perAccountPerMinute ?? 120,
+    max: perAccountMax,
     timeWindow: 60_000,
     keyGenerator: (req) => `acct:${req.account}`,
   });
   const limitAccount = async (req: FastifyRequest) => {
     const r = await perAccount(req);
-    if (!r.isAllowed && r.isExceeded) throw new BkvError('RATE_LIMITED', 'too many vault requests for this account; try again later');
+    if (!r.isAllowed && r.isExceeded) {
+      const s = retryAfterSeconds(r.ttl);
+      throw new BkvError('RATE_LIMITED', `too many vault requests for this account (at most ${perAccountMax} a minute)`, { retryAfterSeconds: s });
+    }
   };
 
   app.post(

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_RETRY_AFTER_SECONDS, errorBody, notFoundMessage } from '../../node/http-errors.js';
 
 export interface WebUpstream {
   /** The vault gateway the app uses (e.g. http://127.0.0.1:7410). */
@@ -60,6 +61,11 @@ export function defaultWebRoot(): string {
 
 const MAX_BODY = 256 * 1024;
 
+/** An error in the JSON shape every bkv server uses (docs/api.md, "Errors"). */
+function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(errorBody(code, message)));
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer | null> {
   const parts: Buffer[] = [];
   let n = 0;
@@ -74,7 +80,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | null> {
 async function relay(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
   const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req);
   if (body === null) {
-    res.writeHead(413, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'USAGE', message: 'request too large' } }));
+    sendError(res, 413, 'USAGE', 'request too large');
     return;
   }
   const headers: Record<string, string> = {};
@@ -86,14 +92,16 @@ async function relay(req: IncomingMessage, res: ServerResponse, target: string):
   try {
     upstream = await fetch(target, { method: req.method ?? 'GET', headers, ...(body ? { body: new Uint8Array(body) } : {}), signal: AbortSignal.timeout(60_000) });
   } catch (e) {
-    res.writeHead(502, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ error: { code: 'UNAVAILABLE', message: `cannot reach ${new URL(target).origin}: ${(e as Error).message}` } }),
-    );
+    sendError(res, 502, 'UNAVAILABLE', `cannot reach ${new URL(target).origin}: ${(e as Error).message}`);
     return;
   }
   const out = Buffer.from(await upstream.arrayBuffer());
   const ct = upstream.headers.get('content-type');
-  res.writeHead(upstream.status, { ...(ct ? { 'content-type': ct } : {}), 'cache-control': 'no-store' }).end(out);
+  // A rate-limited client is told when to come back, as the upstream said (or one window).
+  const retryAfter = upstream.headers.get('retry-after') ?? (upstream.status === 429 ? String(DEFAULT_RETRY_AFTER_SECONDS) : null);
+  res
+    .writeHead(upstream.status, { ...(ct ? { 'content-type': ct } : {}), ...(retryAfter ? { 'retry-after': retryAfter } : {}), 'cache-control': 'no-store' })
+    .end(out);
 }
 
 /** Starts the app's server on 127.0.0.1 (and ::1 when available), printing a localhost URL. */
@@ -116,13 +124,13 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     if ((path.startsWith('/v1/') || path.startsWith('/witness')) && !gateway) {
-      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'no vault configured yet' } }));
+      sendError(res, 503, 'UNAVAILABLE', 'no vault configured yet');
       return;
     }
     if (path.startsWith('/v1/')) return relay(req, res, gateway + path + url.search);
     if (witness && (path === '/witness' || path.startsWith('/witness/'))) return relay(req, res, witness + path.slice('/witness'.length) + url.search);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      sendError(res, 405, 'USAGE', `${req.method ?? ''} is not allowed here; use GET or HEAD`, { allow: 'GET, HEAD' });
       return;
     }
     if (path === '/config.json') {
@@ -132,14 +140,14 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
     const rel = path === '/' ? 'index.html' : decodeURIComponent(path.slice(1));
     const file = normalize(join(root, rel));
     if (!file.startsWith(root.endsWith(sep) ? root : root + sep)) {
-      res.writeHead(404).end();
+      sendError(res, 404, 'USAGE', notFoundMessage(req.method ?? 'GET', path));
       return;
     }
     try {
       const data = await readFile(file);
       res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' }).end(req.method === 'HEAD' ? undefined : data);
     } catch {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      sendError(res, 404, 'USAGE', notFoundMessage(req.method ?? 'GET', path));
     }
   };
   const listen = (server: Server, host: string, port: number) =>
@@ -150,10 +158,10 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
         resolve(typeof a === 'object' && a ? a.port : port);
       });
     });
-  const v4 = createServer((q, s) => void handler(q, s).catch(() => s.headersSent || s.writeHead(500).end()));
+  const v4 = createServer((q, s) => void handler(q, s).catch(() => s.headersSent || sendError(s, 500, 'INTERNAL', 'internal error')));
   const port = await listen(v4, '127.0.0.1', opts.port ?? 0);
   // `localhost` may resolve to ::1 first: answer there too when the machine has IPv6 loopback.
-  const v6 = createServer((q, s) => void handler(q, s).catch(() => s.headersSent || s.writeHead(500).end()));
+  const v6 = createServer((q, s) => void handler(q, s).catch(() => s.headersSent || sendError(s, 500, 'INTERNAL', 'internal error')));
   const hasV6 = await listen(v6, '::1', port).then(
     () => true,
     () => false,
