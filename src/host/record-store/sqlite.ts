@@ -1,7 +1,9 @@
 /**
  * The SQLite engine (better-sqlite3): one file, WAL journal, synchronous=FULL, prepared
  * statements, one IMMEDIATE transaction per apply. `replace` builds a new file beside the store
- * and renames it over the old one only when its root is the expected one.
+ * and renames it over the old one only when its root is the expected one. Tree nodes read or
+ * written are kept in a bounded host-memory cache (`node-cache.ts`), dropped whenever another
+ * connection has committed to the file (SQLite's `data_version`) or the file is replaced.
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -25,6 +27,7 @@ import {
   sameBytes,
   OneReplaceAtATime,
 } from './common.js';
+import { DEFAULT_NODE_CACHE_ENTRIES, NodeCache, type NodeRow } from './node-cache.js';
 import type { OpenRecordStoreOptions, ProvenRead, RecordStore, StoreMeta, StoredRecord } from './types.js';
 
 type Db = Database.Database;
@@ -90,15 +93,22 @@ export class SqliteRecordStore implements RecordStore {
   private closed = false;
   private busy = false;
   private replaceSeq = 0;
+  private readonly nodes: NodeCache;
+  private dataVersion = -1;
 
   private constructor(
     readonly path: string,
     private readonly cacheMiB: number,
-  ) {}
+    nodeCacheEntries: number,
+  ) {
+    this.nodes = new NodeCache(nodeCacheEntries);
+  }
 
   static async open(path: string, opts: OpenRecordStoreOptions = {}): Promise<SqliteRecordStore> {
     if (!path) throw new BkvError('USAGE', 'sqlite record store: a file path is needed (sqlite:<path>)');
-    const s = new SqliteRecordStore(path, opts.cacheMiB ?? 32);
+    const entries = opts.nodeCacheEntries ?? DEFAULT_NODE_CACHE_ENTRIES;
+    if (!Number.isSafeInteger(entries) || entries < 0) throw new BkvError('USAGE', 'sqlite record store: nodeCacheEntries must be a whole number');
+    const s = new SqliteRecordStore(path, opts.cacheMiB ?? 32, entries);
     // Files of a replace that never finished (the process died while loading) are useless.
     const dir = dirname(path);
     if (existsSync(dir)) {
@@ -120,6 +130,26 @@ export class SqliteRecordStore implements RecordStore {
       .prepare('INSERT OR IGNORE INTO meta (one, idx, root, cnt, root_child) VALUES (1, 0, ?, 0, ?)')
       .run(Buffer.from(emptyHash()), Buffer.alloc(0));
     this.st = this.prepare(this.db);
+    this.nodes.clear();
+    this.dataVersion = this.st.dataVersion.get() as number;
+  }
+
+  /** Drops the node cache if another connection committed to the file since we last looked. */
+  private checkDataVersion(): void {
+    const v = this.st.dataVersion.get() as number;
+    if (v !== this.dataVersion) {
+      this.nodes.clear();
+      this.dataVersion = v;
+    }
+  }
+
+  /** A stored node: from the cache, else from the table (and then cached). */
+  private nodeRow(id: Uint8Array): NodeRow | undefined {
+    const hit = this.nodes.get(id);
+    if (hit) return hit;
+    const row = this.st.node.get(buf(id));
+    if (row) this.nodes.set(id, row);
+    return row;
   }
 
   private prepare(db: Db) {
@@ -130,6 +160,7 @@ export class SqliteRecordStore implements RecordStore {
       putRecord: db.prepare('INSERT INTO records (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       putNode: db.prepare('INSERT INTO nodes (id, l, r) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET l = excluded.l, r = excluded.r'),
       setMeta: db.prepare('UPDATE meta SET idx = ?, root = ?, cnt = ?, root_child = ? WHERE one = 1'),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
     };
   }
 
@@ -159,8 +190,9 @@ export class SqliteRecordStore implements RecordStore {
     // A read transaction: one snapshot for the meta, the nodes and the records.
     try {
       return this.db.transaction(() => {
+        this.checkDataVersion();
         const { meta, rootChild } = this.metaRow();
-        const reader = rowReader((id) => this.st.node.get(buf(id)));
+        const reader = rowReader((id) => this.nodeRow(id));
         const reads = keys.map((k) => {
           const row = this.st.record.get(buf(k));
           return provenRead(rootChild, reader, k, row ? plain(row.value) : undefined);
@@ -176,22 +208,31 @@ export class SqliteRecordStore implements RecordStore {
     this.live();
     checkIndex(index);
     checkWrites(writes);
+    const written: [Uint8Array, NodeRow][] = [];
     try {
-      return this.db.transaction(() => {
+      const next = this.db.transaction(() => {
+        this.checkDataVersion();
         const { meta, rootChild } = this.metaRow();
         if (index <= meta.index) throw conflict(index, meta.index);
-        const u = new TreeUpdater(rootChild, rowReader((id) => this.st.node.get(buf(id))));
+        const u = new TreeUpdater(rootChild, rowReader((id) => this.nodeRow(id)));
         for (const w of writes) u.set(w.key, valueHash(w.value));
         const r = u.finish();
         for (const w of lastWrites(writes)) this.st.putRecord.run(buf(w.key), buf(w.value));
         for (const c of r.changed) {
-          this.st.putNode.run(buf(nodeId(c.depth, c.key)), buf(encodeChild(c.node.left)), buf(encodeChild(c.node.right)));
+          const id = nodeId(c.depth, c.key);
+          const row = { l: encodeChild(c.node.left), r: encodeChild(c.node.right) };
+          this.st.putNode.run(buf(id), buf(row.l), buf(row.r));
+          written.push([id, row]);
         }
         const next: StoreMeta = { index, root: r.rootHash, count: meta.count + r.inserted };
         this.st.setMeta.run(index, buf(r.rootHash), next.count, buf(encodeChild(r.root)));
         return next;
       }).immediate();
+      // Committed: the cache follows the file.
+      for (const [id, row] of written) this.nodes.set(id, row);
+      return next;
     } catch (e) {
+      this.nodes.clear();
       throw sqliteError(e, 'apply');
     }
   }

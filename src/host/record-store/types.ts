@@ -62,4 +62,9 @@ export interface OpenRecordStoreOptions {
   poolSize?: number;
   /** SQLite: page cache in MiB (default 32). */
   cacheMiB?: number;
+  /**
+   * SQLite: tree nodes kept in the host's memory cache (default 65,536, about 16 MiB; 0 turns it
+   * off). Bounded whatever the number of records.
+   */
+  nodeCacheEntries?: number;
 }
