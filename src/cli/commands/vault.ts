@@ -60,7 +60,6 @@ export const vaultCommands: CommandModule = (program: Command) => {
     .action(async (o: StartOpts) => {
       if (o.store !== undefined) checkStoreUrl(o.store);
       const out = makeOutput(!!o.json);
-      process.stderr.write(`bkv: warning: ${SINGLE_MEMBER_ROLLBACK_WARNING}\n`); // also with --json: stdout stays one document
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BkvError('USAGE', `invalid --port ${o.port}`);
       const maxLimit = Number(o.maxAttempts);
@@ -96,6 +95,7 @@ export const vaultCommands: CommandModule = (program: Command) => {
         });
         passkeys = { rpId: o.passkeyRpId ?? new URL(origins[0]!).hostname, origins };
       }
+      process.stderr.write(`bkv: warning: ${SINGLE_MEMBER_ROLLBACK_WARNING}\n`); // also with --json: stdout stays one document
       const running = await startVaultServer({
         ...(publication ? { publication } : {}),
         dir: o.dir,
