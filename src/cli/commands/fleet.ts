@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { readFleetConfig } from '../../host/fleet/config.js';
+import { catchUpReason, memberHealth } from '../../host/fleet/health.js';
 import { fetchStatuses } from '../../host/fleet/supervisor.js';
 import { commandGroup, type CommandModule } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -34,7 +35,7 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
       const ref = leaderCommit || maxCommit;
       const rows = config.members.map((m) => {
         const s = statuses.get(m.id) ?? null;
-        const health = s === null ? 'down' : s.learner ? 'learner' : s.leader === null ? 'no leader' : 'ok';
+        const health = memberHealth(s, ref);
         return {
           id: m.id,
           site: m.site,
@@ -44,15 +45,17 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
           leader: s?.leader ?? null,
           commitIndex: s?.commitIndex ?? null,
           lastApplied: s?.lastApplied ?? null,
-          lag: s ? Math.max(0, ref - s.lastApplied) : null,
+          lag: s ? Math.max(0, Math.max(ref, s.leaderCommit ?? 0) - s.lastApplied) : null,
           records: s?.records ?? null,
           store: s?.store
             ? { engine: s.store.engine, location: s.store.location, state: s.store.state, problem: s.store.problem, storeBatch: s.store.storeBatch, coreBatch: s.store.coreBatch, records: s.store.records, repairs: s.store.repairs }
             : null,
           health,
+          catchingUp: health === 'catching up' ? catchUpReason(s!, ref) : null,
         };
       });
       const up = rows.filter((r) => r.health === 'ok').length;
+      const catching = rows.filter((r) => r.health === 'catching up').length;
       const serving = up >= config.quorum;
       if (!serving) ctx.setExitCode(EXIT.UNAVAILABLE);
       if (!o.json) {
@@ -66,10 +69,12 @@ export const fleetCommands: CommandModule = (program: Command, ctx) => {
         ];
         const widths = head.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
         for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
+        for (const r of rows) if (r.catchingUp) process.stdout.write(`member ${r.id} catching up: ${r.catchingUp}\n`);
         for (const r of rows) if (r.store?.problem) process.stdout.write(`member ${r.id} store: ${r.store.problem}\n`);
-        process.stdout.write(`${config.fleetId}: ${up}/${config.members.length} members healthy, quorum ${config.quorum}: ${serving ? 'serving' : 'NOT SERVING'}\n`);
+        const behind = catching > 0 ? `, ${catching} catching up` : '';
+        process.stdout.write(`${config.fleetId}: ${up}/${config.members.length} members healthy${behind}, quorum ${config.quorum}: ${serving ? 'serving' : 'NOT SERVING'}\n`);
       }
-      out.result('', { fleetId: config.fleetId, quorum: config.quorum, serving, members: rows });
+      out.result('', { fleetId: config.fleetId, quorum: config.quorum, healthy: up, catchingUp: catching, serving, members: rows });
     });
 };
 

@@ -27,6 +27,15 @@ interface StartOpts {
   json?: boolean;
 }
 
+/**
+ * Printed (stderr) whenever `bkv vault start` starts: the limit of a single member in the software
+ * backend, whose monotonic counter is a file in the directory the host can restore with the rest.
+ */
+export const SINGLE_MEMBER_ROLLBACK_WARNING =
+  'a single-member vault in the software backend cannot defend against a rollback of its whole directory: ' +
+  'a host that restores an older copy of it (state, counter file and records together) gives back every guess spent since that copy. ' +
+  'Keep the directory where no one can roll it back, or run a fleet on separate hosts or a hardware backend (docs/vault.md, "Rollback of a whole directory").';
+
 /** `bkv vault start`: one vault member and its gateway on loopback. */
 export const vaultCommands: CommandModule = (program: Command) => {
   const vault = program.command('vault').description('run a single-member key vault');
@@ -86,6 +95,7 @@ export const vaultCommands: CommandModule = (program: Command) => {
         });
         passkeys = { rpId: o.passkeyRpId ?? new URL(origins[0]!).hostname, origins };
       }
+      process.stderr.write(`bkv: warning: ${SINGLE_MEMBER_ROLLBACK_WARNING}\n`); // also with --json: stdout stays one document
       const running = await startVaultServer({
         ...(publication ? { publication } : {}),
         dir: o.dir,

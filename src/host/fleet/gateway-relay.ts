@@ -12,6 +12,7 @@
 import { Agent, request } from 'node:http';
 import { BkvError } from '../../shared/errors.js';
 import type { VaultRelay } from '../gateway/server.js';
+import { memberHealth } from './health.js';
 import { ACCOUNT_HEADER, LEADER_HEADER, type MemberStatus } from './member-process.js';
 
 export interface RelayMember {
@@ -110,8 +111,9 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
       const s = JSON.parse(r.body.toString('utf8')) as MemberStatus;
       h.status = s;
-      h.healthy = s.leader !== null && !s.learner;
-      h.error = h.healthy ? undefined : s.learner ? 'learner' : 'no leader';
+      const word = memberHealth(s);
+      h.healthy = word === 'ok';
+      h.error = h.healthy ? undefined : word === 'catching up' && s.catchingUp ? `catching up: ${s.catchingUp}` : word;
       if (h.healthy) h.failures = 0;
       if (s.role === 'leader') believe(h.id, s.term);
       else if (leader?.id === h.id && s.term >= leader.term) leader = null; // it stepped down

@@ -28,6 +28,7 @@ import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey,
 import { PeerTransport } from './peer-transport.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
+import { catchUpReason } from './health.js';
 import { MemberMigration, type MigrationStatus } from '../migration/fleet-member.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
 import { errorBody, installHttpConventions } from '../../node/http-errors.js';
@@ -57,8 +58,10 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   fleetId: string;
   site: string;
   leader: number | null;
-  /** Committed entries not yet applied on this member. */
+  /** Entries this member is behind the highest commit index a leader told it (`leaderCommit − lastApplied`). */
   lag: number;
+  /** Why this member is not in step yet (its log behind the leader's, its record store with a gap or being repaired), or null. */
+  catchingUp: string | null;
   records: number;
   /** The member's record store: engine, where it is (no credentials), whether it is in step with the core, repairs. */
   store: MemberRecordsStatus & { location: string };
@@ -141,7 +144,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const roleCode = { follower: 0, precandidate: 1, candidate: 2, leader: 3 } as const;
   new Gauge({
     name: 'bkv_member_raft',
-    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, last applied, learner, elections started, records, last batch in the record store and in the core, store repairs',
+    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, highest commit index a leader told it, last applied, learner, catching up (1: behind the leader or its record store not in step), elections started, records, last batch in the record store and in the core, store repairs',
     labelNames: ['field'] as const,
     registers: [registry],
     collect() {
@@ -149,8 +152,10 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       this.set({ field: 'role' }, roleCode[s.role]);
       this.set({ field: 'term' }, s.term);
       this.set({ field: 'commit_index' }, s.commitIndex);
+      this.set({ field: 'leader_commit' }, s.leaderCommit);
       this.set({ field: 'last_applied' }, s.lastApplied);
       this.set({ field: 'learner' }, s.learner ? 1 : 0);
+      this.set({ field: 'catching_up' }, catchUpReason({ ...s, store: records.status() }) === null ? 0 : 1);
       this.set({ field: 'elections' }, node.stats.elections);
       this.set({ field: 'records' }, stateMachine.count);
       this.set({ field: 'store_batch' }, records.status().storeBatch);
@@ -276,14 +281,16 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
 
   const status = (): MemberStatus => {
     const { leaderId, ...s } = node.status();
+    const store = { ...records.status(), location: storeLocation };
     return {
       ...s,
       fleetId: config.fleetId,
       site: me.site,
       leader: leaderId,
-      lag: s.commitIndex - s.lastApplied,
+      lag: Math.max(0, s.leaderCommit - s.lastApplied),
+      catchingUp: catchUpReason({ ...s, store }),
       records: stateMachine.count,
-      store: { ...records.status(), location: storeLocation },
+      store,
       core: { ...vaultCore.stats },
       trusted: { root: Buffer.from(stateMachine.root).toString('hex'), batch: stateMachine.lastBatchIndex, snapshotBytes: stateMachine.snapshot().length },
       migration: migration?.status() ?? null,

@@ -16,7 +16,7 @@ import type { HmacSha256, Identity } from './auth.js';
 import { ConsensusDecodeError } from './codec.js';
 import type { MonotonicCounter } from './counter.js';
 import { RaftLog } from './log.js';
-import { ProgressTracker } from './progress.js';
+import { ProgressTracker, type PeerProgress } from './progress.js';
 import { newDurability, type Durability } from './durability.js';
 import { newReadIndexState, type PendingRead, type ReadIndexState } from './read-index.js';
 import { MsgType, decodeBody, encodeBody } from './messages.js';
@@ -94,6 +94,8 @@ export class RaftNode {
   private role: Role = 'follower';
   private leaderId: MemberId | null = null;
   private commitIndex = 0;
+  /** The highest commit index a leader has told this member (how far behind it is, for status). */
+  private leaderCommit = 0;
   private lastApplied = 0;
   /** Bytes of the entries applied since the snapshot (for the compaction policy). */
   private appliedBytes = 0;
@@ -219,7 +221,8 @@ export class RaftNode {
   status(): NodeStatus {
     return {
       id: this.id, role: this.role, term: this.term, learner: this.learner, leaderId: this.leaderId,
-      commitIndex: this.commitIndex, lastApplied: this.lastApplied, lastIndex: this.log.lastIndex,
+      commitIndex: this.commitIndex, leaderCommit: this.role === 'leader' ? this.commitIndex : Math.max(this.leaderCommit, this.commitIndex),
+      lastApplied: this.lastApplied, lastIndex: this.log.lastIndex,
       snapshotIndex: this.log.snapshot.index, bootNote: this.bootNote,
     };
   }
@@ -376,9 +379,7 @@ export class RaftNode {
       const pr = this.progress.of(p);
       const match = pr.match;
       if (match !== undefined && match < this.log.lastIndex) {
-        const sentAt = pr.snapshotSentAt;
-        const installing = match < this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax;
-        if (!installing) pr.next = match + 1;
+        if (!(match < this.log.snapshot.index && this.installing(pr))) pr.next = match + 1;
       }
       this.sendAppend(p);
     }
@@ -505,8 +506,7 @@ export class RaftNode {
   private sendAppend(p: MemberId): void {
     const pr = this.progress.of(p);
     let next = pr.next ?? this.log.lastIndex + 1;
-    const sentAt = pr.snapshotSentAt;
-    if (next <= this.log.snapshot.index && sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax) {
+    if (next <= this.log.snapshot.index && this.installing(pr)) {
       // The peer was sent the snapshot moments ago and is still installing it (or it was lost and
       // will be resent later): an empty append at the snapshot keeps the leader's authority.
       next = this.log.snapshot.index + 1;
@@ -535,6 +535,12 @@ export class RaftNode {
     pr.next = next + entries.length;
   }
 
+  /** The peer was sent the snapshot moments ago: give it time to install before resending. */
+  private installing(pr: PeerProgress): boolean {
+    const sentAt = pr.snapshotSentAt;
+    return sentAt !== undefined && this.now - sentAt < SNAPSHOT_RETRY_TIMEOUTS * this.cfg.electionTimeoutMax;
+  }
+
   private onAppendResp(from: MemberId, m: AppendRespMsg): void {
     if (m.term > this.term) return this.becomeFollower(m.term, null);
     if (this.role !== 'leader' || m.term !== this.term) return;
@@ -542,8 +548,14 @@ export class RaftNode {
     pr.ackAt = this.now;
     pr.voter = m.voter;
     if (m.voter) pr.ackedSeq = Math.max(pr.ackedSeq ?? 0, m.readSeq);
-    if (!m.voter && !m.success && m.match < (pr.match ?? 0)) {
-      pr.match = m.match; // a learner that lost its state: replicate from scratch
+    if (!m.success && m.match < (pr.match ?? 0)) {
+      // The peer's log ends below what it acknowledged in this term: it lost its state (a learner
+      // after a detected rollback, or a voter whose whole directory, counter included, was rolled
+      // back or deleted: undetectable in the software backend), or this is an answer overtaken by
+      // a later one. Either way what it holds is no longer known: forget its match (it no longer
+      // counts toward a commit until it acknowledges again) and probe from where its log ends.
+      // Its hint is not a match: the entries below it may differ from the leader's.
+      pr.match = undefined;
     }
     const match = pr.match ?? 0;
     const next = pr.next ?? this.log.lastIndex + 1;
@@ -556,7 +568,8 @@ export class RaftNode {
       if ((pr.next ?? 0) <= this.log.lastIndex) this.sendAppend(from);
     } else {
       pr.next = Math.max(match + 1, Math.min(next - 1, m.match + 1));
-      this.sendAppend(from);
+      // A peer still installing the snapshot it was sent hears again at the next heartbeat.
+      if (!(pr.next <= this.log.snapshot.index && this.installing(pr))) this.sendAppend(from);
     }
     this.confirmReads();
   }
@@ -609,6 +622,7 @@ export class RaftNode {
       this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: 0, readSeq: m.readSeq, voter: !this.learner }, false);
       return;
     }
+    this.leaderCommit = Math.max(this.leaderCommit, m.commit);
     const snapIdx = this.log.snapshot.index;
     if (m.prevIndex >= snapIdx && this.log.termAt(m.prevIndex) !== m.prevTerm) {
       const hint = Math.min(m.prevIndex - 1, this.log.lastIndex);
@@ -636,6 +650,7 @@ export class RaftNode {
       this.send(from, { t: MsgType.AppendResp, term: this.term, success: false, match: 0, readSeq: m.readSeq, voter: !this.learner }, false);
       return;
     }
+    this.leaderCommit = Math.max(this.leaderCommit, m.index);
     if (m.index > this.commitIndex) {
       if (!this.log.install({ index: m.index, term: m.snapTerm, data: m.data })) this.dropDiskFrom(m.index + 1);
       this.dur.snapshotDirty = true;

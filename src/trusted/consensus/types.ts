@@ -92,6 +92,12 @@ export interface NodeStatus {
   learner: boolean;
   leaderId: MemberId | null;
   commitIndex: number;
+  /**
+   * The highest commit index a leader has told this member (on the leader, its own commit index).
+   * `leaderCommit - lastApplied` is how far behind it is: a member that lost its state, or came
+   * back from an older copy of it, learns this from the first AppendEntries, even one it rejects.
+   */
+  leaderCommit: number;
   lastApplied: number;
   lastIndex: number;
   snapshotIndex: number;
