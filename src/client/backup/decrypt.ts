@@ -1,5 +1,5 @@
 import { BkvError } from '../../shared/errors.js';
-import { assertBackupKey, keyFingerprint } from '../keys/backup-key.js';
+import { assertBackupKey, formatKeyId, keyFingerprint } from '../keys/backup-key.js';
 import type { ChunkCipher, ChunkCipherFactory } from './cipher.js';
 import { ByteReader } from './byte-reader.js';
 import { HEADER_BYTES, TAG_BYTES, decodeHeader, type BackupHeader } from './header.js';
@@ -42,7 +42,9 @@ export async function checkBackupKey(
       throw new BkvError('TAMPERED', 'backup header was altered: key fingerprint does not match the data');
     }
   }
-  throw new BkvError('WRONG_KEY', 'wrong key: this backup was made with a different backup key');
+  const wanted = formatKeyId(headerBytes.slice(16, 32));
+  const given = formatKeyId(ourFingerprint);
+  throw new BkvError('WRONG_KEY', `wrong key: this backup was made with key id ${wanted}, and the key given has key id ${given}`, { keyId: wanted, givenKeyId: given });
 }
 
 /**
