@@ -155,3 +155,15 @@ describe('bkv backup verify', () => {
     expect(bkv(['backup', 'verify', 'hello.bkv', '--key-file', 'k.key', '--password']).code).toBe(EXIT.USAGE);
   });
 });
+
+describe('the key id, as docs/formats/backup.md spells it out', () => {
+  it('is HMAC-SHA256(HMAC-SHA256(32 zero bytes, K), info ‖ 0x01) cut to 16 bytes, the header bytes 16–31', async () => {
+    const { createHmac } = await import('node:crypto');
+    const { formatKeyId, keyFingerprint } = await import('../../src/client/keys/backup-key.js');
+    const k = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+    const prk = createHmac('sha256', Buffer.alloc(32)).update(k).digest();
+    const okm = createHmac('sha256', prk).update(Buffer.concat([Buffer.from('bkv key fingerprint v1', 'ascii'), Buffer.of(1)])).digest();
+    expect(okm.subarray(0, 16).toString('hex')).toBe(HELLO.slice(32, 64));
+    expect(formatKeyId(keyFingerprint(k))).toBe('843a09137b38732f5343ec5d93a14b9d');
+  });
+});
