@@ -1,4 +1,5 @@
 import { backupCommands } from './commands/backup.js';
+import { backupCheckCommands } from './commands/backup-check.js';
 import { keyCommands } from './commands/key.js';
 import { runProgram } from './program.js';
 
@@ -12,5 +13,5 @@ export { prestartFor } from '../node/worker-pool.js';
  */
 export async function main(argv: string[]): Promise<number> {
   const group = argv.slice(2).find((a) => !a.startsWith('-'));
-  return runProgram(argv, [group === 'key' ? keyCommands : backupCommands]);
+  return runProgram(argv, group === 'key' ? [keyCommands] : [backupCommands, backupCheckCommands]);
 }

@@ -3,7 +3,7 @@
  * no `node:` imports anywhere under src/client/ (a test bundles this file for the browser).
  */
 export { BkvError, isBkvError, type ErrorCode } from '../shared/errors.js';
-export { BACKUP_KEY_BYTES, generateBackupKey, keyFingerprint } from './keys/backup-key.js';
+export { BACKUP_KEY_BYTES, formatKeyId, generateBackupKey, keyFingerprint } from './keys/backup-key.js';
 export {
   decodeRecoveryKey,
   encodeRecoveryKey,
@@ -24,16 +24,19 @@ export {
   type BackupHeader,
   type PayloadKind,
 } from './backup/header.js';
+export { backupLayout, type BackupLayout } from './backup/layout.js';
 export { encryptBackup, type EncryptOptions } from './backup/encrypt.js';
 export { openBackup, type DecryptOptions, type OpenedBackup } from './backup/decrypt.js';
 export * from './fleet/index.js';
 export { readableChunks } from './backup/streams.js';
 export { readTar, writeTar, safeTarPath, type TarEntry, type TarFileInput } from './backup/tar.js';
 // The vault SDK: password escrow (OPAQUE), passkey escrow, transports and fleet keys over the air.
-export { VaultClient, DEFAULT_CLIENT_KSF, type TrustedFleetKeys, type VaultClientOptions, type PreparedRecovery } from './sdk/vault-client.js';
+export {
+  VaultClient, DEFAULT_CLIENT_KSF, type BackupKeyResult, type PreparedRecovery, type RecoverOptions, type TrustedFleetKeys, type VaultClientOptions,
+} from './sdk/vault-client.js';
 export { httpTransport, type HttpTransportOptions, type VaultTransport } from './sdk/transport.js';
 export { gatewayBundleFetcher, overTheAirFleet } from './sdk/fleet-source.js';
-export { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './sdk/errors.js';
+export { FleetKeyMismatchError, KeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './sdk/errors.js';
 export { PasskeyVaultClient, type PasskeyAssertion, type PasskeyVaultClientOptions } from './sdk/passkey-client.js';
 export { PASSKEY_PRF_INPUT, passkeyWrappingKey, unwrapWithPasskey, wrapWithPasskey } from './keys/passkey-wrap.js';
 export { MemoryCheckpointStore, type CheckpointStore } from './fleet/store.js';

@@ -66,10 +66,16 @@ export class VaultWorkload {
     }
     const user = `user-${rng.int(0, this.users - 1)}`;
     const r = rng.float();
+    // Key ids (two of them, or none) come from the clock, not the PRNG, so seeds replay as before:
+    // records of both formats, and attempts that name the record's key id, another one or none.
     if (r < 0.15) {
-      return { type: 'register', ts, user, opaqueRecord: rng.bytes(rng.int(16, 96)), wrappedKey: rng.bytes(60), ksf: KSF, limit: rng.int(1, 4) };
+      const cmd: Command = { type: 'register', ts, user, opaqueRecord: rng.bytes(rng.int(16, 96)), wrappedKey: rng.bytes(60), ksf: KSF, limit: rng.int(1, 4) };
+      return ts % 3 === 0 ? cmd : { ...cmd, keyId: simKeyId(ts) };
     }
-    if (r < 0.95) return { type: 'attempt', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES) };
+    if (r < 0.95) {
+      const cmd: Command = { type: 'attempt', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES) };
+      return ts % 5 === 0 ? { ...cmd, keyId: simKeyId(ts >> 3) } : cmd;
+    }
     // A finish for an attempt that never existed (a confused or malicious client): must be stale.
     return { type: 'finish', ts, user, attemptId: rng.bytes(ATTEMPT_ID_BYTES), success: true, erase: false };
   }
@@ -80,7 +86,7 @@ export class VaultWorkload {
     if (!this.proposals.has(k)) this.proposals.set(k, commands);
   }
 
-  /** A client got `result` for `cmd`. */
+  /** A client got `result` for `cmd` (a `key-mismatch` attempt is not a grant: it spent no guess). */
   observe(cmd: Command, result: CommandResult): void {
     this.seen.push({ cmd, result });
     if (cmd.type === 'attempt' && result.kind === 'attempt' && result.r.status === 'granted') {
@@ -90,10 +96,11 @@ export class VaultWorkload {
   }
 
   /** What clients saw, by result status (for tests and reports). */
-  summary(): { granted: number; recovered: number; wrongPassword: number; locked: number; destroyed: number; erased: number; stale: number } {
-    const s = { granted: 0, recovered: 0, wrongPassword: 0, locked: 0, destroyed: 0, erased: 0, stale: 0 };
+  summary(): { granted: number; keyMismatch: number; recovered: number; wrongPassword: number; locked: number; destroyed: number; erased: number; stale: number } {
+    const s = { granted: 0, keyMismatch: 0, recovered: 0, wrongPassword: 0, locked: 0, destroyed: 0, erased: 0, stale: 0 };
     for (const { result: res } of this.seen) {
       if (res.kind === 'attempt' && res.r.status === 'granted') s.granted++;
+      else if (res.kind === 'attempt' && res.r.status === 'key-mismatch') s.keyMismatch++;
       else if (res.kind === 'attempt' && res.r.status === 'locked') s.locked++;
       else if (res.kind === 'finish') {
         if (res.r.status === 'recovered') s.recovered++;
@@ -219,4 +226,9 @@ function unhex(s: string): Uint8Array {
   const b = new Uint8Array(s.length / 2);
   for (let i = 0; i < b.length; i++) b[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
   return b;
+}
+
+/** One of two 16-byte key ids, picked by `n`. */
+function simKeyId(n: number): Uint8Array {
+  return new Uint8Array(16).fill(n % 2 === 0 ? 0xa1 : 0xb2);
 }

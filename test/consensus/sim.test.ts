@@ -35,7 +35,7 @@ describe('deterministic simulator', () => {
     expect(failures).toEqual([]);
   });
 
-  it('the vault workload exercises grants, recoveries, wrong passwords and lockouts', async () => {
+  it('the vault workload exercises grants, key mismatches, recoveries, wrong passwords and lockouts', async () => {
     const w = new VaultWorkload();
     const r = await runSimulation({ seed: 8, ops: 300, workload: w });
     expect(r.ok).toBe(true);
@@ -44,6 +44,7 @@ describe('deterministic simulator', () => {
     expect(seen.recovered).toBeGreaterThan(2);
     expect(seen.wrongPassword).toBeGreaterThan(2);
     expect(seen.locked + seen.destroyed).toBeGreaterThan(0);
+    expect(seen.keyMismatch).toBeGreaterThan(0); // answered without a guess, and replayed from the log like the rest
   });
 
   it('is deterministic: the same seed gives the same run', async () => {

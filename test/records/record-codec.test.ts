@@ -19,6 +19,21 @@ describe('vault records', () => {
     expect(decodeRecord(encodeRecord({ status: 'erased', version: 2 }))).toEqual({ status: 'erased', version: 2 });
   });
 
+  it('round-trip a live record with a key id as format 2, and keep records without one byte-identical to format 1', () => {
+    const withId: LiveRecord = { ...live, keyId: new Uint8Array(16).fill(0xab) };
+    const bytes = encodeRecord(withId);
+    expect(bytes[0]).toBe(2);
+    expect(bytes.length).toBe(encodeRecord(live).length + 16);
+    expect(bytes.subarray(-16)).toEqual(withId.keyId);
+    expect(decodeRecord(bytes)).toEqual(withId);
+    expect(encodeRecord(live)[0]).toBe(1);
+    expect(decodeRecord(encodeRecord(live))).not.toHaveProperty('keyId');
+    // A key id is 16 bytes, and only a live record has one.
+    expect(() => decodeRecord(bytes.slice(0, -1))).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
+    const tomb = encodeRecord({ status: 'destroyed', version: 9 });
+    expect(() => decodeRecord(Uint8Array.of(2, ...tomb.slice(1)))).toThrow(/only a live vault record carries a key id/);
+  });
+
   it('refuse malformed records', () => {
     const bytes = encodeRecord(live);
     for (const bad of [bytes.slice(0, -1), Uint8Array.of(...bytes, 0), Uint8Array.of(2, ...bytes.slice(1)), Uint8Array.of(1, 7, ...bytes.slice(2))]) {
@@ -92,5 +107,23 @@ describe('vault commands on one record', () => {
     runCommand(rec, finish(1, true));
     expect(encodeRecord(rec)).toEqual(before);
     expect(isBkvError(new Error('x'))).toBe(false);
+  });
+
+  it('keep the registered key id, and answer an attempt for another key id as key-mismatch without spending a guess', () => {
+    const id = new Uint8Array(16).fill(1);
+    const other = new Uint8Array(16).fill(2);
+    const rec = runCommand(undefined, { ...reg, keyId: id }).next! as LiveRecord;
+    expect(rec.keyId).toEqual(id);
+    const mismatch = runCommand(rec, { ...attempt(1), keyId: other });
+    expect(mismatch.result).toEqual({ kind: 'attempt', r: { status: 'key-mismatch', attemptsRemaining: 2, limit: 2, keyId: id } });
+    expect(mismatch.next).toBeUndefined();
+    // The same key id, or none, is an ordinary attempt that costs a guess.
+    expect(runCommand(rec, { ...attempt(1), keyId: id }).result).toMatchObject({ r: { status: 'granted', attemptsRemaining: 1 } });
+    expect(runCommand(rec, attempt(1)).result).toMatchObject({ r: { status: 'granted', attemptsRemaining: 1 } });
+    // A record registered without a key id cannot tell: the attempt goes ahead (the client compares after recovery).
+    const old = runCommand(undefined, reg).next!;
+    expect(runCommand(old, { ...attempt(1), keyId: other }).result).toMatchObject({ r: { status: 'granted' } });
+    // Registering again without a key id drops the old one.
+    expect(runCommand(rec, reg).next).not.toHaveProperty('keyId');
   });
 });

@@ -40,7 +40,7 @@ describe('bkv backup with a password escrowed in the vault', () => {
   it('backs up, then restores on a device with no state, reporting attempts after a wrong password', () => {
     const c = bkv(['backup', 'create', 'chats', '-o', 'chats.bkv', '--password-file', 'pw', '--json']);
     expect(c.code).toBe(0);
-    expect(JSON.parse(c.stdout).escrow).toEqual({ account: 'cli-user', attemptsRemaining: 10 });
+    expect(JSON.parse(c.stdout).escrow).toMatchObject({ account: 'cli-user', key: 'registered', attemptsRemaining: 10 });
 
     const wrong = bkv(['backup', 'restore', 'chats.bkv', '-o', 'out-bad', '--password-file', 'bad']);
     expect(wrong.code).toBe(3);

@@ -7,10 +7,12 @@ import { createBackupFile, inputKind, restoreBackupFile } from '../../node/backu
 import { directorySize } from '../../node/dir-size.js';
 import { regularFileSize } from '../../node/file-source.js';
 import { keyFileExists, readKeyFile, writeKeyFile } from '../../node/key-file.js';
-import type { CommandModule } from '../context.js';
+import { commandGroup, type CommandModule } from '../context.js';
 import { readExistingKey } from '../key-input.js';
 import { makeOutput, type Output } from '../output.js';
-import { readPassword, wantsPassword, type PasswordOptions } from '../password-input.js';
+import { wantsPassword, type PasswordOptions } from '../password-input.js';
+import { keyForPasswordBackup, recoverKeyForBackup, reportEscrow, type EscrowInfo } from '../backup-vault-key.js';
+import { inspectBackupFile } from '../../node/backup-inspect.js';
 import { addVaultOptions, type VaultOptions } from '../vault-flags.js';
 import { makeProgress } from '../progress.js';
 
@@ -22,6 +24,7 @@ interface CreateOpts extends PasswordOptions, VaultOptions {
   chunkSize?: string;
   force?: boolean;
   json?: boolean;
+  replaceEscrowedKey?: boolean;
 }
 
 interface RestoreOpts extends PasswordOptions, VaultOptions {
@@ -44,14 +47,15 @@ export function parseChunkSize(text: string): number {
 }
 
 /** Picks the key for a new backup and says whether it is new (and so must be shown or saved). */
-async function keyForCreate(o: CreateOpts): Promise<{ key: Uint8Array; fresh: boolean }> {
+async function keyForCreate(o: CreateOpts, out: Output): Promise<{ key: Uint8Array; fresh: boolean; escrow?: EscrowInfo }> {
+  if (o.replaceEscrowedKey && !wantsPassword(o)) throw new BkvError('USAGE', '--replace-escrowed-key goes with --password or --password-file');
   const ways = [o.recoveryKey, o.recoveryKeyStdin, o.keyFile, wantsPassword(o)].filter(Boolean).length;
   if (ways === 0) {
     throw new BkvError('USAGE', 'choose a key: --recovery-key (new key, printed), --key-file F, --recovery-key-stdin, or --password (escrowed in the vault)');
   }
   if (wantsPassword(o)) {
-    if (ways > 1) throw new BkvError('USAGE', '--password escrows a new key in the vault; it cannot be combined with another key option');
-    return { key: generateBackupKey(), fresh: true };
+    if (ways > 1) throw new BkvError('USAGE', '--password keeps the key in the vault; it cannot be combined with another key option');
+    return { ...(await keyForPasswordBackup(o, out)), fresh: false };
   }
   if (o.recoveryKey && o.recoveryKeyStdin) throw new BkvError('USAGE', '--recovery-key makes a new key; it cannot be combined with --recovery-key-stdin');
   if (o.recoveryKey) return { key: generateBackupKey(), fresh: true };
@@ -64,11 +68,9 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   const out = makeOutput(!!o.json);
   const chunkSize = o.chunkSize ? parseChunkSize(o.chunkSize) : undefined;
   const kind = await inputKind(input);
-  const { key, fresh } = await keyForCreate(o);
+  const { key, fresh, escrow } = await keyForCreate(o, out);
   // Save a new key before any backup exists, so a backup never outlives its only key.
   if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
-  let escrow: { account: string; attemptsRemaining: number } | null = null;
-  if (wantsPassword(o)) escrow = await escrowKey(o, key, out);
   const showProgress = !out.json && process.stderr.isTTY;
   const total = !showProgress ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
   const progress = await makeProgress('Encrypting', total, out.json);
@@ -86,7 +88,7 @@ async function create(input: string, o: CreateOpts): Promise<void> {
     data.keyFile = o.keyFile;
   }
   if (escrow) {
-    out.info(`K is escrowed in the vault for account ${escrow.account}: restore with --password; ${escrow.attemptsRemaining} wrong guesses allowed.`);
+    reportEscrow(escrow, out);
     data.escrow = escrow;
   }
   if (fresh && o.recoveryKey) {
@@ -99,32 +101,14 @@ async function create(input: string, o: CreateOpts): Promise<void> {
   }
 }
 
-/** Registers K in the vault under a password (OPAQUE; the password never leaves this machine). */
-async function escrowKey(o: CreateOpts, key: Uint8Array, out: Output): Promise<{ account: string; attemptsRemaining: number }> {
-  const password = await readPassword(o, true);
-  const { vaultClientFromOptions, ksfFromOptions } = await import('../vault-options.js');
-  const client = await vaultClientFromOptions(o, ksfFromOptions(o));
-  out.info(`Escrowing the backup key in the vault as ${client.account} (OPAQUE; Argon2id runs here)...`);
-  const { attemptsRemaining } = await client.registerKey(password, key);
-  return { account: client.account, attemptsRemaining };
-}
-
-/** Recovers K from the vault with a password, on a device that holds nothing else. */
-async function recoverKey(o: RestoreOpts, out: Output): Promise<Uint8Array> {
-  const password = await readPassword(o, false);
-  const { vaultClientFromOptions } = await import('../vault-options.js');
-  const client = await vaultClientFromOptions(o);
-  out.info(`Recovering the backup key from the vault as ${client.account}...`);
-  return client.recoverKey(password);
-}
-
 async function restore(input: string, o: RestoreOpts): Promise<void> {
   const out = makeOutput(!!o.json);
   const total = await regularFileSize(input);
   if (wantsPassword(o) && (o.keyFile || o.recoveryKeyStdin)) {
     throw new BkvError('USAGE', 'give either a key (--key-file, --recovery-key-stdin) or --password, not both');
   }
-  const key = wantsPassword(o) ? await recoverKey(o, out) : await readExistingKey(o);
+  // With a password, the header is read first: its key id tells the vault which key is wanted.
+  const key = wantsPassword(o) ? await recoverKeyForBackup(o, out, (await inspectBackupFile(input)).header.fingerprint) : await readExistingKey(o);
   const progress = await makeProgress('Decrypting', total, out.json);
   let result;
   try {
@@ -137,9 +121,9 @@ async function restore(input: string, o: RestoreOpts): Promise<void> {
   out.result('', { output: o.output, kind: result.kind, bytes: result.bytes });
 }
 
-/** `bkv backup create|restore`: encrypted backups of a file or directory. */
+/** `bkv backup create|restore`: encrypted backups of a file or directory (inspect, verify: backup-check.ts). */
 export const backupCommands: CommandModule = (program: Command) => {
-  const backup = program.command('backup').description('create and restore encrypted backups');
+  const backup = commandGroup(program, 'backup', 'create, restore, inspect and verify encrypted backups');
   const create_ = backup
     .command('create')
     .description('encrypt a file or a directory into a backup file')
@@ -148,8 +132,9 @@ export const backupCommands: CommandModule = (program: Command) => {
     .option('--recovery-key', 'make a new backup key and print it as a recovery key')
     .option('--key-file <file>', 'use the recovery key in this file; if it does not exist, make a new key and save it there')
     .option('--recovery-key-stdin', 'read an existing recovery key from standard input')
-    .option('--password', 'make a new key and escrow it in the vault under a password (asked on a terminal, else read from stdin)')
+    .option('--password', 'use the key escrowed in the vault under a password, or escrow a new one if the account has none (asked on a terminal, else read from stdin)')
     .option('--password-file <file>', 'like --password, reading the password from the first line of a file')
+    .option('--replace-escrowed-key', 'with --password: escrow a new key over the one the account has (older backups then no longer restore with --password)')
     .option('--chunk-size <size>', 'plaintext bytes per chunk, a power of two from 4K to 16M (default 1M)')
     .option('--force', 'overwrite an existing output (and key file)')
     .option('--json', 'print the result as JSON')

@@ -5,7 +5,7 @@ import type { CommandModule } from '../context.js';
  * the common commands start fast and small; `bkv --help` loads them all. Add a line to add a group.
  */
 const groups: Record<string, () => Promise<CommandModule[]>> = {
-  backup: async () => [(await import('./backup.js')).backupCommands],
+  backup: async () => [(await import('./backup.js')).backupCommands, (await import('./backup-check.js')).backupCheckCommands],
   key: async () => [(await import('./key.js')).keyCommands],
   vault: async () => [(await import('./vault.js')).vaultCommands],
   demo: async () => [(await import('./demo.js')).demoCommand],

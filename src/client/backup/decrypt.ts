@@ -1,5 +1,5 @@
 import { BkvError } from '../../shared/errors.js';
-import { assertBackupKey, keyFingerprint } from '../keys/backup-key.js';
+import { assertBackupKey, formatKeyId, keyFingerprint } from '../keys/backup-key.js';
 import type { ChunkCipher, ChunkCipherFactory } from './cipher.js';
 import { ByteReader } from './byte-reader.js';
 import { HEADER_BYTES, TAG_BYTES, decodeHeader, type BackupHeader } from './header.js';
@@ -35,14 +35,17 @@ export async function checkBackupKey(
 ): Promise<void> {
   const ourFingerprint = keyFingerprint(key);
   if (equalBytes(ourFingerprint, headerBytes.subarray(16, 32))) return;
-  const fixed = headerBytes.slice();
+  // A copy (a Buffer's slice() would be a view, and set() would then alter the header itself).
+  const fixed = new Uint8Array(headerBytes);
   fixed.set(ourFingerprint, 16);
   for (const last of [true, false]) {
     if (first.length >= TAG_BYTES && (await cipher.open(chunkNonce(noncePrefix, 0, last), first, fixed))) {
       throw new BkvError('TAMPERED', 'backup header was altered: key fingerprint does not match the data');
     }
   }
-  throw new BkvError('WRONG_KEY', 'wrong key: this backup was made with a different backup key');
+  const wanted = formatKeyId(headerBytes.subarray(16, 32));
+  const given = formatKeyId(ourFingerprint);
+  throw new BkvError('WRONG_KEY', `wrong key: this backup was made with key id ${wanted}, and the key given has key id ${given}`, { keyId: wanted, givenKeyId: given });
 }
 
 /**
@@ -85,7 +88,7 @@ export async function openBackup(source: AsyncIterable<Uint8Array>, options: Dec
   assertBackupKey(options.key);
   const reader = new ByteReader(source);
   try {
-    const headerBytes = (await reader.read(HEADER_BYTES)).slice();
+    const headerBytes = new Uint8Array(await reader.read(HEADER_BYTES)); // a copy, even of a Buffer
     const header = decodeHeader(headerBytes);
     const { payloadKey, noncePrefix } = derivePayloadKeys(options.key, header.salt);
     const cipher = await (options.cipher ?? webCryptoAesGcm)(payloadKey);

@@ -82,7 +82,8 @@ export function decodeHeader(bytes: Uint8Array): BackupHeader {
     version,
     kind,
     chunkSize,
-    fingerprint: bytes.slice(16, 32),
-    salt: bytes.slice(32, 64),
+    // Copies (`new Uint8Array`), also when `bytes` is a Buffer, whose slice() is a view.
+    fingerprint: new Uint8Array(bytes.subarray(16, 32)),
+    salt: new Uint8Array(bytes.subarray(32, 64)),
   };
 }

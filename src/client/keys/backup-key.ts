@@ -1,5 +1,6 @@
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { BkvError } from '../../shared/errors.js';
 
 /** Length in bytes of a backup key K. */
@@ -28,4 +29,12 @@ export function assertBackupKey(key: Uint8Array): void {
 export function keyFingerprint(key: Uint8Array): Uint8Array {
   assertBackupKey(key);
   return hkdf(sha256, key, undefined, FINGERPRINT_INFO, FINGERPRINT_BYTES);
+}
+
+/**
+ * How a key id (the 16-byte key fingerprint, stored in every backup header and beside an escrowed
+ * key in the vault) is shown to people and in JSON: 32 lower-case hex digits.
+ */
+export function formatKeyId(id: Uint8Array): string {
+  return bytesToHex(id);
 }

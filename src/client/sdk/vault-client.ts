@@ -12,7 +12,8 @@ import {
   type VaultRequest,
   type VaultResponse,
 } from '../../shared/protocol/messages.js';
-import { FleetKeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './errors.js';
+import { FleetKeyMismatchError, KeyMismatchError, LockedError, NotRegisteredError, WrongPasswordError } from './errors.js';
+import { FINGERPRINT_BYTES, generateBackupKey, keyFingerprint } from '../keys/backup-key.js';
 import type { VaultTransport } from './transport.js';
 import { equalBytes } from '../../shared/bytes.js';
 
@@ -38,9 +39,19 @@ export interface VaultClientOptions {
   channelPrimitives?: ChannelPrimitives;
 }
 
+/** What a recovery asks for. */
+export interface RecoverOptions {
+  /**
+   * The key id (16 bytes, `keyFingerprint(K)`; a backup header's key id) of the key wanted. When the
+   * vault holds a key with another id, `recoverKey` throws `KeyMismatchError` and no guess is spent.
+   */
+  keyId?: Uint8Array;
+}
+
 /** A recovery start computed ahead of time (`VaultClient.prepareRecovery`); single use. */
 export interface PreparedRecovery {
   readonly password: string;
+  readonly keyId?: Uint8Array;
   readonly clientLoginState: string;
   readonly req: VaultRequest;
   readonly envelope: Uint8Array;
@@ -53,6 +64,16 @@ export interface PreparedRecovery {
 export const DEFAULT_CLIENT_KSF: KsfParams = { memory: 65536, iterations: 3, parallelism: 4 };
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+
+/** The key for a new backup made with a password (`VaultClient.keyForNewBackup`). */
+export interface BackupKeyResult {
+  key: Uint8Array;
+  /** `reused`: the key already escrowed for the account; `registered`: a new key was escrowed. */
+  escrow: 'reused' | 'registered';
+  attemptsRemaining: number;
+}
+
+const isPrepared = (o: PreparedRecovery | RecoverOptions): o is PreparedRecovery => 'req' in o;
 
 /**
  * The key-stretching setting handed to @serenity-kit/opaque: Argon2id (v1.3) over the 64-byte OPRF
@@ -97,7 +118,11 @@ export class VaultClient {
     }
   }
 
-  /** Escrows K under `password`. Replaces any earlier record for this account. */
+  /**
+   * Escrows K under `password`, with K's key id beside it (so a recovery for another key spends no
+   * guess). Replaces any earlier record for this account: backups made with the earlier key can no
+   * longer be restored through the vault. `keyForNewBackup` reuses an escrowed key instead.
+   */
   async registerKey(password: string, k: Uint8Array): Promise<{ attemptsRemaining: number }> {
     if (k.length !== 32) throw new BkvError('USAGE', 'the backup key must be 32 bytes');
     await opaque.ready;
@@ -126,15 +151,41 @@ export class VaultClient {
       wrappedKey: toB64(wrapped),
       ksf,
       limit: this.opts.attemptLimit ?? 10,
+      keyId: toB64(keyFingerprint(k)),
     });
     if (r2.op !== 'register-finish') throw new BkvError('MALFORMED', 'unexpected reply');
     return { attemptsRemaining: r2.attemptsRemaining };
   }
 
-  /** Recovers K with `password`, or throws WrongPasswordError / LockedError / NotRegisteredError. */
-  async recoverKey(password: string, prepared?: PreparedRecovery): Promise<Uint8Array> {
-    const out = await this.login(password, false, prepared);
-    return out!;
+  /**
+   * Recovers K with `password`, or throws WrongPasswordError / LockedError / NotRegisteredError, or
+   * (with `keyId`) KeyMismatchError when the vault holds another key, without spending a guess.
+   * Takes the options, or a recovery prepared with them.
+   */
+  async recoverKey(password: string, options?: PreparedRecovery | RecoverOptions): Promise<Uint8Array> {
+    const prepared = options && isPrepared(options) ? options : await this.prepareRecovery(password, options);
+    return (await this.login(password, false, prepared))!.key;
+  }
+
+  /**
+   * The key for a new backup protected by `password`. By default the key already escrowed for the
+   * account, recovered with this password (a wrong password fails as in `recoverKey`, and nothing
+   * is registered), or a new key escrowed when the account has none. With `replace`, a new key is
+   * escrowed over the old one (backups made with the old key can then no longer be restored
+   * through the vault).
+   */
+  async keyForNewBackup(password: string, options: { replace?: boolean } = {}): Promise<BackupKeyResult> {
+    if (!options.replace) {
+      try {
+        const got = (await this.login(password, false, await this.prepareRecovery(password)))!;
+        return { key: got.key, escrow: 'reused', attemptsRemaining: got.attemptsRemaining };
+      } catch (e) {
+        if (!(e instanceof NotRegisteredError)) throw e;
+      }
+    }
+    const key = generateBackupKey();
+    const { attemptsRemaining } = await this.registerKey(password, key);
+    return { key, escrow: 'registered', attemptsRemaining };
   }
 
   /**
@@ -142,22 +193,28 @@ export class VaultClient {
    * its HPKE sealing) ahead of time, e.g. while the user is still typing; pass the result to
    * `recoverKey` once. Nothing is sent, and no attempt is spent, until then.
    */
-  async prepareRecovery(password: string): Promise<PreparedRecovery> {
+  async prepareRecovery(password: string, options: RecoverOptions = {}): Promise<PreparedRecovery> {
+    const keyId = options.keyId?.slice();
+    if (keyId && keyId.length !== FINGERPRINT_BYTES) throw new BkvError('USAGE', `a key id must be ${FINGERPRINT_BYTES} bytes`);
     await opaque.ready;
     const fleet = await this.fleet();
     const start = opaque.client.startLogin({ password });
-    const req: VaultRequest = { op: 'recover-start', user: this.opts.account, startLoginRequest: start.startLoginRequest };
+    const req: VaultRequest = {
+      op: 'recover-start',
+      user: this.opts.account,
+      startLoginRequest: start.startLoginRequest,
+      ...(keyId ? { keyId: toB64(keyId) } : {}),
+    };
     const sealed = await sealRequest(fleet.encryptionPublicKey, this.opts.account, encodeRequest(req), this.opts.channelPrimitives);
-    return { password, clientLoginState: start.clientLoginState, req, ...sealed, used: false };
+    return { password, clientLoginState: start.clientLoginState, req, ...sealed, used: false, ...(keyId ? { keyId } : {}) };
   }
 
   /** Deletes this account's record; needs the password (an untrusted host cannot erase keys). */
   async deleteKey(password: string): Promise<void> {
-    await this.login(password, true);
+    await this.login(password, true, await this.prepareRecovery(password));
   }
 
-  private async login(password: string, erase: boolean, prepared?: PreparedRecovery): Promise<Uint8Array | null> {
-    const p = prepared ?? (await this.prepareRecovery(password));
+  private async login(password: string, erase: boolean, p: PreparedRecovery): Promise<{ key: Uint8Array; attemptsRemaining: number } | null> {
     if (p.used || p.password !== password || p.req.user !== this.opts.account) {
       throw new BkvError('USAGE', 'a prepared recovery is for one use, with the password and account it was made for');
     }
@@ -171,6 +228,11 @@ export class VaultClient {
     if (r1.status === 'unknown') throw new NotRegisteredError();
     if (r1.status === 'locked') throw new LockedError();
     if (r1.status === 'duplicate') throw new BkvError('CONFLICT', 'the vault saw this recovery request before (replayed)');
+    if (r1.status === 'key-mismatch') {
+      const held = r1.keyId !== undefined ? fromB64(r1.keyId, 'key id') : null;
+      if (!p.keyId || !held || held.length !== FINGERPRINT_BYTES) throw new BkvError('MALFORMED', 'the vault answered key-mismatch to a recovery that named no key id');
+      throw new KeyMismatchError(p.keyId, held);
+    }
     let fin;
     try {
       fin = opaque.client.finishLogin({
@@ -207,7 +269,11 @@ export class VaultClient {
       case 'recovered': {
         if (!fin) throw new BkvError('INTERNAL', 'vault released a key without a password proof');
         const wrapped = openForSession(fromB64(fin.sessionKey, 'session key'), fromB64(r2.release, 'release'));
-        return unwrapBackupKey(fromB64(fin.exportKey, 'export key'), account, wrapped);
+        const key = unwrapBackupKey(fromB64(fin.exportKey, 'export key'), account, wrapped);
+        // A record registered without a key id (an older client) is compared here, after a
+        // recovery that succeeded and so spent no guess.
+        if (p.keyId && !equalBytes(keyFingerprint(key), p.keyId)) throw new KeyMismatchError(p.keyId, keyFingerprint(key));
+        return { key, attemptsRemaining: r2.attemptsRemaining };
       }
     }
   }

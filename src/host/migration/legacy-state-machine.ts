@@ -4,7 +4,7 @@ import { Reader, Writer } from '../../trusted/core/codec.js';
 import {
   ATTEMPT_ID_BYTES,
   decodeEntry,
-  type AttemptResult,
+  type AttemptResult as CurrentAttemptResult,
   type Entry,
   type FinishResult,
   type Ksf,
@@ -315,6 +315,9 @@ class SnapshotReader {
     if (this.pos !== this.buf.length) throw new BkvError('MALFORMED', 'vault snapshot has trailing bytes');
   }
 }
+
+/** Release 0.1 had no key ids, so never a key mismatch. */
+type AttemptResult = Exclude<CurrentAttemptResult, { status: 'key-mismatch' }>;
 
 const te = new TextEncoder();
 const td = new TextDecoder('utf-8', { fatal: true });

@@ -14,11 +14,11 @@ export interface KsfParams {
 
 export type VaultRequest =
   | { op: 'register-start'; user: string; registrationRequest: string }
-  | { op: 'register-finish'; user: string; registrationRecord: string; wrappedKey: string; ksf: KsfParams; limit: number }
-  | { op: 'recover-start'; user: string; startLoginRequest: string }
+  | { op: 'register-finish'; user: string; registrationRecord: string; wrappedKey: string; ksf: KsfParams; limit: number; keyId?: string }
+  | { op: 'recover-start'; user: string; startLoginRequest: string; keyId?: string }
   | { op: 'recover-finish'; user: string; attemptId: string; finishLoginRequest: string | null; erase: boolean };
 
-export type AttemptStatus = 'granted' | 'unknown' | 'locked' | 'duplicate';
+export type AttemptStatus = 'granted' | 'unknown' | 'locked' | 'duplicate' | 'key-mismatch';
 export type FinishStatus = 'recovered' | 'erased' | 'wrong-password' | 'destroyed' | 'stale';
 
 export type VaultResponse =
@@ -33,6 +33,8 @@ export type VaultResponse =
       loginResponse: string;
       ksf: KsfParams;
       attemptsRemaining: number;
+      /** Only with status `key-mismatch`: the key id the account's record holds. */
+      keyId?: string;
     }
   | { ok: true; op: 'recover-finish'; status: FinishStatus; release: string; attemptsRemaining: number }
   | { ok: false; error: { code: ErrorCode; message: string } };
@@ -43,6 +45,16 @@ export const KSF_LIMITS = { memory: [8, 4 * 1024 * 1024], iterations: [1, 64], p
 
 function b64(o: Obj, key: string): string {
   return str(o, key, B64_MAX, B64URL);
+}
+
+/** A key id (docs/formats/vault-channel.md): 16 bytes, 22 characters of base64url. */
+export const KEY_ID_B64_CHARS = 22;
+const KEY_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+
+/** An optional `keyId` field: absent, or exactly 16 bytes as unpadded base64url. */
+function keyIdField(o: Obj): { keyId?: string } {
+  if (o.keyId === undefined) return {};
+  return { keyId: str(o, 'keyId', KEY_ID_B64_CHARS, KEY_ID) };
 }
 
 function ksf(o: Obj, key: string): KsfParams {
@@ -76,9 +88,10 @@ export function decodeRequest(bytes: Uint8Array): VaultRequest {
         wrappedKey: b64(o, 'wrappedKey'),
         ksf: ksf(o, 'ksf'),
         limit: int(o, 'limit', 1, 1000),
+        ...keyIdField(o),
       };
     case 'recover-start':
-      return { op, user, startLoginRequest: b64(o, 'startLoginRequest') };
+      return { op, user, startLoginRequest: b64(o, 'startLoginRequest'), ...keyIdField(o) };
     case 'recover-finish':
       return {
         op,
@@ -108,12 +121,13 @@ export function decodeResponse(bytes: Uint8Array): VaultResponse {
       return {
         ok: true,
         op,
-        status: oneOf(o, 'status', ['granted', 'unknown', 'locked', 'duplicate'] as const),
+        status: oneOf(o, 'status', ['granted', 'unknown', 'locked', 'duplicate', 'key-mismatch'] as const),
         attemptId: b64(o, 'attemptId'),
         loginState: b64(o, 'loginState'),
         loginResponse: b64(o, 'loginResponse'),
         ksf: ksf(o, 'ksf'),
         attemptsRemaining: int(o, 'attemptsRemaining', 0, 1000),
+        ...keyIdField(o),
       };
     case 'recover-finish':
       return {

@@ -72,7 +72,9 @@ export function decodeEntry(bytes: Uint8Array): Entry {
 /** Results of applying entries, returned to the member that proposed them. */
 export type AttemptResult =
   | { status: 'granted'; attemptsRemaining: number; limit: number; opaqueRecord: Uint8Array; ksf: Ksf }
-  | { status: 'unknown' | 'locked' | 'duplicate'; attemptsRemaining: number; limit: number };
+  | { status: 'unknown' | 'locked' | 'duplicate'; attemptsRemaining: number; limit: number }
+  // The attempt named a key id and the record holds another one: no guess was spent.
+  | { status: 'key-mismatch'; attemptsRemaining: number; limit: number; keyId: Uint8Array };
 
 export type FinishResult =
   | { status: 'recovered'; wrappedKey: Uint8Array; attemptsRemaining: number }

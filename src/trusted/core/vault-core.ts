@@ -211,6 +211,7 @@ export class VaultCore {
       wrappedKey,
       ksf: req.ksf,
       limit: req.limit,
+      ...(req.keyId !== undefined ? { keyId: fromB64(req.keyId, 'key id') } : {}),
     });
     if (res.kind !== 'register') throw new BkvError('INTERNAL', 'unexpected result for a registration');
     return { ok: true, op: 'register-finish', version: res.r.version, attemptsRemaining: res.r.attemptsRemaining };
@@ -221,12 +222,14 @@ export class VaultCore {
     const attemptId = sha256(concatBytes(te.encode('bkv attempt id v1'), ke1)).slice(0, ATTEMPT_ID_BYTES);
     // The attempt is committed (counter decremented) before any credential response exists.
     const now = this.env.now();
-    const res = await this.records.execute({ type: 'attempt', ts: now, user: req.user, attemptId });
+    const keyId = req.keyId !== undefined ? fromB64(req.keyId, 'key id') : undefined;
+    const res = await this.records.execute({ type: 'attempt', ts: now, user: req.user, attemptId, ...(keyId ? { keyId } : {}) });
     if (res.kind !== 'attempt') throw new BkvError('INTERNAL', 'unexpected result for an attempt');
     const a = res.r;
     const granted = a.status === 'granted';
     if (granted) this.stats.credentialResponses++;
-    // Unknown, locked and duplicate attempts take OPAQUE's fake-record path: same work, same shape.
+    // Unknown, locked, duplicate and key-mismatch attempts take OPAQUE's fake-record path: same
+    // work, same shape. A key-mismatch ticket finishes as `stale`: no attempt was opened for it.
     const { loginResponse, serverLoginState } = opaqueCall('credential request', () =>
       opaque.server.startLogin({
         serverSetup: this.secrets.opaqueServerSetup,
@@ -246,6 +249,7 @@ export class VaultCore {
       loginResponse,
       ksf: a.status === 'granted' ? a.ksf : this.policy.defaultKsf,
       attemptsRemaining: a.attemptsRemaining,
+      ...(a.status === 'key-mismatch' ? { keyId: toB64(a.keyId) } : {}),
     };
   }
 

@@ -10,8 +10,18 @@ import type { PasskeyRegisterResult, PasskeyUseResult } from '../core/passkey-st
 import { passkeyRegister, passkeyUse } from './passkeys.js';
 import { RECENT_IDS, type LiveRecord, type VaultRecord } from './record.js';
 
-/** A vault command: the same shape as the log entries of the previous release. */
-export type Command = Entry;
+type RegisterEntry = Extract<Entry, { type: 'register' }>;
+type AttemptEntry = Extract<Entry, { type: 'attempt' }>;
+
+/**
+ * A vault command: the shape of the log entries of the previous release, where `register` and
+ * `attempt` may also carry a key id (16 bytes; never in a release-0.1 entry): the one registered
+ * is stored in the record, and an attempt naming another one than the record's spends no guess.
+ */
+export type Command =
+  | (RegisterEntry & { keyId?: Uint8Array })
+  | (AttemptEntry & { keyId?: Uint8Array })
+  | Exclude<Entry, RegisterEntry | AttemptEntry>;
 
 export type CommandResult =
   | { kind: 'register'; r: RegisterResult }
@@ -42,6 +52,7 @@ export function runCommand(current: VaultRecord | undefined, cmd: Command): { re
       const next: LiveRecord = {
         status: 'live', version, opaqueRecord: cmd.opaqueRecord, wrappedKey: cmd.wrappedKey, ksf: cmd.ksf,
         limit: cmd.limit, attemptsRemaining: cmd.limit, open: [], recent: [],
+        ...(cmd.keyId ? { keyId: cmd.keyId.slice() } : {}),
       };
       return { result: { kind: 'register', r: { status: 'registered', version, attemptsRemaining: cmd.limit } }, next };
     }
@@ -54,10 +65,14 @@ export function runCommand(current: VaultRecord | undefined, cmd: Command): { re
 
 type PasswordRecord = Exclude<VaultRecord, { status: 'passkeys' }>;
 
-function attempt(current: PasswordRecord | undefined, e: Extract<Command, { type: 'attempt' }>): { result: CommandResult; next?: VaultRecord } {
+function attempt(current: PasswordRecord | undefined, e: AttemptEntry & { keyId?: Uint8Array }): { result: CommandResult; next?: VaultRecord } {
   const out = (r: AttemptResult, next?: VaultRecord) => ({ result: { kind: 'attempt' as const, r }, ...(next ? { next } : {}) });
   if (!current || current.status === 'erased') return out({ status: 'unknown', attemptsRemaining: 0, limit: 0 });
   if (current.status !== 'live') return out({ status: 'locked', attemptsRemaining: 0, limit: 0 });
+  if (e.keyId && current.keyId && !equalBytes(e.keyId, current.keyId)) {
+    // The client asks for a key this record does not hold: nothing changes, no guess is spent.
+    return out({ status: 'key-mismatch', attemptsRemaining: current.attemptsRemaining, limit: current.limit, keyId: current.keyId });
+  }
   if (current.recent.some((id) => equalBytes(id, e.attemptId))) {
     return out({ status: 'duplicate', attemptsRemaining: current.attemptsRemaining, limit: current.limit });
   }
