@@ -3,7 +3,8 @@
  * statements, one IMMEDIATE transaction per apply. `replace` builds a new file beside the store
  * and renames it over the old one only when its root is the expected one. Tree nodes read or
  * written are kept in a bounded host-memory cache (`node-cache.ts`), dropped whenever another
- * connection has committed to the file (SQLite's `data_version`) or the file is replaced.
+ * connection has committed to the file (SQLite's `data_version`) or the file is replaced. WAL
+ * checkpoints run in a worker thread (`sqlite-checkpointer.ts`), not inside a commit.
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ import {
   OneReplaceAtATime,
 } from './common.js';
 import { DEFAULT_NODE_CACHE_ENTRIES, NodeCache, type NodeRow } from './node-cache.js';
+import { FALLBACK_AUTOCHECKPOINT, SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type { OpenRecordStoreOptions, ProvenRead, RecordStore, StoreMeta, StoredRecord } from './types.js';
 
 type Db = Database.Database;
@@ -95,6 +97,7 @@ export class SqliteRecordStore implements RecordStore {
   private replaceSeq = 0;
   private readonly nodes: NodeCache;
   private dataVersion = -1;
+  private checkpointer: SqliteCheckpointer | null = null;
 
   private constructor(
     readonly path: string,
@@ -125,6 +128,7 @@ export class SqliteRecordStore implements RecordStore {
       throw new BkvError('IO', `sqlite record store: cannot open ${basename(this.path)}: ${(e as Error).message}`);
     }
     pragmas(this.db, this.cacheMiB);
+    this.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT}`);
     this.db.exec(SCHEMA);
     this.db
       .prepare('INSERT OR IGNORE INTO meta (one, idx, root, cnt, root_child) VALUES (1, 0, ?, 0, ?)')
@@ -132,6 +136,7 @@ export class SqliteRecordStore implements RecordStore {
     this.st = this.prepare(this.db);
     this.nodes.clear();
     this.dataVersion = this.st.dataVersion.get() as number;
+    this.checkpointer = new SqliteCheckpointer(this.path);
   }
 
   /** Drops the node cache if another connection committed to the file since we last looked. */
@@ -348,6 +353,7 @@ export class SqliteRecordStore implements RecordStore {
     }
     // Swap: close every connection to the old file (checkpointing its WAL away), rename, reopen.
     this.busy = true;
+    await this.stopCheckpointer();
     try {
       for (const x of [...this.exports]) {
         this.exports.delete(x);
@@ -361,7 +367,8 @@ export class SqliteRecordStore implements RecordStore {
     } catch (e) {
       rmSync(tmp, { force: true });
       this.busy = false;
-      this.connect();
+      if (this.db.open) this.checkpointer = new SqliteCheckpointer(this.path);
+      else this.connect();
       throw new BkvError('IO', `sqlite record store: could not swap in the new file: ${(e as Error).message}`);
     }
     this.busy = false;
@@ -376,6 +383,13 @@ export class SqliteRecordStore implements RecordStore {
       this.exports.delete(x);
       x.close();
     }
+    await this.stopCheckpointer();
     this.db.close();
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const c = this.checkpointer;
+    this.checkpointer = null;
+    await c?.stop();
   }
 }
