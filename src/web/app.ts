@@ -1,9 +1,11 @@
 /** The bkv web app: backup, restore and the audit explorer. Runs entirely in the browser. */
 import { BkvError } from '../shared/errors.js';
-import { generateBackupKey } from '../client/keys/backup-key.js';
+import { formatKeyId, generateBackupKey, keyFingerprint } from '../client/keys/backup-key.js';
+import { decodeHeader, HEADER_BYTES } from '../client/backup/header.js';
 import { decodeRecoveryKey, encodeRecoveryKey } from '../client/keys/recovery-key.js';
 import { backupToBlob, pathInFolder, restoreFromBlob, type SourceFile } from './backup-core.js';
 import { initExplorer } from './explorer.js';
+import { escrowSummary, explain, explainBackupKey } from './messages.js';
 import { passkeyEscrow, passkeyRecover, prfSupportMessage } from './passkey.js';
 import type { WebConfig } from './vault-config.js';
 import type { WorkerReply, WorkerRequest } from './vault-worker.js';
@@ -54,45 +56,6 @@ function formatBytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-/** A message that says what happened and what to do next. */
-export function explain(e: unknown): string {
-  const code = (e as { code?: string }).code;
-  const msg = (e as Error)?.message ?? String(e);
-  const left = (e as { details?: { attemptsRemaining?: number }; attemptsRemaining?: number }).details?.attemptsRemaining ?? (e as { attemptsRemaining?: number }).attemptsRemaining;
-  switch (code) {
-    case 'WRONG_KEY':
-      return 'This key does not open this backup. Check that you chose the right backup file, and the key or account you made it with.';
-    case 'BAD_RECOVERY_KEY':
-      return `${msg.charAt(0).toUpperCase()}${msg.slice(1)}. Check the recovery key as you wrote it down and type it again.`;
-    case 'NOT_A_BACKUP':
-      return 'This file is not a bkv backup. Choose the .bkv file you downloaded when you made the backup.';
-    case 'UNSUPPORTED_VERSION':
-      return `${msg}. Use a newer version of bkv to restore it.`;
-    case 'TAMPERED':
-    case 'TRUNCATED':
-    case 'TRAILING_DATA':
-      return `This backup file is damaged or was altered (${msg}). Nothing was restored. Use another copy of the backup.`;
-    case 'WRONG_PASSWORD':
-      return `Wrong password: ${left ?? 'few'} attempt${left === 1 ? '' : 's'} left before the key is destroyed for good. Check the account name and the password, then try again.`;
-    case 'LOCKED':
-      return 'No attempts remain: the vault destroyed the escrowed key. The backup can only be opened with its recovery key, if one was written down.';
-    case 'NOT_REGISTERED':
-      return 'The vault holds no key for this account. Check the account name, or use the recovery key.';
-    case 'NETWORK':
-    case 'UNAVAILABLE':
-      return `The vault could not be reached (${msg}). Check your connection and try again in a minute.`;
-    case 'RATE_LIMITED':
-      return `Too many requests: the vault is limiting them (${msg}). Nothing was changed; wait, then try again.`;
-    case 'VERIFICATION_FAILED':
-    case 'FLEET_KEY_MISMATCH':
-      return `The vault's keys did not verify (${msg}). Do not continue; tell the service's operator.`;
-    case 'IO':
-      return `A file could not be read (${msg}). Choose it again and retry.`;
-    default:
-      return msg;
-  }
-}
-
 // Password escrow: OPAQUE and Argon2id run in a Web Worker.
 let worker: Worker | null = null;
 let nextId = 1;
@@ -115,7 +78,7 @@ function vaultCall(req: WorkerCall): Promise<WorkerReply> {
 }
 
 function workerError(r: Extract<WorkerReply, { ok: false }>): BkvError {
-  return new BkvError(r.code as never, r.message, r.attemptsRemaining !== undefined ? { attemptsRemaining: r.attemptsRemaining } : {});
+  return new BkvError(r.code as never, r.message, r.details);
 }
 
 function toggleFields(root: HTMLElement, method: string): void {
@@ -225,15 +188,28 @@ async function runBackup(): Promise<void> {
   const progress = progressReporter('backup-progress-box', 'backup-progress', 'backup-status', 'Encrypted');
   try {
     await configReady;
-    const key = generateBackupKey();
+    let key: Uint8Array;
+    let escrowNote = '';
     // Escrow first: a backup whose key could not be kept is of no use.
     if (method === 'password') {
-      $('backup-status').textContent = 'Escrowing the key in the vault (stretching the password in the background)…';
-      const r = await vaultCall({ op: 'register', account, password, key });
+      // The key already escrowed for the account, so that its earlier backups stay restorable,
+      // unless the user explicitly asks for a new one.
+      const replace = $<HTMLInputElement>('backup-replace-key').checked;
+      $('backup-status').textContent = replace
+        ? 'Escrowing a new key in the vault, replacing the one escrowed for this account (stretching the password in the background)…'
+        : 'Asking the vault for the key escrowed for this account, or escrowing a new one (stretching the password in the background)…';
+      const r = await vaultCall({ op: 'backup-key', account, password, replace });
       if (!r.ok) throw workerError(r);
-    } else if (method === 'passkey') {
-      $('backup-status').textContent = 'Creating a passkey and escrowing the key in the vault…';
-      await passkeyEscrow(config, account, key);
+      key = r.key;
+      escrowNote = escrowSummary(account, r.escrow ?? 'registered', replace, r.attemptsRemaining, formatKeyId(keyFingerprint(key)));
+      if (replace) $<HTMLInputElement>('backup-replace-key').checked = false;
+    } else {
+      key = generateBackupKey();
+      if (method === 'passkey') {
+        $('backup-status').textContent = 'Creating a passkey and escrowing the key in the vault…';
+        await passkeyEscrow(config, account, key);
+        escrowNote = `The key is escrowed in the vault for account ${account}.`;
+      }
     }
     progress.start();
     const writer = target;
@@ -265,14 +241,16 @@ async function runBackup(): Promise<void> {
     }
     $('backup-status').textContent =
       `Encrypted ${formatBytes(out.bytes)} (${out.kind === 'tar' ? 'archive' : 'one file'}). ` +
-      (method === 'recovery' ? 'Save the recovery key below, then download the backup.' : `The key is escrowed in the vault for account ${account}.`);
+      (method === 'recovery' ? 'Save the recovery key below, then download the backup.' : escrowNote);
     link.focus();
     key.fill(0);
   } catch (e) {
     progress.stop();
     await target?.abort().catch(() => undefined);
     $('backup-status').textContent = '';
-    setError('backup-error', explain(e));
+    // With a password, a wrong one or a destroyed key is about the key already escrowed for the account.
+    setError('backup-error', method === 'password' ? explainBackupKey(e, account) : explain(e));
+    if ((e as BkvError).code === 'WRONG_PASSWORD') $('backup-password').focus();
     if ((e as BkvError).details?.noPrf) {
       // No PRF here: offer the password path instead.
       $<HTMLInputElement>('escrow-password').checked = true;
@@ -333,10 +311,13 @@ async function runRestore(): Promise<void> {
     if (method === 'recovery') {
       key = decodeRecoveryKey($<HTMLTextAreaElement>('restore-recovery-key').value);
     } else if (method === 'password') {
+      // The backup's key id goes with the request: if the vault holds another key for the account
+      // (replaced since this backup was made), it says so before counting a guess.
+      const header = decodeHeader(new Uint8Array(await file.slice(0, HEADER_BYTES).arrayBuffer()));
       $('restore-status').textContent = 'Asking the vault (stretching the password in the background)…';
-      const r = await vaultCall({ op: 'recover', account, password });
+      const r = await vaultCall({ op: 'recover', account, password, keyId: header.fingerprint });
       if (!r.ok) throw workerError(r);
-      key = r.key!;
+      key = r.key;
     } else {
       $('restore-status').textContent = 'Unlocking with your passkey…';
       key = await passkeyRecover(config, account);
