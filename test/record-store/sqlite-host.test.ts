@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { openRecordStore, type RecordStore } from '../../src/host/record-store/index.js';
 import { nodeId } from '../../src/host/record-store/common.js';
 import { isBkvError } from '../../src/shared/errors.js';
+import { keyBit } from '../../src/shared/record-tree/index.js';
 
 let dir: string;
 let store: RecordStore | null = null;
@@ -63,11 +64,13 @@ describe('sqlite record store in the host', () => {
     await store.read([ws[0]!.key]); // the path is now cached
     const db = new Database(path);
     try {
+      // The root's child on the other side of the key's path: its hash is in the key's proof.
       const id = Buffer.from(nodeId(0, ws[0]!.key));
-      const row = db.prepare('SELECT l FROM nodes WHERE id = ?').get(id) as { l: Buffer };
-      const forged = Buffer.from(row.l);
+      const side = keyBit(ws[0]!.key, 0) === 0 ? 'r' : 'l';
+      const row = db.prepare(`SELECT ${side} AS c FROM nodes WHERE id = ?`).get(id) as { c: Buffer };
+      const forged = Buffer.from(row.c);
       forged[forged.length - 1]! ^= 1;
-      db.prepare('UPDATE nodes SET l = ? WHERE id = ?').run(forged, id);
+      db.prepare(`UPDATE nodes SET ${side} = ? WHERE id = ?`).run(forged, id);
     } finally {
       db.close();
     }

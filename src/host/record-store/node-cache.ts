@@ -16,10 +16,15 @@ export interface NodeRow {
 
 export const DEFAULT_NODE_CACHE_ENTRIES = 65_536;
 
-const idKey = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
+const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
+/**
+ * Entries are kept as strings (one byte per character, on the V8 heap): the id, and the row as
+ * one byte for the left child's length followed by both children. Small typed arrays would each
+ * cost an allocation of their own outside the heap, several times their size.
+ */
 export class NodeCache {
-  private readonly rows = new Map<string, NodeRow>();
+  private readonly rows = new Map<string, string>();
 
   constructor(readonly capacity: number) {}
 
@@ -29,21 +34,26 @@ export class NodeCache {
 
   get(id: Uint8Array): NodeRow | undefined {
     if (this.capacity === 0) return undefined;
-    const k = idKey(id);
-    const row = this.rows.get(k);
-    if (row !== undefined) {
-      // Most recently used last.
-      this.rows.delete(k);
-      this.rows.set(k, row);
-    }
-    return row;
+    const k = latin1(id);
+    const packed = this.rows.get(k);
+    if (packed === undefined) return undefined;
+    // Most recently used last.
+    this.rows.delete(k);
+    this.rows.set(k, packed);
+    const b = Buffer.from(packed, 'latin1');
+    const split = 1 + (b[0] as number);
+    return { l: b.subarray(1, split), r: b.subarray(split) };
   }
 
   set(id: Uint8Array, row: NodeRow): void {
     if (this.capacity === 0) return;
-    const k = idKey(id);
+    const k = latin1(id);
+    const b = Buffer.allocUnsafe(1 + row.l.length + row.r.length);
+    b[0] = row.l.length;
+    b.set(row.l, 1);
+    b.set(row.r, 1 + row.l.length);
     this.rows.delete(k);
-    this.rows.set(k, { l: row.l.slice(), r: row.r.slice() });
+    this.rows.set(k, b.toString('latin1'));
     if (this.rows.size > this.capacity) {
       const oldest = this.rows.keys().next().value as string;
       this.rows.delete(oldest);

@@ -63,7 +63,7 @@ export interface OpenRecordStoreOptions {
   /** SQLite: page cache in MiB (default 32). */
   cacheMiB?: number;
   /**
-   * SQLite: tree nodes kept in the host's memory cache (default 65,536, about 16 MiB; 0 turns it
+   * SQLite: tree nodes kept in the host's memory cache (default 65,536, about 12 MiB of heap; 0 turns it
    * off). Bounded whatever the number of records.
    */
   nodeCacheEntries?: number;
