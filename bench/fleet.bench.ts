@@ -50,6 +50,7 @@ const RECOVERIES = numberArg('recoveries', 1500);
 const CONCURRENCY = numberArg('concurrency', 16);
 const PRELOAD = numberArg('preload', 1_000_000);
 const SERIAL = numberArg('serial', 200);
+const IDLE_MS = 3000;
 const PROFILE_DIR = process.argv.includes('--profile') ? resolvePath(process.argv[process.argv.indexOf('--profile') + 1]!) : null;
 
 /** Monotonic microseconds, the clock V8's CPU profiles time their samples with. */
@@ -214,6 +215,12 @@ async function runFleet(preloadCount: number, profile: string | null) {
       gateway: ((b.gateway - a.gateway) * 1000) / n,
       load: ((b.load - a.load) * 1000) / n,
     });
+    // An idle fleet's own cost (ticks, heartbeats, the gateway's status polls), per second.
+    mark('idleStart');
+    const cpuI0 = cpu();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idle = perOp(cpuI0, cpu(), IDLE_MS / 1000);
+    mark('idleEnd');
     const cpuR0 = cpu();
     mark('registrationStart');
     const reg = await runPool(USERS, CONCURRENCY, async (i) => {
@@ -260,7 +267,7 @@ async function runFleet(preloadCount: number, profile: string | null) {
     }
     const rss = await rssMiB(fleet.config);
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
-    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial };
+    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial, idle };
   } finally {
     up.kill('SIGTERM');
     await new Promise((r) => up.once('exit', r));
@@ -297,6 +304,14 @@ export async function main(): Promise<Record<string, number>> {
   }
   console.log('\nCPU ms per registration: members together / gateway process / load generator');
   for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerReg.members.toFixed(1)} / ${r.cpuPerReg.gateway.toFixed(1)} / ${r.cpuPerReg.load.toFixed(1)}`);
+  for (const [name, r] of rows) {
+    // An idle fleet's cost per second (ticks, heartbeats, polls), and the part of each operation's CPU it explains at the measured rates.
+    const idleMs = r.idle.members + r.idle.gateway;
+    console.log(
+      `CPU ms per second of an idle fleet (${name}): members together ${r.idle.members.toFixed(1)}, gateway ${r.idle.gateway.toFixed(1)}; ` +
+        `at the measured rates that is ${(idleMs / r.rec.rate).toFixed(1)} ms of each recovery and ${(idleMs / r.reg.rate).toFixed(1)} ms of each registration`,
+    );
+  }
   console.log(`bare OPAQUE server CPU ms: ${b.regCpuMs.toFixed(3)} per registration, ${b.recCpuMs.toFixed(3)} per recovery`);
   const clientFinish = clientFinishMs();
   console.log(

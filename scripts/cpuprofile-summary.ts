@@ -187,6 +187,11 @@ function main(): void {
     ? [
         { name: 'registration', from: phases.phases.registrationStart!, to: phases.phases.registrationEnd!, ops: phases.users, start: 'registrationStart', end: 'registrationEnd' },
         { name: 'recovery', from: phases.phases.recoveryStart!, to: phases.phases.recoveryEnd!, ops: phases.recoveries, start: 'recoveryStart', end: 'recoveryEnd' },
+        // Before the registrations the fleet serves nothing for a few seconds: its cost per second
+        // there is what ticks, heartbeats and the gateway's polls cost (ops = seconds).
+        ...(phases.phases.idleStart !== undefined
+          ? [{ name: 'idle fleet (per second)', from: phases.phases.idleStart, to: phases.phases.idleEnd!, ops: (phases.phases.idleEnd! - phases.phases.idleStart) / 1e6, start: 'idleStart', end: 'idleEnd' }]
+          : []),
       ]
     : [{ name: 'whole profile', from: -Infinity, to: Infinity, ops: 1 }];
   const roleOf = (pid: string) => phases?.roles[pid] ?? pid;

@@ -26,7 +26,7 @@ export interface FleetRelayOptions {
   budgetMs?: number;
   /** Time limit of one attempt at one member (default 5 s: beyond the members' 3 s proposal timeout). */
   attemptTimeoutMs?: number;
-  /** Period of the status poll (default 500 ms). */
+  /** Period of the status poll (default 1000 ms; a `not-leader` answer redirects at once in between). */
   pollMs?: number;
 }
 
@@ -129,7 +129,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     if (polling || closed) return;
     polling = true;
     refresh().finally(() => (polling = false));
-  }, opts.pollMs ?? 500);
+  }, opts.pollMs ?? 1000);
   timer.unref();
 
   /** The next member to try: the believed leader, then healthy ones round-robin, then any not yet tried. */
