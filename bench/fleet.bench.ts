@@ -19,7 +19,7 @@
  * writes DIR/phases.json: each process's pid and role, and the monotonic time (µs) at which the
  * registration and recovery phases began and ended, for `scripts/cpuprofile-summary.ts`.
  *
- *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--profile DIR]
+ *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--idle-ms 3000] [--profile DIR]
  */
 import * as opaque from '@serenity-kit/opaque';
 import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
@@ -50,7 +50,7 @@ const RECOVERIES = numberArg('recoveries', 1500);
 const CONCURRENCY = numberArg('concurrency', 16);
 const PRELOAD = numberArg('preload', 1_000_000);
 const SERIAL = numberArg('serial', 200);
-const IDLE_MS = 3000;
+const IDLE_MS = numberArg('idle-ms', 3000);
 const PROFILE_DIR = process.argv.includes('--profile') ? resolvePath(process.argv[process.argv.indexOf('--profile') + 1]!) : null;
 
 /** Monotonic microseconds, the clock V8's CPU profiles time their samples with. */
@@ -114,14 +114,17 @@ function clientFinishMs(): number {
   return total / 50;
 }
 
-/** Operations retried after an UNAVAILABLE answer (an election on a busy machine), counted. */
+/** Operations retried after an UNAVAILABLE or CONFLICT answer (a busy machine), counted. */
 let retries = 0;
 async function retried<T>(op: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await op();
     } catch (e) {
-      if (attempt >= 3 || (e as { code?: string }).code !== 'UNAVAILABLE') throw e;
+      // UNAVAILABLE: no answer in time; CONFLICT: the gateway's failover resent a recovery start
+      // the leader had already seen, so the answer went to the first copy. Both start over.
+      const code = (e as { code?: string }).code;
+      if (attempt >= 3 || (code !== 'UNAVAILABLE' && code !== 'CONFLICT')) throw e;
       retries++;
     }
   }
@@ -321,7 +324,7 @@ export async function main(): Promise<Record<string, number>> {
   if (full) {
     console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
   }
-  if (retries > 0) console.log(`${retries} operations were retried after an UNAVAILABLE answer (elections under load)`);
+  if (retries > 0) console.log(`${retries} operations were retried after an UNAVAILABLE or CONFLICT answer (a busy machine)`);
   const x = (empty.cpuPerRec.members + empty.cpuPerRec.gateway) / b.recCpuMs;
   const y = (empty.cpuPerReg.members + empty.cpuPerReg.gateway) / b.regCpuMs;
   console.log(`fleet-cpu-ratio recovery=${x.toFixed(2)} registration=${y.toFixed(2)}`);
