@@ -6,13 +6,15 @@
  *   npx tsx scripts/cpuprofile-summary.ts FILE.cpuprofile… [--top 15]
  *
  * DIR is what `bench/fleet.bench.ts --profile DIR` leaves: one .cpuprofile per process and
- * phases.json (each process's pid and role, the monotonic time in µs at which the registration and
- * recovery phases began and ended, each process's CPU seconds at those marks, and the number of
- * operations). With it, each phase is summarised on its own, in CPU milliseconds per operation:
- * a category's share of the process's non-idle samples in the phase times the CPU the process used
- * in the phase (from /proc), so a descheduled process on a busy machine is not over-counted.
- * Without phases.json, the whole profile is summarised in milliseconds of samples.
- *
+ * phases.json (each process's pid and role, the monotonic time in µs at which the idle, registration
+ * and recovery phases began and ended, each process's CPU seconds at those marks, and the number of
+ * operations). With it, each phase is summarised on its own: per role (leader, follower: the mean of
+ * the followers, gateway) each category's share of the main thread's busy samples, the busy sampled
+ * milliseconds per operation, and the process CPU per operation from /proc. The two differ: samples
+ * are wall time of the main thread (a descheduled thread still counts), /proc counts every thread
+ * and the profiler's own sampling (a signal every millisecond), so read the shares from a profiled
+ * run and the CPU from an unprofiled one. Without phases.json, whole profiles, in sampled ms.
+
  * A sample goes to the category of the innermost frame that decides one: a project file or a
  * package that is a concern of its own (OPAQUE, HPKE, SQLite, HTTP). Crypto primitives (@noble,
  * node:crypto) and Node internals (sockets, streams, timers) do not decide: their time goes to the
@@ -197,48 +199,47 @@ function main(): void {
   const roleOf = (pid: string) => phases?.roles[pid] ?? pid;
   const roleOrder = (r: string) => (r === 'leader' ? 0 : r === 'follower' ? 1 : r === 'gateway' ? 2 : 3);
   for (const w of windows) {
-    // Per role: category → ms per operation (followers: the mean of the followers).
-    const perRole = new Map<string, { n: number; cats: Map<string, number>; self: Map<string, number>; total: number }>();
+    // Per role: category → sampled µs, busy sampled µs, /proc CPU seconds (followers: summed, shown as means).
+    const perRole = new Map<string, { n: number; cats: Map<string, number>; self: Map<string, number>; busy: number; cpu: number }>();
     for (const { pid, profile } of profiles) {
       const s = summarise(profile, w.from, w.to);
-      if (s.busyUs === 0) continue;
       const cpuSecs = phases?.cpu?.[pid] && w.start && w.end ? phases.cpu[pid]![w.end]! - phases.cpu[pid]![w.start]! : NaN;
-      // Scale sampled time to the CPU the process really used in the window, when known.
-      const scale = Number.isFinite(cpuSecs) ? (cpuSecs * 1e6) / s.busyUs : 1;
       const role = roleOf(pid);
-      const r = perRole.get(role) ?? { n: 0, cats: new Map(), self: new Map(), total: 0 };
+      const r = perRole.get(role) ?? { n: 0, cats: new Map(), self: new Map(), busy: 0, cpu: 0 };
       r.n++;
-      for (const [c, us] of s.byCategory) r.cats.set(c, (r.cats.get(c) ?? 0) + (us * scale) / 1000 / w.ops);
-      for (const [f, us] of s.bySelf) r.self.set(f, (r.self.get(f) ?? 0) + (us * scale) / 1000 / w.ops);
-      r.total += (s.busyUs * scale) / 1000 / w.ops;
+      for (const [c, us] of s.byCategory) r.cats.set(c, (r.cats.get(c) ?? 0) + us);
+      for (const [f, us] of s.bySelf) r.self.set(f, (r.self.get(f) ?? 0) + us);
+      r.busy += s.busyUs;
+      r.cpu += cpuSecs;
       perRole.set(role, r);
     }
     const roles = [...perRole.keys()].sort((a, b) => roleOrder(a) - roleOrder(b) || a.localeCompare(b));
-    const unit = phases ? 'CPU ms per operation' : 'sampled ms';
-    console.log(`\n## ${w.name}${phases ? ` (${w.ops} operations)` : ''}: ${unit}, by category\n`);
+    const per = phases ? ' per operation' : '';
+    console.log(`\n## ${w.name}${phases ? ` (${+w.ops.toFixed(2)} ${w.name.includes('per second') ? 'seconds' : 'operations'})` : ''}: share of busy samples by category\n`);
     const cols = roles.map((r) => (perRole.get(r)!.n > 1 ? `${r} (mean of ${perRole.get(r)!.n})` : r));
-    const fleetCol = phases && perRole.has('follower');
-    console.log(`| category | ${cols.join(' | ')}${fleetCol ? ' | fleet (all processes) |' : ' |'}`);
+    const fleetCol = perRole.size > 1;
+    console.log(`| category | ${cols.join(' | ')} |${fleetCol ? ' all processes |' : ''}`);
     console.log(`|---|${roles.map(() => '---:|').join('')}${fleetCol ? '---:|' : ''}`);
+    const allBusy = roles.reduce((a, r) => a + perRole.get(r)!.busy, 0);
+    const allCat = (c: string) => roles.reduce((a, r) => a + (perRole.get(r)!.cats.get(c) ?? 0), 0);
     const cats = new Set<string>();
     for (const r of perRole.values()) for (const c of r.cats.keys()) cats.add(c);
-    const fleetOf = (c: string | null) =>
-      roles.reduce((a, r) => {
-        const x = perRole.get(r)!;
-        return a + (c === null ? x.total : (x.cats.get(c) ?? 0));
-      }, 0);
-    const sorted = [...cats].sort((a, b) => fleetOf(b) - fleetOf(a));
-    const cell = (r: string, c: string | null) => {
-      const x = perRole.get(r)!;
-      const v = (c === null ? x.total : (x.cats.get(c) ?? 0)) / x.n;
-      return v.toFixed(phases ? 3 : 0);
-    };
-    for (const c of sorted) console.log(`| ${c} | ${roles.map((r) => cell(r, c)).join(' | ')}${fleetCol ? ` | ${fleetOf(c).toFixed(3)} |` : ' |'}`);
-    console.log(`| **total** | ${roles.map((r) => `**${cell(r, null)}**`).join(' | ')}${fleetCol ? ` | **${fleetOf(null).toFixed(3)}** |` : ' |'}`);
+    const pct = (x: number, of: number) => (of > 0 ? `${((100 * x) / of).toFixed(1)} %` : '');
+    for (const c of [...cats].sort((a, b) => allCat(b) - allCat(a))) {
+      console.log(`| ${c} | ${roles.map((r) => pct(perRole.get(r)!.cats.get(c) ?? 0, perRole.get(r)!.busy)).join(' | ')} |${fleetCol ? ` ${pct(allCat(c), allBusy)} |` : ''}`);
+    }
+    const ms = (x: number) => x.toFixed(phases ? 2 : 0);
+    const sampled = (r: string) => ms(perRole.get(r)!.busy / 1000 / w.ops / perRole.get(r)!.n);
+    console.log(`| busy samples, ms${per} | ${roles.map(sampled).join(' | ')} |${fleetCol ? ` ${ms(allBusy / 1000 / w.ops)} |` : ''}`);
+    if (phases?.cpu) {
+      const cpu = (r: string) => ms((perRole.get(r)!.cpu * 1000) / w.ops / perRole.get(r)!.n);
+      const allCpu = roles.reduce((a, r) => a + perRole.get(r)!.cpu, 0);
+      console.log(`| process CPU (/proc), ms${per} | ${roles.map(cpu).join(' | ')} |${fleetCol ? ` ${ms((allCpu * 1000) / w.ops)} |` : ''}`);
+    }
     for (const r of roles) {
       const x = perRole.get(r)!;
-      console.log(`\n${w.name}, ${r}: top ${top} by self time (${unit}${x.n > 1 ? `, mean of ${x.n}` : ''})`);
-      for (const [f, v] of [...x.self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${(v / x.n).toFixed(phases ? 3 : 0).padStart(8)}  ${f}`);
+      console.log(`\n${w.name}, ${r}: top ${top} by self time (share of busy samples${x.n > 1 ? `, ${x.n} processes` : ''})`);
+      for (const [f, v] of [...x.self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(v, x.busy).padStart(7)}  ${f}`);
     }
   }
 }
