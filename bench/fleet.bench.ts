@@ -135,6 +135,18 @@ function collectGarbage(): void {
   (runInNewContext('gc') as (o?: { type: 'major' }) => void)({ type: 'major' });
 }
 
+/** Work counters summed over the members: peer frames sent, and the highest commit index (log entries, one per batch). */
+async function workCounters(config: FleetConfig): Promise<{ frames: number; entries: number }> {
+  let frames = 0;
+  let entries = 0;
+  for (const m of config.members) {
+    const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
+    frames += Number(/^bkv_member_transport\{event="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    entries = Math.max(entries, Number(/^bkv_member_raft\{field="commit_index"\} (\d+)/m.exec(text)?.[1] ?? 0));
+  }
+  return { frames, entries };
+}
+
 /** p50/p99 of the commit-latency histograms of every member, summed (bucket upper bounds). */
 async function commitLatency(config: FleetConfig): Promise<{ p50: number; p99: number }> {
   const buckets = new Map<number, number>();
@@ -235,6 +247,7 @@ async function runFleet(preloadCount: number, profile: string | null) {
     // the CPU counters start, as an app does while the user types: the timed part is the server's.
     const clients = Array.from({ length: RECOVERIES }, (_, i) => client(`user${i % USERS}`));
     const prepared = await Promise.all(clients.map((c, i) => c.prepareRecovery(`password ${i % USERS}`)));
+    const work0 = await workCounters(fleet.config);
     const cpu0 = cpu();
     mark('recoveryStart');
     const rec = await runPool(RECOVERIES, CONCURRENCY, async (i) => {
@@ -246,6 +259,9 @@ async function runFleet(preloadCount: number, profile: string | null) {
     mark('recoveryEnd');
     /** CPU milliseconds per recovery: all members together, the gateway process, the load generator. */
     const cpuPerRec = perOp(cpu0, cpu(), RECOVERIES);
+    const work1 = await workCounters(fleet.config);
+    /** Per recovery: log entries (batches) committed, and consensus frames sent by all members. */
+    const workPerRec = { entries: (work1.entries - work0.entries) / RECOVERIES, frames: (work1.frames - work0.frames) / RECOVERIES };
     // Low load: one recovery at a time (KE1 prepared ahead, as above; the client's finishLogin,
     // with its Argon2id at 8 KiB and one pass, is inside the measured time and reported apart).
     const serialLat: number[] = [];
@@ -270,7 +286,7 @@ async function runFleet(preloadCount: number, profile: string | null) {
     }
     const rss = await rssMiB(fleet.config);
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
-    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial, idle };
+    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial, idle, workPerRec };
   } finally {
     up.kill('SIGTERM');
     await new Promise((r) => up.once('exit', r));
@@ -305,6 +321,12 @@ export async function main(): Promise<Record<string, number>> {
         `${((cores * 1000) / fleetMs).toFixed(0)}/s with the load generated elsewhere`,
     );
   }
+  for (const [name, r] of rows) {
+    console.log(
+      `  ${name}: per recovery ${r.workPerRec.entries.toFixed(2)} log entries (${(2 / r.workPerRec.entries).toFixed(1)} commands per batch) and ` +
+        `${r.workPerRec.frames.toFixed(1)} consensus frames sent (heartbeats and answers included)`,
+    );
+  }
   console.log('\nCPU ms per registration: members together / gateway process / load generator');
   for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerReg.members.toFixed(1)} / ${r.cpuPerReg.gateway.toFixed(1)} / ${r.cpuPerReg.load.toFixed(1)}`);
   for (const [name, r] of rows) {
@@ -317,10 +339,12 @@ export async function main(): Promise<Record<string, number>> {
   }
   console.log(`bare OPAQUE server CPU ms: ${b.regCpuMs.toFixed(3)} per registration, ${b.recCpuMs.toFixed(3)} per recovery`);
   const clientFinish = clientFinishMs();
-  console.log(
-    `\nrecovery latency at low load (one at a time, ${SERIAL} recoveries, empty fleet): p50 ${empty.serial.p50.toFixed(1)} ms, p99 ${empty.serial.p99.toFixed(1)} ms ` +
-      `(includes the client's finishLogin, ${clientFinish.toFixed(2)} ms with Argon2id 8 KiB, 1 pass; the client's production Argon2id is not in it)`,
-  );
+  if (SERIAL > 0) {
+    console.log(
+      `\nrecovery latency at low load (one at a time, ${SERIAL} recoveries, empty fleet): p50 ${empty.serial.p50.toFixed(1)} ms, p99 ${empty.serial.p99.toFixed(1)} ms ` +
+        `(includes the client's finishLogin, ${clientFinish.toFixed(2)} ms with Argon2id 8 KiB, 1 pass; the client's production Argon2id is not in it)`,
+    );
+  }
   if (full) {
     console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
   }
