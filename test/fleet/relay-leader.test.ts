@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFleetRelay, type FleetRelay } from '../../src/host/fleet/gateway-relay.js';
 import { displayStoreUrl } from '../../src/host/record-store/index.js';
-import { memberStoreUrl } from '../../src/host/fleet/supervisor.js';
+import { memberStoreUrl, profilingArgs } from '../../src/host/fleet/supervisor.js';
 import { checkStoreUrl } from '../../src/cli/commands/store-option.js';
 import { isBkvError } from '../../src/shared/errors.js';
 
@@ -112,5 +112,14 @@ describe('store URLs', () => {
     const until = Date.now() + 5000;
     while (relay.leader() !== 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(relay.leader()).toBe(3);
+  });
+  it("passes Node's profiling flags on to the members it starts, and no other flag", () => {
+    expect(profilingArgs(['--cpu-prof', '--cpu-prof-dir=/p', '--inspect=9229', '--max-old-space-size=512', '--heap-prof-interval=1024', '--prof'])).toEqual([
+      '--cpu-prof',
+      '--cpu-prof-dir=/p',
+      '--heap-prof-interval=1024',
+      '--prof',
+    ]);
+    expect(profilingArgs(['--profx', '--cpu-profile'])).toEqual([]);
   });
 });
