@@ -288,8 +288,11 @@ async function runFleet(preloadCount: number, profile: string | null) {
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
     return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial, idle, workPerRec };
   } finally {
-    up.kill('SIGTERM');
-    await new Promise((r) => up.once('exit', r));
+    // `bkv up` may have exited already (it failed to start): then there is no exit to wait for.
+    if (up.exitCode === null && up.signalCode === null) {
+      up.kill('SIGTERM');
+      await new Promise((r) => up.once('exit', r));
+    }
     await rm(dir, { recursive: true, force: true });
     if (profile) await writeFile(join(profile, 'phases.json'), JSON.stringify({ roles, phases, cpu: phaseCpu, users: USERS, recoveries: RECOVERIES }, null, 2));
   }
