@@ -9,15 +9,25 @@
  * applying that many `register` entries); pushing a million entries through consensus would take
  * far longer than the measurement.
  *
- *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000]
+ * The last line is `fleet-cpu-ratio recovery=<x> registration=<y>`: the members' and the gateway's
+ * CPU per operation (empty fleet) over the bare OPAQUE server CPU per operation, both measured in
+ * this run (the load generator's CPU is not counted). Before it, a recovery's latency at low load
+ * (one at a time, `--serial` of them).
+ *
+ * `--profile DIR` starts `bkv up` (gateway) with `--cpu-prof` into DIR (its supervisor passes the flag on
+ * to the members it spawns), and
+ * writes DIR/phases.json: each process's pid and role, and the monotonic time (µs) at which the
+ * registration and recovery phases began and ended, for `scripts/cpuprofile-summary.ts`.
+ *
+ *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--idle-ms 3000] [--profile DIR]
  */
 import * as opaque from '@serenity-kit/opaque';
-import { LIGHT_KSF, bareOpaqueRates, numberArg, runPool } from './lib/load.js';
+import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile, rm, mkdtemp } from 'node:fs/promises';
+import { readFile, rm, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -39,6 +49,12 @@ const USERS = numberArg('users', 200);
 const RECOVERIES = numberArg('recoveries', 1500);
 const CONCURRENCY = numberArg('concurrency', 16);
 const PRELOAD = numberArg('preload', 1_000_000);
+const SERIAL = numberArg('serial', 200);
+const IDLE_MS = numberArg('idle-ms', 3000);
+const PROFILE_DIR = process.argv.includes('--profile') ? resolvePath(process.argv[process.argv.indexOf('--profile') + 1]!) : null;
+
+/** Monotonic microseconds, the clock V8's CPU profiles time their samples with. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
  * Gives every member `count` synthetic users: each record is sealed with the fleet's record keys
@@ -80,9 +96,55 @@ export async function preload(dir: string, config: FleetConfig, count: number): 
   return (performance.now() - t0) / 1000;
 }
 
+/** The client's OPAQUE finishLogin with the benchmark's Argon2id (ms, average of 50): part of each measured recovery. */
+function clientFinishMs(): number {
+  const setup = opaque.server.createSetup();
+  const s = opaque.client.startRegistration({ password: 'pw' });
+  const { registrationResponse } = opaque.server.createRegistrationResponse({ serverSetup: setup, userIdentifier: 'u', registrationRequest: s.registrationRequest });
+  const ksf = { 'argon2id-custom': LIGHT_KSF };
+  const { registrationRecord } = opaque.client.finishRegistration({ clientRegistrationState: s.clientRegistrationState, registrationResponse, password: 'pw', keyStretching: ksf });
+  let total = 0;
+  for (let i = 0; i < 50; i++) {
+    const c = opaque.client.startLogin({ password: 'pw' });
+    const r = opaque.server.startLogin({ serverSetup: setup, registrationRecord, startLoginRequest: c.startLoginRequest, userIdentifier: 'u' });
+    const t = performance.now();
+    opaque.client.finishLogin({ clientLoginState: c.clientLoginState, loginResponse: r.loginResponse, password: 'pw', keyStretching: ksf });
+    total += performance.now() - t;
+  }
+  return total / 50;
+}
+
+/** Operations retried after an UNAVAILABLE or CONFLICT answer (a busy machine), counted. */
+let retries = 0;
+async function retried<T>(op: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (e) {
+      // UNAVAILABLE: no answer in time; CONFLICT: the gateway's failover resent a recovery start
+      // the leader had already seen, so the answer went to the first copy. Both start over.
+      const code = (e as { code?: string }).code;
+      if (attempt >= 3 || (code !== 'UNAVAILABLE' && code !== 'CONFLICT')) throw e;
+      retries++;
+    }
+  }
+}
+
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as (o?: { type: 'major' }) => void)({ type: 'major' });
+}
+
+/** Work counters summed over the members: peer frames sent, and the highest commit index (log entries, one per batch). */
+async function workCounters(config: FleetConfig): Promise<{ frames: number; entries: number }> {
+  let frames = 0;
+  let entries = 0;
+  for (const m of config.members) {
+    const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
+    frames += Number(/^bkv_member_transport\{event="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    entries = Math.max(entries, Number(/^bkv_member_raft\{field="commit_index"\} (\d+)/m.exec(text)?.[1] ?? 0));
+  }
+  return { frames, entries };
 }
 
 /** p50/p99 of the commit-latency histograms of every member, summed (bucket upper bounds). */
@@ -116,7 +178,7 @@ async function rssMiB(config: FleetConfig): Promise<number[]> {
   return [...st.values()].map((s) => (s ? Number(execFileSync('ps', ['-o', 'rss=', '-p', String(s.pid)]).toString().trim()) / 1024 : NaN));
 }
 
-async function runFleet(preloadCount: number) {
+async function runFleet(preloadCount: number, profile: string | null) {
   const dir = await mkdtemp(join(tmpdir(), 'bkv-bench-fleet-'));
   const fleet = await createFleet(dir, { members: 5, basePort: 0 });
   let preloadSecs = 0;
@@ -126,7 +188,18 @@ async function runFleet(preloadCount: number) {
     // their garbage is not charged to the client side of the timed recoveries.
     collectGarbage();
   }
-  const up = spawn(process.execPath, [BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The supervisor in `bkv up` passes these flags on to the members it starts (profilingArgs).
+  const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  if (profile) await mkdir(profile, { recursive: true });
+  const up = spawn(process.execPath, [...profArgs, BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const phases: Record<string, number> = {};
+  /** CPU seconds of each profiled process at each phase mark (pid → mark → seconds). */
+  const phaseCpu: Record<string, Record<string, number>> = {};
+  let roles: Record<string, string> = {};
+  const mark = (name: string) => {
+    phases[name] = monoUs();
+    for (const pid of Object.keys(roles)) (phaseCpu[pid] ??= {})[name] = cpuSeconds(Number(pid));
+  };
   try {
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: up.stdout! }).once('line', resolve);
@@ -148,28 +221,62 @@ async function runFleet(preloadCount: number) {
     const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, channelPrimitives: nativeChannelPrimitives, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
     const secrets = Array.from({ length: USERS }, () => crypto.getRandomValues(new Uint8Array(32)));
     for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
-    const reg = await runPool(USERS, CONCURRENCY, async (i) => {
-      await client(`user${i}`).registerKey(`password ${i}`, secrets[i]!);
-    });
-    const memberPids = [...(await fetchStatuses(fleet.config)).values()].map((s) => s?.pid ?? -1);
+    const statuses = [...(await fetchStatuses(fleet.config)).values()];
+    const memberPids = statuses.map((s) => s?.pid ?? -1);
+    roles = Object.fromEntries([...statuses.map((s) => [String(s?.pid), s?.role ?? 'unknown']), [String(up.pid), 'gateway']]);
     const cpu = () => ({ members: memberPids.reduce((a, p) => a + cpuSeconds(p), 0), gateway: cpuSeconds(up.pid ?? -1), load: cpuSeconds(process.pid) });
+    const perOp = (a: ReturnType<typeof cpu>, b: ReturnType<typeof cpu>, n: number) => ({
+      members: ((b.members - a.members) * 1000) / n,
+      gateway: ((b.gateway - a.gateway) * 1000) / n,
+      load: ((b.load - a.load) * 1000) / n,
+    });
+    // An idle fleet's own cost (ticks, heartbeats, the gateway's status polls), per second.
+    mark('idleStart');
+    const cpuI0 = cpu();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idle = perOp(cpuI0, cpu(), IDLE_MS / 1000);
+    mark('idleEnd');
+    const cpuR0 = cpu();
+    mark('registrationStart');
+    const reg = await runPool(USERS, CONCURRENCY, async (i) => {
+      await retried(() => client(`user${i}`).registerKey(`password ${i}`, secrets[i]!));
+    });
+    mark('registrationEnd');
+    const cpuPerReg = perOp(cpuR0, cpu(), USERS);
     // The client's round-trip-free work (KE1 and its HPKE sealing) is prepared before the clock and
     // the CPU counters start, as an app does while the user types: the timed part is the server's.
     const clients = Array.from({ length: RECOVERIES }, (_, i) => client(`user${i % USERS}`));
     const prepared = await Promise.all(clients.map((c, i) => c.prepareRecovery(`password ${i % USERS}`)));
+    const work0 = await workCounters(fleet.config);
     const cpu0 = cpu();
+    mark('recoveryStart');
     const rec = await runPool(RECOVERIES, CONCURRENCY, async (i) => {
       const u = i % USERS;
-      const k = await clients[i]!.recoverKey(`password ${u}`, prepared[i]);
+      let first = true;
+      const k = await retried(() => clients[i]!.recoverKey(`password ${u}`, first ? ((first = false), prepared[i]) : undefined));
       if (k[0] !== secrets[u]![0]) throw new Error('recovered the wrong key');
     });
-    const cpu1 = cpu();
+    mark('recoveryEnd');
     /** CPU milliseconds per recovery: all members together, the gateway process, the load generator. */
-    const cpuPerRec = {
-      members: ((cpu1.members - cpu0.members) * 1000) / RECOVERIES,
-      gateway: ((cpu1.gateway - cpu0.gateway) * 1000) / RECOVERIES,
-      load: ((cpu1.load - cpu0.load) * 1000) / RECOVERIES,
-    };
+    const cpuPerRec = perOp(cpu0, cpu(), RECOVERIES);
+    const work1 = await workCounters(fleet.config);
+    /** Per recovery: log entries (batches) committed, and consensus frames sent by all members. */
+    const workPerRec = { entries: (work1.entries - work0.entries) / RECOVERIES, frames: (work1.frames - work0.frames) / RECOVERIES };
+    // Low load: one recovery at a time (KE1 prepared ahead, as above; the client's finishLogin,
+    // with its Argon2id at 8 KiB and one pass, is inside the measured time and reported apart).
+    const serialLat: number[] = [];
+    if (SERIAL > 0) {
+      const sc = Array.from({ length: SERIAL }, (_, i) => client(`user${i % USERS}`));
+      const sp = await Promise.all(sc.map((c, i) => c.prepareRecovery(`password ${i % USERS}`)));
+      for (let i = 0; i < SERIAL; i++) {
+        const t = performance.now();
+        let first = true;
+        await retried(() => sc[i]!.recoverKey(`password ${i % USERS}`, first ? ((first = false), sp[i]) : undefined));
+        serialLat.push(performance.now() - t);
+      }
+      serialLat.sort((a, b) => a - b);
+    }
+    const serial = { p50: percentile(serialLat, 50), p99: percentile(serialLat, 99) };
     const lat = await commitLatency(fleet.config);
     if (process.env.BKV_BENCH_DEBUG) {
       for (const m of fleet.config.members) {
@@ -179,19 +286,26 @@ async function runFleet(preloadCount: number) {
     }
     const rss = await rssMiB(fleet.config);
     const records = Math.max(...[...(await fetchStatuses(fleet.config)).values()].map((s) => s?.records ?? 0));
-    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec };
+    return { reg, rec, lat, rss, records, preloadSecs, cpuPerRec, cpuPerReg, serial, idle, workPerRec };
   } finally {
-    up.kill('SIGTERM');
-    await new Promise((r) => up.once('exit', r));
+    // `bkv up` may have exited already (it failed to start): then there is no exit to wait for.
+    if (up.exitCode === null && up.signalCode === null) {
+      up.kill('SIGTERM');
+      await new Promise((r) => up.once('exit', r));
+    }
     await rm(dir, { recursive: true, force: true });
+    if (profile) await writeFile(join(profile, 'phases.json'), JSON.stringify({ roles, phases, cpu: phaseCpu, users: USERS, recoveries: RECOVERIES }, null, 2));
   }
 }
 
 export async function main(): Promise<Record<string, number>> {
   await opaque.ready;
-  const empty = await runFleet(0);
-  const b = await bareOpaqueRates(3);
-  const full = PRELOAD > 0 ? await runFleet(PRELOAD) : null;
+  const empty = await runFleet(0, PROFILE_DIR);
+  // Three one-second measurements, the median of each figure: on a shared machine one alone moved by half.
+  const bs = [await bareOpaqueRates(1), await bareOpaqueRates(1), await bareOpaqueRates(1)];
+  const med = (k: keyof (typeof bs)[number]) => bs.map((x) => x[k]).sort((a, c) => a - c)[1]!;
+  const b = { regRate: med('regRate'), recRate: med('recRate'), regCpuMs: med('regCpuMs'), recCpuMs: med('recCpuMs') };
+  const full = PRELOAD > 0 ? await runFleet(PRELOAD, null) : null;
   const rssText = (r: number[]) => `${Math.min(...r).toFixed(0)}–${Math.max(...r).toFixed(0)}`;
   console.log(`\nFleet (5 member processes + gateway process, loopback, ${USERS} users, ${RECOVERIES} recoveries, concurrency ${CONCURRENCY}; load generator, gateway and members share ${(await import('node:os')).cpus().length} cores)`);
   console.log('| fleet | operation | ops/s | p50 ms | p99 ms | bare OPAQUE server ops/s | ratio | commit p50 / p99 ms | member RSS MiB |');
@@ -213,9 +327,37 @@ export async function main(): Promise<Record<string, number>> {
         `${((cores * 1000) / fleetMs).toFixed(0)}/s with the load generated elsewhere`,
     );
   }
+  for (const [name, r] of rows) {
+    console.log(
+      `  ${name}: per recovery ${r.workPerRec.entries.toFixed(2)} log entries (${(2 / r.workPerRec.entries).toFixed(1)} commands per batch) and ` +
+        `${r.workPerRec.frames.toFixed(1)} consensus frames sent (heartbeats and answers included)`,
+    );
+  }
+  console.log('\nCPU ms per registration: members together / gateway process / load generator');
+  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerReg.members.toFixed(1)} / ${r.cpuPerReg.gateway.toFixed(1)} / ${r.cpuPerReg.load.toFixed(1)}`);
+  for (const [name, r] of rows) {
+    // An idle fleet's cost per second (ticks, heartbeats, polls), and the part of each operation's CPU it explains at the measured rates.
+    const idleMs = r.idle.members + r.idle.gateway;
+    console.log(
+      `CPU ms per second of an idle fleet (${name}): members together ${r.idle.members.toFixed(1)}, gateway ${r.idle.gateway.toFixed(1)}; ` +
+        `at the measured rates that is ${(idleMs / r.rec.rate).toFixed(1)} ms of each recovery and ${(idleMs / r.reg.rate).toFixed(1)} ms of each registration`,
+    );
+  }
+  console.log(`bare OPAQUE server CPU ms: ${b.regCpuMs.toFixed(3)} per registration, ${b.recCpuMs.toFixed(3)} per recovery`);
+  const clientFinish = clientFinishMs();
+  if (SERIAL > 0) {
+    console.log(
+      `\nrecovery latency at low load (one at a time, ${SERIAL} recoveries, empty fleet): p50 ${empty.serial.p50.toFixed(1)} ms, p99 ${empty.serial.p99.toFixed(1)} ms ` +
+        `(includes the client's finishLogin, ${clientFinish.toFixed(2)} ms with Argon2id 8 KiB, 1 pass; the client's production Argon2id is not in it)`,
+    );
+  }
   if (full) {
     console.log(`\n${PRELOAD.toLocaleString('en')} users preloaded as a sealed snapshot in every member (${full.preloadSecs.toFixed(0)} s to build and seal); recoveries/s with them: ${((full.rec.rate / empty.rec.rate) * 100).toFixed(0)}% of the empty fleet`);
   }
+  if (retries > 0) console.log(`${retries} operations were retried after an UNAVAILABLE or CONFLICT answer (a busy machine)`);
+  const x = (empty.cpuPerRec.members + empty.cpuPerRec.gateway) / b.recCpuMs;
+  const y = (empty.cpuPerReg.members + empty.cpuPerReg.gateway) / b.regCpuMs;
+  console.log(`fleet-cpu-ratio recovery=${x.toFixed(2)} registration=${y.toFixed(2)}`);
   return {
     regRate: empty.reg.rate, recRate: empty.rec.rate, bareReg: b.regRate, bareRec: b.recRate,
     ...(full ? { recRateFull: full.rec.rate, regRateFull: full.reg.rate } : {}),

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFleetRelay, type FleetRelay } from '../../src/host/fleet/gateway-relay.js';
 import { displayStoreUrl } from '../../src/host/record-store/index.js';
-import { memberStoreUrl } from '../../src/host/fleet/supervisor.js';
+import { memberStoreUrl, profilingArgs } from '../../src/host/fleet/supervisor.js';
 import { checkStoreUrl } from '../../src/cli/commands/store-option.js';
 import { isBkvError } from '../../src/shared/errors.js';
 
@@ -11,13 +11,14 @@ import { isBkvError } from '../../src/shared/errors.js';
 // answer as followers do (503 not-leader with x-bkv-leader), and every one reports its role.
 let servers: Server[] = [];
 let relay: FleetRelay | null = null;
-const world = { leader: 2, term: 3, hits: [0, 0, 0, 0] };
+const world = { leader: 2, term: 3, hits: [0, 0, 0, 0], polls: [0, 0, 0, 0] };
 
 async function members(): Promise<Array<{ id: number; url: string }>> {
   const out = [];
   for (const id of [1, 2, 3]) {
     const s = createServer((req, res) => {
       if (req.url === '/v1/status') {
+        world.polls[id]!++;
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ role: id === world.leader ? 'leader' : 'follower', term: world.term, leader: world.leader, learner: false }));
         return;
@@ -47,7 +48,9 @@ afterEach(async () => {
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   servers = [];
   world.leader = 2;
+  world.term = 3;
   world.hits = [0, 0, 0, 0];
+  world.polls = [0, 0, 0, 0];
 });
 
 describe('the gateway relay routes to the leader', () => {
@@ -93,5 +96,30 @@ describe('store URLs', () => {
     }
     expect(isBkvError(err, 'USAGE')).toBe(true);
     expect((err as Error).message).not.toContain('hunter2');
+  });
+  it('polls the believed leader every period and the healthy followers only every fifth (each poll is an HTTP round trip on both sides)', async () => {
+    relay = createFleetRelay(await members(), { pollMs: 20, fullPollEvery: 5 });
+    await relay.refresh();
+    const start = [...world.polls];
+    const deadline = Date.now() + 5000;
+    while (world.polls[2]! - start[2]! < 15 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const leaderPolls = world.polls[2]! - start[2]!;
+    expect(leaderPolls).toBeGreaterThanOrEqual(15);
+    for (const follower of [1, 3]) expect(world.polls[follower]! - start[follower]!).toBeLessThanOrEqual(Math.ceil(leaderPolls / 5) + 1);
+    // A leader that stops answering as leader: the next period polls everyone again and finds the new one.
+    world.leader = 3;
+    world.term = 4;
+    const until = Date.now() + 5000;
+    while (relay.leader() !== 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(relay.leader()).toBe(3);
+  });
+  it("passes Node's profiling flags on to the members it starts, and no other flag", () => {
+    expect(profilingArgs(['--cpu-prof', '--cpu-prof-dir=/p', '--inspect=9229', '--max-old-space-size=512', '--heap-prof-interval=1024', '--prof'])).toEqual([
+      '--cpu-prof',
+      '--cpu-prof-dir=/p',
+      '--heap-prof-interval=1024',
+      '--prof',
+    ]);
+    expect(profilingArgs(['--profx', '--cpu-profile'])).toEqual([]);
   });
 });

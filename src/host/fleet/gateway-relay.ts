@@ -3,8 +3,8 @@
  * keep-alive HTTP, to the member it believes leads (only the leader runs vault commands: followers
  * answer 503 `not-leader` with the leader's id in `x-bkv-leader`), and fails over to the hinted
  * leader, then to other members round-robin, on a connection error, a timeout or a 503, within a
- * bounded retry budget. A background poll of every member's `GET /v1/status` keeps the health
- * view and the leader belief fresh.
+ * bounded retry budget. A background poll of `GET /v1/status` (the believed leader and members
+ * believed down every second, every member every five) keeps the health view and the leader belief fresh.
  *
  * Resending a request to another member is safe: the host may replay any request anyway, and the
  * core recognises a replayed recovery start by its attempt id.
@@ -27,8 +27,13 @@ export interface FleetRelayOptions {
   budgetMs?: number;
   /** Time limit of one attempt at one member (default 5 s: beyond the members' 3 s proposal timeout). */
   attemptTimeoutMs?: number;
-  /** Period of the status poll (default 500 ms). */
+  /**
+   * Period of the status poll of the believed leader and of members believed down (default 1000 ms;
+   * a `not-leader` answer redirects at once in between).
+   */
   pollMs?: number;
+  /** Every this many periods, and while no leader is believed, every member is polled (default 5). */
+  fullPollEvery?: number;
 }
 
 export interface MemberHealth {
@@ -127,11 +132,18 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     await Promise.all([...health.values()].map(poll));
   };
   let polling = false;
+  let round = 0;
+  const fullEvery = opts.fullPollEvery ?? 5;
   const timer = setInterval(() => {
     if (polling || closed) return;
     polling = true;
-    refresh().finally(() => (polling = false));
-  }, opts.pollMs ?? 500);
+    // Every period: the believed leader and every member believed down; every fullEvery periods
+    // (or while no leader is believed) all of them. A healthy follower's status changes nothing
+    // the relay does until a request fails there, and each poll is an HTTP round trip on both sides.
+    const all = round++ % fullEvery === 0 || leader === null;
+    const due = [...health.values()].filter((h) => all || h.id === leader?.id || !h.healthy);
+    Promise.all(due.map(poll)).finally(() => (polling = false));
+  }, opts.pollMs ?? 1000);
   timer.unref();
 
   /** The next member to try: the believed leader, then healthy ones round-robin, then any not yet tried. */

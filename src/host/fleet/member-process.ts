@@ -86,6 +86,15 @@ export interface RunningMember {
   close(): Promise<void>;
 }
 
+/**
+ * A member process's consensus timing: a 20 ms tick, heartbeats every 100 ms, election timeouts of
+ * 500-1000 ms (etcd's ratio of one to five and above). An idle fleet's CPU is mostly these wake-ups
+ * (ticks, and a heartbeat and its answer per peer), which every recovery pays a share of: with a
+ * 10 ms tick, 60 ms heartbeats and 300-600 ms timeouts five idle members used about 0.45 of a core
+ * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU").
+ */
+export const MEMBER_TIMING = { tickMs: 20, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
+
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, RATE_LIMITED: 429, UNAVAILABLE: 503 };
 
 /** CSPRNG words for the consensus node (sealing nonces, election timeouts), drawn 1 KiB at a time. */
@@ -135,12 +144,20 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     hmacSha256: nativeHmacSha256,
     sealCrypto: nativeSealCrypto,
     // Snapshots hold only the record tree's root: compaction is cheap, whatever the number of users.
-    config: { snapshotThreshold: 4096, ...opts.raftConfig },
+    config: {
+      snapshotThreshold: 4096,
+      heartbeatInterval: MEMBER_TIMING.heartbeatInterval,
+      electionTimeoutMin: MEMBER_TIMING.electionTimeoutMin,
+      electionTimeoutMax: MEMBER_TIMING.electionTimeoutMax,
+      ...opts.raftConfig,
+    },
   };
 
   // ------------------------------------------------------------------ metrics
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'bkv_member_' });
+  // The event-loop delay monitor samples every 100 ms, not prom-client's 10 ms: each sample is a timer
+  // wake-up of an otherwise idle process.
+  collectDefaultMetrics({ register: registry, prefix: 'bkv_member_', eventLoopMonitoringPrecision: 100 });
   const roleCode = { follower: 0, precandidate: 1, candidate: 2, leader: 3 } as const;
   new Gauge({
     name: 'bkv_member_raft',
@@ -221,6 +238,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     env,
     driver: {
       requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
+      tickMs: MEMBER_TIMING.tickMs,
       onOutput(o) {
         if (o.type === 'committed') applied.inc();
         records.onOutput(o);

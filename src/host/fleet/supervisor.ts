@@ -32,6 +32,15 @@ export function memberStoreUrl(store: string, id: number): string {
   return store;
 }
 
+/**
+ * Node's profiling flags this process was started with (`--cpu-prof`, `--cpu-prof-dir=…`, `--heap-prof…`,
+ * `--prof`), passed on to the members: `node --cpu-prof --cpu-prof-dir=D bin/bkv.js up` profiles the
+ * gateway and every member (Node refuses these flags in NODE_OPTIONS).
+ */
+export function profilingArgs(execArgv: readonly string[] = process.execArgv): string[] {
+  return execArgv.filter((a) => /^--(cpu-prof|heap-prof|prof)(-[a-z-]+)?(=|$)/.test(a));
+}
+
 export interface SupervisorOptions {
   /** Restart a member that exits while the supervisor is running (default false). */
   restart?: boolean;
@@ -82,7 +91,7 @@ export class FleetSupervisor {
     const env = { ...process.env };
     delete env[STORE_ENV];
     if (this.opts.store) env[STORE_ENV] = memberStoreUrl(this.opts.store, id);
-    const child = spawn(process.execPath, [BKV_BIN, 'member', 'start', '--dir', paths.member(id), '--fleet', paths.fleet, ...(this.opts.memberArgs ?? [])], {
+    const child = spawn(process.execPath, [...profilingArgs(), BKV_BIN, 'member', 'start', '--dir', paths.member(id), '--fleet', paths.fleet, ...(this.opts.memberArgs ?? [])], {
       stdio: ['ignore', fd, fd],
       env,
     });

@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Prometheus metrics of a gateway (and the member behind it). Nothing here carries secrets. */
 export function createGatewayMetrics(readCoreStats?: () => Record<string, number>) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'bkv_gateway_' });
+  // The event-loop delay monitor samples every 100 ms, not prom-client's 10 ms: each sample is a timer
+  // wake-up of an otherwise idle process.
+  collectDefaultMetrics({ register: registry, prefix: 'bkv_gateway_', eventLoopMonitoringPrecision: 100 });
   const requests = new Counter({
     name: 'bkv_gateway_requests_total',
     help: 'HTTP requests by route and status code',
