@@ -1,17 +1,18 @@
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js';
 import { fastAesGcm } from './aes-gcm.js';
-import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
+import { checkOutput, makeTempDir, removeTemp, replace, writeFileAtomic } from './atomic-output.js';
 import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
 import { gcPacer, keepFreedMemory } from './gc-pacer.js';
 import { ioError } from './io-errors.js';
 import { createBackupParallel, restoreBackupParallel } from './parallel-backup.js';
 import { PARALLEL_MIN_BYTES, defaultWorkers } from './worker-pool.js';
-import { extractInto, packDirectory } from './tar-stream.js';
+import { packDirectory } from './tar-stream.js';
+import { extractArchive } from './tar-extract.js';
 
 /** Called with the number of bytes just processed (payload bytes on create, backup bytes on restore). */
 export type ProgressFn = (bytes: number) => void;
@@ -148,14 +149,14 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
     let tmp: string | null = null;
     try {
       tmp = await makeTempDir(o.output, o.force ?? false);
-      await extractInto(tmp, measured());
+      await extractArchive(tmp, measured());
       await replace(tmp, o.output, o.force ?? false);
       tmp = null;
     } catch (err) {
       await plaintext.return(undefined).catch(() => {});
       throw ioError(err, 'write', o.output);
     } finally {
-      if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      if (tmp) await removeTemp(tmp);
     }
   }
   return { kind: header.kind, bytes };
