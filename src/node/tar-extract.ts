@@ -7,7 +7,7 @@ import { ArchiveGuard } from '../client/backup/tar-guard.js';
 import { ioError } from './io-errors.js';
 
 /** Errors that, inside a new directory only we write to, can only come from the archive. */
-const ARCHIVE_ERRNOS = new Set(['EEXIST', 'ELOOP', 'ENOTDIR', 'EISDIR']);
+const ARCHIVE_ERRNOS = new Set(['EEXIST', 'ELOOP', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'EMLINK']);
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**

@@ -37,7 +37,9 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  if (root) rmSync(root, { recursive: true, force: true });
+  if (!root) return;
+  spawnSync('chmod', ['-R', 'u+rwx', root]); // a restored read-only directory
+  rmSync(root, { recursive: true, force: true });
 });
 
 /** Encrypts `tar` as a directory backup in a directory of its own and restores it there. */
@@ -85,6 +87,7 @@ describe('restoring a hostile directory archive', () => {
     ['a hard link to a directory', () => [dir('d/'), hardlink('h', 'd')]],
     ['a FIFO', () => [file('ok.txt'), { name: 'fifo', type: '6' }]],
     ['a device', () => [{ name: 'dev', type: '3' }]],
+    ['a name too long for the file system', () => [file('x'.repeat(300), 'pax')]],
   ];
 
   for (const [name, entries] of cases) {
@@ -130,13 +133,17 @@ describe('restoring a hostile directory archive', () => {
         hardlink('hard', 'd/run.sh'),
         dir('empty/'),
         file(`${'long/'.repeat(30)}name.txt`, 'pax'),
+        { name: 'ro/', type: '5', mode: 0o555 },
+        file('ro/inside.txt'),
       ],
       { after: new TextEncoder().encode('junk after the end-of-archive blocks') },
     );
     const r = await restore(tar);
     expect(r.code, r.stdout).toBe(0);
     const out = join(r.dir, 'restored');
-    expect(readdirSync(out).sort()).toEqual(['abs', 'd', 'empty', 'hard', 'long']);
+    expect(readdirSync(out).sort()).toEqual(['abs', 'd', 'empty', 'hard', 'long', 'ro']);
+    expect(lstatSync(join(out, 'ro')).mode & 0o777).toBe(0o555); // applied after its contents
+    expect(readFileSync(join(out, 'ro/inside.txt'), 'utf8')).toBe('pwned');
     expect(readFileSync(join(out, 'd/run.sh'), 'utf8')).toBe('#!/bin/sh\n');
     expect(lstatSync(join(out, 'd/run.sh')).mode & 0o100).toBe(0o100);
     expect(readlinkSync(join(out, 'd/rel'))).toBe('run.sh');
