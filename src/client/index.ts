@@ -30,6 +30,8 @@ export { openBackup, type DecryptOptions, type OpenedBackup } from './backup/dec
 export * from './fleet/index.js';
 export { readableChunks } from './backup/streams.js';
 export { readTar, writeTar, safeTarPath, type TarEntry, type TarFileInput } from './backup/tar.js';
+export { archivePath, type TarEntryType } from './backup/tar-reader.js';
+export { ArchiveGuard } from './backup/tar-guard.js';
 // The vault SDK: password escrow (OPAQUE), passkey escrow, transports and fleet keys over the air.
 export {
   VaultClient, DEFAULT_CLIENT_KSF, type BackupKeyResult, type PreparedRecovery, type RecoverOptions, type TrustedFleetKeys, type VaultClientOptions,

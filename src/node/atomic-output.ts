@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { drainToFile } from './file-sink.js';
@@ -91,9 +91,28 @@ export async function replace(tmp: string, target: string, force: boolean): Prom
       const old = tempPathFor(target);
       await rename(target, old);
       await rename(tmp, target);
-      await rm(old, { recursive: true, force: true });
+      await removeTemp(old);
       return;
     }
   }
   await rename(tmp, target);
+}
+
+/**
+ * Removes a temporary file or directory and everything in it, also directories a restored archive
+ * made unwritable (mode 0500): those are made writable first. Never throws.
+ */
+export async function removeTemp(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch {
+    await makeWritable(path).catch(() => {});
+    await rm(path, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function makeWritable(path: string): Promise<void> {
+  if (!(await lstat(path)).isDirectory()) return;
+  await chmod(path, 0o700);
+  for (const name of await readdir(path)) await makeWritable(join(path, name));
 }

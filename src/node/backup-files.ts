@@ -1,17 +1,19 @@
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { DEFAULT_CHUNK_SIZE, type PayloadKind } from '../client/backup/header.js';
 import { fastAesGcm } from './aes-gcm.js';
-import { checkOutput, makeTempDir, replace, writeFileAtomic } from './atomic-output.js';
+import { checkOutput, makeTempDir, removeTemp, replace, writeFileAtomic } from './atomic-output.js';
 import { readBackupPieces, readFileChunks, regularFileSize } from './file-source.js';
 import { gcPacer, keepFreedMemory } from './gc-pacer.js';
 import { ioError } from './io-errors.js';
 import { createBackupParallel, restoreBackupParallel } from './parallel-backup.js';
 import { PARALLEL_MIN_BYTES, defaultWorkers } from './worker-pool.js';
-import { extractInto, packDirectory } from './tar-stream.js';
+import { packDirectory } from './tar-stream.js';
+import { extractArchive } from './tar-extract.js';
+import { writeToStream } from './byte-streams.js';
 
 /** Called with the number of bytes just processed (payload bytes on create, backup bytes on restore). */
 export type ProgressFn = (bytes: number) => void;
@@ -37,7 +39,17 @@ export interface ParallelChoice {
   aes?: 'auto' | 'node';
 }
 
-export interface CreateBackupFileOptions extends ParallelChoice {
+/**
+ * Streams in place of files (the CLI's `-`): `inputStream` is read instead of the file `input`,
+ * `outputStream` written instead of creating `output`; `input` and `output` then only name them
+ * in messages. Such a backup always takes the streaming path.
+ */
+export interface StreamEnds {
+  inputStream?: AsyncIterable<Uint8Array>;
+  outputStream?: NodeJS.WritableStream;
+}
+
+export interface CreateBackupFileOptions extends ParallelChoice, StreamEnds {
   input: string;
   output: string;
   key: Uint8Array;
@@ -83,10 +95,14 @@ export async function inputKind(input: string): Promise<PayloadKind> {
   throw new BkvError('IO', `cannot back up ${input}: not a regular file or directory`, { path: input });
 }
 
-/** Encrypts a file or a directory (as tar) to a backup file, atomically. Returns the payload kind. */
+/**
+ * Encrypts a file or a directory (as tar), or an input stream (as a file), to a backup file,
+ * atomically, or to an output stream. Returns the payload kind.
+ */
 export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ kind: PayloadKind }> {
-  const kind = await inputKind(o.input);
-  const workers = kind === 'file' ? workersFor(await regularFileSize(o.input), o) : 0;
+  const kind = o.inputStream ? 'file' : await inputKind(o.input);
+  const streams = !!(o.inputStream || o.outputStream);
+  const workers = kind === 'file' && !streams ? workersFor(await regularFileSize(o.input), o) : 0;
   if (workers > 0) {
     const { input, output, key, chunkSize, onProgress } = o;
     const mainThreadWorks = o.mainThreadWorks ?? false;
@@ -97,14 +113,16 @@ export async function createBackupFile(o: CreateBackupFileOptions): Promise<{ ki
   // A backup written inside the directory it archives must not archive itself (or its temp file).
   const out = resolve(o.output);
   const skip = (p: string) => p === out || (dirname(p) === dirname(out) && basename(p).startsWith(`.${basename(out)}.bkv-tmp-`));
-  const payload = kind === 'tar' ? packDirectory(o.input, skip) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true);
+  const payload = o.inputStream ?? (kind === 'tar' ? packDirectory(o.input, o.outputStream ? undefined : skip) : readFileChunks(o.input, o.chunkSize ?? DEFAULT_CHUNK_SIZE, true));
   const encOptions = { key: o.key, kind, cipher: fastAesGcm, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) };
   const pacing = kind === 'tar' ? TAR_GC_EVERY_BYTES : undefined;
-  await writeFileAtomic(o.output, encryptBackup(counted(payload, o.onProgress, pacing), encOptions), o.force ?? false);
+  const sealed = encryptBackup(counted(payload, o.onProgress, pacing), encOptions);
+  if (o.outputStream) await writeToStream(o.outputStream, sealed, o.output);
+  else await writeFileAtomic(o.output, sealed, o.force ?? false);
   return { kind };
 }
 
-export interface RestoreBackupFileOptions extends ParallelChoice {
+export interface RestoreBackupFileOptions extends ParallelChoice, StreamEnds {
   input: string;
   output: string;
   key: Uint8Array;
@@ -113,13 +131,16 @@ export interface RestoreBackupFileOptions extends ParallelChoice {
 }
 
 /**
- * Decrypts a backup file to a file or directory (as its header says). The output appears only
- * after the final chunk authenticated; on any error nothing is left behind.
+ * Decrypts a backup file or input stream to a file or directory (as its header says). The output
+ * appears only after the final chunk authenticated; on any error nothing is left behind. To an
+ * output stream, the payload itself is written (a directory's as its tar archive), each chunk once
+ * it authenticated: a failure then comes after the chunks before it were written, and its message
+ * says that the output is incomplete.
  */
 export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ kind: PayloadKind; bytes: number }> {
-  const size = await regularFileSize(o.input);
-  await checkOutput(o.output, o.force ?? false);
-  const workers = workersFor(size, o);
+  const size = o.inputStream ? 0 : await regularFileSize(o.input);
+  if (!o.outputStream) await checkOutput(o.output, o.force ?? false);
+  const workers = o.inputStream || o.outputStream ? 0 : workersFor(size, o);
   if (workers > 0) {
     const { input, output, key, onProgress } = o;
     const mainThreadWorks = o.mainThreadWorks ?? false;
@@ -127,7 +148,7 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
     if (done) return { kind: 'file', bytes: done.bytes };
   }
   keepFreedMemory(); // node:crypto's outputs: see gc-pacer.ts
-  const { header, plaintext } = await openBackup(counted(readBackupPieces(o.input, true), o.onProgress), {
+  const { header, plaintext } = await openBackup(counted(o.inputStream ?? readBackupPieces(o.input, true), o.onProgress), {
     key: o.key,
     cipher: fastAesGcm,
   });
@@ -138,7 +159,15 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
       yield chunk;
     }
   }
-  if (header.kind === 'file') {
+  if (o.outputStream) {
+    try {
+      await writeToStream(o.outputStream, measured(), o.output);
+    } catch (err) {
+      throw incomplete(err, bytes, o.output);
+    } finally {
+      await plaintext.return(undefined).catch(() => {});
+    }
+  } else if (header.kind === 'file') {
     try {
       await writeFileAtomic(o.output, measured(), o.force ?? false);
     } finally {
@@ -148,15 +177,22 @@ export async function restoreBackupFile(o: RestoreBackupFileOptions): Promise<{ 
     let tmp: string | null = null;
     try {
       tmp = await makeTempDir(o.output, o.force ?? false);
-      await extractInto(tmp, measured());
+      await extractArchive(tmp, measured());
       await replace(tmp, o.output, o.force ?? false);
       tmp = null;
     } catch (err) {
       await plaintext.return(undefined).catch(() => {});
       throw ioError(err, 'write', o.output);
     } finally {
-      if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      if (tmp) await removeTemp(tmp);
     }
   }
   return { kind: header.kind, bytes };
+}
+
+/** A failure after `bytes` authenticated bytes went to an output stream: the message says so. */
+function incomplete(err: unknown, bytes: number, name: string): unknown {
+  if (!(err instanceof BkvError) || bytes === 0) return err;
+  const note = `; the ${bytes} bytes written to ${name} before this are authenticated but incomplete: discard them`;
+  return new BkvError(err.code, err.message + note, { ...err.details, bytesWritten: bytes });
 }

@@ -1,7 +1,5 @@
-import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { BkvError } from '../shared/errors.js';
 
 /**
  * How node-tar reads files while packing: 256 KiB at a time, one file at a time. Its defaults
@@ -14,9 +12,9 @@ const READ_BYTES = 256 * 1024;
 const JOBS = 1;
 
 /**
- * Directories travel as tar archives (POSIX ustar/pax via node-tar), streamed both ways.
- * Entries are stored relative to the directory, with portable headers (no owner names, uids, mtimes
- * of the packing machine beyond what tar needs).
+ * Directories travel as tar archives (POSIX ustar/pax), streamed both ways: packed here by
+ * node-tar, extracted by tar-extract.ts. Entries are stored relative to the directory, with
+ * portable headers (no owner names, uids, mtimes of the packing machine beyond what tar needs).
  */
 export async function* packDirectory(dir: string, skip: (absolutePath: string) => boolean = () => false): AsyncGenerator<Uint8Array> {
   const entries = (await readdir(dir)).filter((e) => !skip(resolve(dir, e))).sort();
@@ -25,32 +23,4 @@ export async function* packDirectory(dir: string, skip: (absolutePath: string) =
   const filter = (path: string) => !skip(resolve(dir, path));
   const pack = create({ cwd: dir, portable: true, strict: true, filter, maxReadSize: READ_BYTES, jobs: JOBS }, entries);
   for await (const chunk of pack as AsyncIterable<Uint8Array>) yield chunk;
-}
-
-/**
- * Extracts a tar stream into `dir` (which must exist). Paths are confined to `dir` by node-tar
- * (absolute paths and `..` are refused); file owners are not restored.
- */
-export async function extractInto(dir: string, source: AsyncIterable<Uint8Array>): Promise<void> {
-  const { extract } = await import('tar');
-  const unpack = extract({ cwd: dir, strict: true, preserveOwner: false });
-  let failure: unknown = null;
-  unpack.on('error', (err: unknown) => {
-    failure = err;
-  });
-  const done = once(unpack, 'finish');
-  done.catch(() => {});
-  for await (const chunk of source) {
-    if (failure) break;
-    if (!unpack.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))) {
-      await Promise.race([once(unpack, 'drain'), done]);
-    }
-  }
-  if (!failure) {
-    unpack.end();
-    await done;
-  }
-  if (failure) {
-    throw new BkvError('MALFORMED', `the directory archive inside the backup is invalid: ${(failure as Error).message ?? failure}`);
-  }
 }

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'TAMPERED' // authentication failed: altered, reordered, duplicated or spliced data
   | 'TRAILING_DATA' // bytes after the authenticated end
   | 'MALFORMED' // a message or file that does not parse
+  | 'BAD_ARCHIVE' // an authenticated backup whose directory archive is invalid or unsafe to extract
   | 'WRONG_PASSWORD' // vault: the password was wrong; attempts may remain
   | 'LOCKED' // vault: no attempts remain, the record is destroyed
   | 'NOT_REGISTERED' // vault: no key is escrowed for this account

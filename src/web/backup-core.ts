@@ -5,6 +5,7 @@
 import { encryptBackup } from '../client/backup/encrypt.js';
 import { openBackup } from '../client/backup/decrypt.js';
 import { readTar, writeTar, type TarFileInput } from '../client/backup/tar.js';
+import { ArchiveGuard } from '../client/backup/tar-guard.js';
 import { readableChunks } from '../client/backup/streams.js';
 
 /** Plaintext or ciphertext gathered as a Blob without holding it whole in memory (Chromium keeps large Blobs on disk). */
@@ -132,7 +133,9 @@ export async function restoreFromBlob(
   // that the rest of the backup is still read and authenticated below.
   const it = opened.plaintext;
   const unclosable: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: () => it.next() }) };
+  const guard = new ArchiveGuard(); // the CLI's rules: a duplicate or a path through a link is refused
   for await (const entry of readTar(unclosable)) {
+    guard.admit(entry);
     if (entry.type !== 'file') continue;
     const sink = new BlobSink();
     for await (const p of entry.body) await sink.push(p);

@@ -36,6 +36,8 @@ export function explain(e: unknown): string {
     case 'TRUNCATED':
     case 'TRAILING_DATA':
       return `This backup file is damaged or was altered (${msg}). Nothing was restored. Use another copy of the backup.`;
+    case 'BAD_ARCHIVE':
+      return `This backup opened with your key, but the folder inside it cannot be restored safely (${msg}). Nothing was restored.`;
     case 'WRONG_PASSWORD':
       return `Wrong password: ${attemptsLeft(details.attemptsRemaining)} before the key is destroyed. Check the account name and the password, then try again.`;
     case 'LOCKED':

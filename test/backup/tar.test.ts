@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { readTar, writeTar, type TarFileInput } from '../../src/client/backup/tar.js';
+import { ArchiveGuard } from '../../src/client/backup/tar-guard.js';
+import { craftTar, type RawEntry } from './tar-craft.js';
 
 async function bytesOf(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -52,5 +54,32 @@ describe('browser tar', () => {
   it('refuses paths that climb out', async () => {
     const evil: TarFileInput = { path: '../evil', size: 0, open: async function* () {} };
     await expect(bytesOf(writeTar([evil]))).rejects.toThrow(/unsafe path/);
+  });
+
+  it('reads links and refuses what it cannot read exactly, as BAD_ARCHIVE', async () => {
+    const read = async (entries: RawEntry[]) => {
+      const out: string[] = [];
+      const guard = new ArchiveGuard();
+      for await (const e of readTar((async function* () { yield craftTar(entries); })())) {
+        guard.admit(e);
+        out.push(`${e.type} ${e.path}${e.linkpath ? ` -> ${e.linkpath}` : ''}`);
+      }
+      return out;
+    };
+    expect(await read([{ name: 'f', type: '0', data: 'x' }, { name: 'l', type: '2', linkname: '/etc' }, { name: 'h', type: '1', linkname: './f' }])).toEqual([
+      'file f',
+      'symlink l -> /etc',
+      'hardlink h -> f',
+    ]);
+    for (const entries of [
+      [{ name: '/abs', type: '0' }],
+      [{ name: 'a/../../b', type: '0', via: 'pax' as const }],
+      [{ name: 'l', type: '2', linkname: '/etc' }, { name: 'l/passwd', type: '0' }],
+      [{ name: 'f', type: '0' }, { name: 'f', type: '0' }],
+      [{ name: 'p', type: '6' }],
+      [{ name: 'd', type: '5', data: 'data in a directory entry' }],
+    ]) {
+      await expect(read(entries), JSON.stringify(entries)).rejects.toMatchObject({ code: 'BAD_ARCHIVE' });
+    }
   });
 });

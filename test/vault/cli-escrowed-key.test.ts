@@ -104,6 +104,22 @@ describe('password backups of one account share the escrowed key', () => {
     expect(await readFile(join(dir, 'new.out'), 'utf8')).toBe('tuesday');
   });
 
+  it('a backup piped in on standard input is checked by key id too: no guess spent on another key', async () => {
+    const piped = async (file: string, pw: string, out: string) => {
+      const r = spawnSync(process.execPath, [BIN, 'backup', 'restore', '-', '-o', out, '--password-file', pw, '--json'], {
+        cwd: dir, env, encoding: 'utf8', timeout: 60_000, input: await readFile(join(dir, file)),
+      });
+      return { code: r.status, out: JSON.parse(r.stdout || '{}') as Record<string, any> };
+    };
+    const old = await piped('monday.bkv', 'pw', 'monday.piped');
+    expect(old.code).toBe(3);
+    expect(old.out.error).toMatchObject({ code: 'WRONG_KEY', keyId: firstKeyId, attemptSpent: false });
+    expect((await readdir(dir)).filter((f) => f.startsWith('monday.piped'))).toEqual([]);
+    const ok = await piped('new.bkv', 'other', 'new.piped');
+    expect(ok.code).toBe(0);
+    expect(await readFile(join(dir, 'new.piped'), 'utf8')).toBe('tuesday');
+  });
+
   it('reads the header before asking the vault: a file that is not a backup spends no guess', async () => {
     const r = bkv(['backup', 'restore', 'monday.txt', '-o', 'nothing', '--password-file', 'pw']);
     expect(r.code).toBe(4);

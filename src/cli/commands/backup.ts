@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { BkvError } from '../../shared/errors.js';
 import { generateBackupKey } from '../../client/keys/backup-key.js';
 import { encodeRecoveryKey } from '../../client/keys/recovery-key.js';
-import { isValidChunkSize } from '../../client/backup/header.js';
+import { HEADER_BYTES, decodeHeader, isValidChunkSize } from '../../client/backup/header.js';
+import { peekBytes } from '../../node/byte-streams.js';
 import { createBackupFile, inputKind, restoreBackupFile } from '../../node/backup-files.js';
 import { directorySize } from '../../node/dir-size.js';
 import { regularFileSize } from '../../node/file-source.js';
@@ -15,6 +16,7 @@ import { keyForPasswordBackup, recoverKeyForBackup, reportEscrow, type EscrowInf
 import { inspectBackupFile } from '../../node/backup-inspect.js';
 import { addVaultOptions, type VaultOptions } from '../vault-flags.js';
 import { makeProgress } from '../progress.js';
+import { checkStdio, describeEnd, stdioFor, stdioStreams } from '../stdio.js';
 
 interface CreateOpts extends PasswordOptions, VaultOptions {
   output: string;
@@ -67,21 +69,24 @@ async function keyForCreate(o: CreateOpts, out: Output): Promise<{ key: Uint8Arr
 async function create(input: string, o: CreateOpts): Promise<void> {
   const out = makeOutput(!!o.json);
   const chunkSize = o.chunkSize ? parseChunkSize(o.chunkSize) : undefined;
-  const kind = await inputKind(input);
+  const stdio = stdioFor(input, o.output);
+  checkStdio('create', stdio, o);
+  const kind = stdio.stdin ? 'file' : await inputKind(input);
   const { key, fresh, escrow } = await keyForCreate(o, out);
   // Save a new key before any backup exists, so a backup never outlives its only key.
   if (fresh && o.keyFile) await writeKeyFile(o.keyFile, key, !!o.force);
   const showProgress = !out.json && process.stderr.isTTY;
-  const total = !showProgress ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
+  const total = !showProgress || stdio.stdin ? 0 : kind === 'tar' ? await directorySize(input) : await regularFileSize(input);
   const progress = await makeProgress('Encrypting', total, out.json);
   try {
     // The CLI does nothing else meanwhile: its own thread computes too (bin/bkv.js prestarts the rest).
-    await createBackupFile({ input, output: o.output, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
+    const ends = { input: describeEnd(input, 'input'), output: describeEnd(o.output, 'output'), ...stdioStreams(stdio) };
+    await createBackupFile({ ...ends, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n), ...(chunkSize ? { chunkSize } : {}) });
   } finally {
     progress.stop();
   }
   const what = kind === 'tar' ? 'directory' : 'file';
-  out.info(`Backed up ${what} ${input} to ${o.output}.`);
+  out.info(`Backed up ${what} ${describeEnd(input, 'input')} to ${describeEnd(o.output, 'output')}.`);
   const data: Record<string, unknown> = { output: o.output, kind };
   if (fresh && o.keyFile) {
     out.info(`New recovery key saved in ${o.keyFile}. Keep it safe: it is the only way to restore this backup.`);
@@ -103,21 +108,39 @@ async function create(input: string, o: CreateOpts): Promise<void> {
 
 async function restore(input: string, o: RestoreOpts): Promise<void> {
   const out = makeOutput(!!o.json);
-  const total = await regularFileSize(input);
+  const stdio = stdioFor(input, o.output);
+  checkStdio('restore', stdio, o);
+  const total = stdio.stdin ? 0 : await regularFileSize(input);
   if (wantsPassword(o) && (o.keyFile || o.recoveryKeyStdin)) {
     throw new BkvError('USAGE', 'give either a key (--key-file, --recovery-key-stdin) or --password, not both');
   }
-  // With a password, the header is read first: its key id tells the vault which key is wanted.
-  const key = wantsPassword(o) ? await recoverKeyForBackup(o, out, (await inspectBackupFile(input)).header.fingerprint) : await readExistingKey(o);
+  let ends = { input: describeEnd(input, 'input'), output: describeEnd(o.output, 'output'), ...stdioStreams(stdio) };
+  let key: Uint8Array;
+  if (wantsPassword(o)) {
+    // With a password, the header is read first (from a pipe too): its key id tells the vault
+    // which key is wanted, and a file that is no backup costs no guess.
+    let fingerprint: Uint8Array;
+    if (ends.inputStream) {
+      const peeked = await peekBytes(ends.inputStream, HEADER_BYTES);
+      ends = { ...ends, inputStream: peeked.all };
+      fingerprint = decodeHeader(peeked.head).fingerprint;
+    } else {
+      fingerprint = (await inspectBackupFile(input)).header.fingerprint;
+    }
+    key = await recoverKeyForBackup(o, out, fingerprint);
+  } else {
+    key = await readExistingKey(o);
+  }
   const progress = await makeProgress('Decrypting', total, out.json);
   let result;
   try {
-    result = await restoreBackupFile({ input, output: o.output, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n) });
+    result = await restoreBackupFile({ ...ends, key, force: !!o.force, mainThreadWorks: true, onProgress: (n) => progress.add(n) });
   } finally {
     progress.stop();
   }
   const what = result.kind === 'tar' ? 'directory' : 'file';
-  out.info(`Restored ${what} ${o.output} from ${input}; every chunk authenticated.`);
+  const from = describeEnd(input, 'input');
+  out.info(stdio.stdout ? `Wrote the ${what === 'file' ? 'file' : 'directory, as a tar archive,'} from ${from} to standard output; every chunk authenticated.` : `Restored ${what} ${o.output} from ${from}; every chunk authenticated.`);
   out.result('', { output: o.output, kind: result.kind, bytes: result.bytes });
 }
 
@@ -127,8 +150,8 @@ export const backupCommands: CommandModule = (program: Command) => {
   const create_ = backup
     .command('create')
     .description('encrypt a file or a directory into a backup file')
-    .argument('<input>', 'file or directory to back up')
-    .requiredOption('-o, --output <file>', 'backup file to write')
+    .argument('<input>', 'file or directory to back up, or - for standard input (then give the key with --key-file or --password-file)')
+    .requiredOption('-o, --output <file>', 'backup file to write, or - for standard output')
     .option('--recovery-key', 'make a new backup key and print it as a recovery key')
     .option('--key-file <file>', 'use the recovery key in this file; if it does not exist, make a new key and save it there')
     .option('--recovery-key-stdin', 'read an existing recovery key from standard input')
@@ -143,8 +166,8 @@ export const backupCommands: CommandModule = (program: Command) => {
   const restore_ = backup
     .command('restore')
     .description('decrypt a backup file into a file or directory, verifying every chunk')
-    .argument('<backup>', 'backup file to read')
-    .requiredOption('-o, --output <path>', 'file or directory to create')
+    .argument('<backup>', 'backup file to read, or - for standard input (then give the key with --key-file or --password-file)')
+    .requiredOption('-o, --output <path>', 'file or directory to create, or - for standard output (a directory as its tar archive)')
     .option('--key-file <file>', 'read the recovery key from this file')
     .option('--recovery-key-stdin', 'read the recovery key from standard input')
     .option('--password', 'recover the key from the vault with a password (asked on a terminal, else read from stdin)')

@@ -1,15 +1,13 @@
 /**
- * A streaming tar writer and reader (POSIX ustar with pax extended headers), browser-safe. The CLI
- * archives directories with node-tar; this writes archives node-tar extracts, and reads the
- * regular files and directories of archives node-tar writes. Memory use is one 512-byte block
- * plus whatever piece the source yields: file bodies are streamed, never held whole.
+ * A streaming tar writer (POSIX ustar with pax extended headers), browser-safe; the reader is in
+ * tar-reader.ts. The CLI archives directories with node-tar; this writes archives node-tar
+ * extracts. Memory use is one 512-byte block plus whatever piece the source yields: file bodies
+ * are streamed, never held whole.
  */
 import { BkvError } from '../../shared/errors.js';
-import { ByteReader } from './byte-reader.js';
 
 const BLOCK = 512;
 const te = new TextEncoder();
-const td = new TextDecoder('utf-8', { fatal: true });
 
 export interface TarFileInput {
   /** Relative path with `/` separators, e.g. `photos/2026/a.jpg`. */
@@ -122,115 +120,4 @@ export async function* writeTar(files: readonly TarFileInput[]): AsyncGenerator<
   yield new Uint8Array(BLOCK * 2);
 }
 
-export interface TarEntry {
-  path: string;
-  type: 'file' | 'directory';
-  size: number;
-  mtimeMs: number;
-  /** The entry's bytes; must be read (or drained) before the next entry is requested. */
-  body: AsyncIterable<Uint8Array>;
-}
-
-function readOctal(h: Uint8Array, off: number, len: number, what: string): number {
-  const field = h.subarray(off, off + len);
-  if (field[0]! & 0x80) {
-    // base-256 (GNU/node-tar for large values)
-    let v = 0;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const s = String.fromCharCode(...field).replace(/[\0 ]+$/g, '').replace(/^[\0 ]+/, '');
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new BkvError('MALFORMED', `archive header has an invalid ${what}`);
-  return parseInt(s, 8);
-}
-
-function cString(b: Uint8Array): string {
-  const end = b.indexOf(0);
-  return td.decode(end < 0 ? b : b.subarray(0, end));
-}
-
-function parsePax(body: Uint8Array): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const sp = body.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = Number(String.fromCharCode(...body.subarray(i, sp)));
-    if (!Number.isInteger(len) || len <= 0 || i + len > body.length) throw new BkvError('MALFORMED', 'archive has an invalid pax header');
-    const rec = td.decode(body.subarray(sp + 1, i + len - 1));
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
-async function collect(reader: ByteReader, n: number): Promise<Uint8Array> {
-  if (n > 1024 * 1024) throw new BkvError('MALFORMED', 'archive has an oversized extended header');
-  const b = (await reader.read(n)).slice();
-  if (b.length < n) throw new BkvError('TRUNCATED', 'archive ends inside an entry');
-  await reader.read((BLOCK - (n % BLOCK)) % BLOCK);
-  return b;
-}
-
-/**
- * Reads a tar archive entry by entry. Regular files and directories are returned; links and
- * special files are skipped (the CLI does not restore them either). Paths are checked with
- * `safeTarPath`: absolute paths and `..` are refused.
- */
-export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry, void, undefined> {
-  const reader = new ByteReader(source);
-  try {
-    let pax: Record<string, string> = {};
-    let longName: string | undefined;
-    for (;;) {
-      const h = (await reader.read(BLOCK)).slice();
-      if (h.length === 0) return;
-      if (h.length < BLOCK) throw new BkvError('TRUNCATED', 'archive ends inside a header');
-      if (h.every((b) => b === 0)) return;
-      let sum = 0;
-      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-      if (sum !== readOctal(h, 148, 8, 'checksum')) throw new BkvError('MALFORMED', 'archive header checksum does not match');
-      const type = String.fromCharCode(h[156]!) || '0';
-      let size = readOctal(h, 124, 12, 'size');
-      const mtimeMs = readOctal(h, 136, 12, 'mtime') * 1000;
-      if (type === 'x' || type === 'g') {
-        const body = await collect(reader, size);
-        if (type === 'x') pax = parsePax(body);
-        continue;
-      }
-      if (type === 'L') {
-        longName = cString(await collect(reader, size));
-        continue;
-      }
-      const prefix = h[257] === 0x75 ? cString(h.subarray(345, 500)) : '';
-      const rawName = cString(h.subarray(0, 100));
-      let path = pax.path ?? longName ?? (prefix ? `${prefix}/${rawName}` : rawName);
-      if (pax.size !== undefined) size = Number(pax.size);
-      pax = {};
-      longName = undefined;
-      const isFile = type === '0' || type === '\0' || type === '7';
-      const isDir = type === '5';
-      let remaining = isDir ? 0 : size;
-      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      async function* body(): AsyncGenerator<Uint8Array> {
-        while (remaining > 0) {
-          const piece = await reader.read(Math.min(remaining, 256 * 1024));
-          if (piece.length === 0) throw new BkvError('TRUNCATED', `archive ends inside ${path}`);
-          remaining -= piece.length;
-          yield piece;
-        }
-      }
-      if (isFile || isDir) {
-        path = safeTarPath(path);
-        yield { path, type: isDir ? 'directory' : 'file', size: isDir ? 0 : size, mtimeMs, body: body() };
-      }
-      // Skip whatever the caller left unread, then the padding.
-      for await (const _ of body()) void _;
-      if (!isDir && size > 0) await reader.read(pad);
-    }
-  } finally {
-    await reader.close();
-  }
-}
+export { readTar, type TarEntry } from './tar-reader.js';
