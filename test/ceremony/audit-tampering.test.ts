@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { publishDeployment } from '../../src/ceremony/publish.js';
 import { encodeBase64 } from '../../src/shared/fleet-formats/encoding.js';
 import { operatorKeyFromSeed } from '../../src/witness/keys.js';
@@ -38,21 +38,7 @@ afterAll(async () => {
   await cleanup();
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const origOut = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => (out.push(String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => (err.push(String(c)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'bkv', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    process.stdout.write = origOut;
-    process.stderr.write = origErr;
-  }
-}
+const cli = runCli;
 
 async function auditThrough(rewrite: Rewrite, evidencePath: string, json = true) {
   const proxy = await startTamperProxy(w.url, rewrite);

@@ -9,7 +9,7 @@ import { encodeAttestation, parseAttestation } from '../../src/shared/attestatio
 import { encodeEvidence, type DeploymentEvidence } from '../../src/shared/evidence/evidence.js';
 import { publishDeployment } from '../../src/ceremony/publish.js';
 import { encodeTranscript, parseTranscript } from '../../src/shared/evidence/transcript.js';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { WitnessClient } from '../../src/witness/client.js';
 import { operatorKeyFromSeed, writeOperatorKeyFile } from '../../src/witness/keys.js';
 import { startWitness, type RunningWitness } from '../../src/witness/server.js';
@@ -45,21 +45,7 @@ async function refused(artifact: Uint8Array, evidence: DeploymentEvidence | unde
   throw new Error('the witness accepted bad evidence');
 }
 
-/** In-process CLI: returns the exit code and what went to stdout. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string }> {
-  const chunks: string[] = [];
-  const orig = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => (chunks.push(String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'bkv', ...args]);
-    return { code, stdout: chunks.join('') };
-  } finally {
-    process.stdout.write = orig;
-    process.stderr.write = origErr;
-  }
-}
+const cli = runCli;
 
 describe('the witness verifies deployment evidence before it signs', () => {
   const art = () => d.result.artifact;

@@ -5,7 +5,7 @@
  * print a forged value.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { artifactDigest, encodeBase64, encodeHex } from '../../src/client/fleet/index.js';
 import { WitnessClient, auditNamespace, makeDemoFleet, publishEpoch, startWitness, type RunningWitness } from '../../src/witness/index.js';
 import { cleanup, newOperator, tempDir } from './fixtures.js';
@@ -30,22 +30,7 @@ afterAll(async () => {
   await cleanup();
 });
 
-/** In-process CLI: exit code, stdout and stderr. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const origOut = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => (out.push(String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => (err.push(String(c)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'bkv', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    process.stdout.write = origOut;
-    process.stderr.write = origErr;
-  }
-}
+const cli = runCli;
 
 async function throughProxy<T>(rewrite: Rewrite, f: (url: string) => Promise<T>): Promise<T> {
   const proxy = await startTamperProxy(w.url, rewrite);
