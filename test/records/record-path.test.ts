@@ -61,6 +61,31 @@ describe('the record path: batcher, record state, store writer', () => {
     expect(decodeAppliedOutcome(await log.propose(b1)).status).toBe('stale');
   });
 
+  it('refuses a batch whose proof claims an existing record is absent (no reset counter, no extra record)', async () => {
+    const log = new InstantLog();
+    const m = log.addMember();
+    await log.batcher(m).execute(reg('victim', 3));
+    for (let i = 0; i < 15; i++) await log.batcher(m).execute(reg(`user-${i}`));
+    await log.batcher(m).execute(attempt('victim'));
+    await settle(log);
+    const id = recordId(KEYS, 'victim');
+    // A real proof of absence (an empty subtree on its path), but for another key.
+    let absentProof: Uint8Array | undefined;
+    for (let i = 0; !absentProof; i++) {
+      const p = (await m.store.read([recordId(KEYS, `nobody-${i}`)])).reads[0]!.proof;
+      if (p[1] === 0) absentProof = p;
+    }
+    const fresh = sealRecord(KEYS, id, { status: 'live', version: 1, opaqueRecord: new Uint8Array(192), wrappedKey: new Uint8Array(60), ksf: KSF, limit: 3, attemptsRemaining: 3, open: [], recent: [] }, new Uint8Array(12));
+    const root = m.state.root;
+    for (const proof of [absentProof, new Uint8Array([1, 0, 0, 0])]) {
+      const entry = encodeBatch({ kind: 'commands', ts: 0, items: [{ key: id, proof, value: fresh }] });
+      expect(decodeAppliedOutcome(await log.propose(entry)).status).toBe('stale');
+      expect(equalBytes(m.state.root, root)).toBe(true);
+      expect(m.state.count).toBe(16);
+    }
+    expect(await log.batcher(m).execute(attempt('victim'))).toMatchObject({ r: { status: 'granted', attemptsRemaining: 1 } });
+  });
+
   it('accepts imports only before the first command batch, and never over an existing record', async () => {
     const log = new InstantLog();
     const a = log.addMember();

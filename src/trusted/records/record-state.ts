@@ -7,7 +7,7 @@
  */
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { BkvError } from '../../shared/errors.js';
-import { applyUpdates, emptyHash, valueHash, verifyProof } from '../../shared/record-tree/index.js';
+import { applyUpdates, decodeProof, emptyHash, valueHash } from '../../shared/record-tree/index.js';
 import { equalBytes } from '../../shared/bytes.js';
 import { Reader, Writer } from '../core/codec.js';
 import type { ReplicatedStateMachine } from '../core/replication.js';
@@ -87,17 +87,23 @@ export class RecordState implements ReplicatedStateMachine {
     let added = 0;
     try {
       const seen = new Set<string>();
+      const proofs = [];
       for (const it of batch.items) {
         const k = bytesToHex(it.key);
         if (seen.has(k)) return encodeOutcome({ status: 'invalid' });
         seen.add(k);
-        const absent = verifyProof(this.point.root, it.key, it.proof) === null;
+        // Decoded once; `applyUpdates` verifies every proof against the root before it uses it,
+        // so what the terminal says (absent or present) counts only if the batch applies.
+        const proof = decodeProof(it.proof);
+        const t = proof.terminal;
+        const absent = t.kind === 'empty' || !equalBytes(t.key, it.key);
         if (batch.kind === 'import' && (!absent || !it.value)) return encodeOutcome({ status: 'invalid' });
         if (absent && it.value) added++;
+        proofs.push({ key: it.key, proof });
       }
       root = applyUpdates(
         this.point.root,
-        batch.items.map((it) => ({ key: it.key, proof: it.proof })),
+        proofs,
         batch.items.filter((it) => it.value).map((it) => ({ key: it.key, valueHash: valueHash(it.value as Uint8Array) })),
       );
     } catch {
