@@ -31,7 +31,7 @@ const write = () => ({ key: randomBytes(32), value: randomBytes(200) });
 describe('sqlite record store in the host', () => {
   it('checkpoints the WAL in the background: the log stops growing while commits go on', async () => {
     const path = join(dir, 'records.sqlite');
-    store = await openRecordStore(`sqlite:${path}`);
+    store = await openRecordStore(`sqlite:${path}`, { checkpointEveryMs: 200 });
     let index = 0;
     for (let i = 0; i < 200; i++) await store.apply(++index, [write()]);
     const walAfterFirst = statSync(`${path}-wal`).size;

@@ -29,7 +29,7 @@ import {
   OneReplaceAtATime,
 } from './common.js';
 import { DEFAULT_NODE_CACHE_ENTRIES, NodeCache, type NodeRow } from './node-cache.js';
-import { FALLBACK_AUTOCHECKPOINT, SqliteCheckpointer } from './sqlite-checkpointer.js';
+import { CHECKPOINT_EVERY_MS, FALLBACK_AUTOCHECKPOINT, SqliteCheckpointer, WAL_SIZE_LIMIT_BYTES } from './sqlite-checkpointer.js';
 import type { OpenRecordStoreOptions, ProvenRead, RecordStore, StoreMeta, StoredRecord } from './types.js';
 
 type Db = Database.Database;
@@ -103,6 +103,7 @@ export class SqliteRecordStore implements RecordStore {
     readonly path: string,
     private readonly cacheMiB: number,
     nodeCacheEntries: number,
+    private readonly checkpointEveryMs: number,
   ) {
     this.nodes = new NodeCache(nodeCacheEntries);
   }
@@ -111,7 +112,9 @@ export class SqliteRecordStore implements RecordStore {
     if (!path) throw new BkvError('USAGE', 'sqlite record store: a file path is needed (sqlite:<path>)');
     const entries = opts.nodeCacheEntries ?? DEFAULT_NODE_CACHE_ENTRIES;
     if (!Number.isSafeInteger(entries) || entries < 0) throw new BkvError('USAGE', 'sqlite record store: nodeCacheEntries must be a whole number');
-    const s = new SqliteRecordStore(path, opts.cacheMiB ?? 32, entries);
+    const every = opts.checkpointEveryMs ?? CHECKPOINT_EVERY_MS;
+    if (!Number.isSafeInteger(every) || every < 1) throw new BkvError('USAGE', 'sqlite record store: checkpointEveryMs must be a positive whole number');
+    const s = new SqliteRecordStore(path, opts.cacheMiB ?? 32, entries, every);
     // Files of a replace that never finished (the process died while loading) are useless.
     const dir = dirname(path);
     if (existsSync(dir)) {
@@ -129,6 +132,7 @@ export class SqliteRecordStore implements RecordStore {
     }
     pragmas(this.db, this.cacheMiB);
     this.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT}`);
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.db.exec(SCHEMA);
     this.db
       .prepare('INSERT OR IGNORE INTO meta (one, idx, root, cnt, root_child) VALUES (1, 0, ?, 0, ?)')
@@ -136,7 +140,7 @@ export class SqliteRecordStore implements RecordStore {
     this.st = this.prepare(this.db);
     this.nodes.clear();
     this.dataVersion = this.st.dataVersion.get() as number;
-    this.checkpointer = new SqliteCheckpointer(this.path);
+    this.checkpointer = new SqliteCheckpointer(this.path, this.checkpointEveryMs);
   }
 
   /** Drops the node cache if another connection committed to the file since we last looked. */
@@ -367,7 +371,7 @@ export class SqliteRecordStore implements RecordStore {
     } catch (e) {
       rmSync(tmp, { force: true });
       this.busy = false;
-      if (this.db.open) this.checkpointer = new SqliteCheckpointer(this.path);
+      if (this.db.open) this.checkpointer = new SqliteCheckpointer(this.path, this.checkpointEveryMs);
       else this.connect();
       throw new BkvError('IO', `sqlite record store: could not swap in the new file: ${(e as Error).message}`);
     }

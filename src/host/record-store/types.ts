@@ -67,4 +67,6 @@ export interface OpenRecordStoreOptions {
    * off). Bounded whatever the number of records.
    */
   nodeCacheEntries?: number;
+  /** SQLite: how often the background thread checkpoints the WAL, in ms (default 2,000). */
+  checkpointEveryMs?: number;
 }
