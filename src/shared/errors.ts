@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'UNAUTHORIZED'
   | 'UNAVAILABLE' // a service could not be reached or has no quorum
+  | 'WRONG_GROUP' // vault: the request reached a replication group that does not serve its record (details.owner: the group to ask)
   | 'NETWORK'
   | 'IO' // a local file could not be read or written
   | 'INTERNAL';

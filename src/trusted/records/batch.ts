@@ -24,8 +24,11 @@ export interface BatchItem {
   value?: Uint8Array;
 }
 
-/** `commands`: the leader ran vault commands; `import`: records carried over from an earlier release. */
-export type BatchKind = 'commands' | 'import';
+/**
+ * `commands`: the leader ran vault commands; `import`: records carried over from an earlier release;
+ * `transfer`: records of a range another replication group is handing over (docs/groups.md).
+ */
+export type BatchKind = 'commands' | 'import' | 'transfer';
 
 export interface Batch {
   kind: BatchKind;
@@ -33,7 +36,8 @@ export interface Batch {
   items: BatchItem[];
 }
 
-const KIND = { commands: 0, import: 1 } as const;
+const KIND = { commands: 0, import: 1, transfer: 2 } as const;
+const KINDS: BatchKind[] = ['commands', 'import', 'transfer'];
 
 export function encodeBatch(b: Batch): Uint8Array {
   const w = new Writer(256 + b.items.length * 1024).u8(BATCH_TAG).u8(BATCH_VERSION).u8(KIND[b.kind]).u64(b.ts).u32(b.items.length);
@@ -55,8 +59,8 @@ export function decodeBatch(bytes: Uint8Array): Batch {
   const version = r.u8();
   if (version !== BATCH_VERSION) throw new BkvError('MALFORMED', `record batch version ${version} is not supported`);
   const kindByte = r.u8();
-  if (kindByte > 1) throw new BkvError('MALFORMED', `record batch has an unknown kind ${kindByte}`);
-  const kind: BatchKind = kindByte === 1 ? 'import' : 'commands';
+  const kind = KINDS[kindByte];
+  if (!kind) throw new BkvError('MALFORMED', `record batch has an unknown kind ${kindByte}`);
   const ts = r.u64();
   const n = r.count(RECORD_ID_BYTES + 5);
   if (n === 0 || n > MAX_BATCH_KEYS) throw new BkvError('MALFORMED', `record batch has ${n} items (1 to ${MAX_BATCH_KEYS})`);

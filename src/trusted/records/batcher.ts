@@ -19,6 +19,7 @@ import { runCommand, type Command, type CommandResult } from './commands.js';
 import { commandRecordId, openRecord, recordId, sealRecord, type RecordKeys } from './record-keys.js';
 import type { VaultRecord } from './record.js';
 import { decodeAppliedOutcome, type RecordState } from './record-state.js';
+import { checkOwnership, wrongGroup } from '../groups/ownership.js';
 
 /** What the host's store answers for a read: its own idea of where it is, and each key with a proof. */
 export interface ProvenReads {
@@ -108,8 +109,15 @@ export class RecordBatcher {
   /** Runs one command through the next batch; resolves with its result once the batch is committed. */
   execute(cmd: Command): Promise<CommandResult> {
     if (!this.leadership.isLeader()) return Promise.reject(notLeader(this.leadership.leaderHint()));
+    const id = commandRecordId(this.keys, cmd);
+    // A record of another replication group is refused before anything runs (docs/groups.md).
+    try {
+      checkOwnership(this.state.group, id);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ cmd, id: commandRecordId(this.keys, cmd), resolve, reject });
+      this.queue.push({ cmd, id, resolve, reject });
       this.kick();
     });
   }
@@ -194,6 +202,16 @@ export class RecordBatcher {
 
   private async run(jobs: Job[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      // A transfer that committed while these waited takes their records away: refuse those.
+      const group = this.state.group;
+      if (group) {
+        jobs = jobs.filter((j) => {
+          if (group.serves(j.id)) return true;
+          j.reject(wrongGroup(group, j.id));
+          return false;
+        });
+        if (jobs.length === 0) return;
+      }
       try {
         const results = await this.once(jobs);
         this.stats.batches++;

@@ -12,9 +12,15 @@ import { equalBytes } from '../../shared/bytes.js';
 import { Reader, Writer } from '../core/codec.js';
 import type { ReplicatedStateMachine } from '../core/replication.js';
 import { decodeBatch, encodeOutcome, isBatch, type BatchOutcome } from './batch.js';
+import { GroupState, decodeControl, isControlEntry, type GroupConfig } from '../groups/state.js';
 
 export const SNAPSHOT_TAG = 0x53;
 export const SNAPSHOT_VERSION = 1;
+/** A group's snapshot: version 1's fields, then the group state (docs/formats/groups.md). */
+export const SNAPSHOT_VERSION_GROUPS = 2;
+/** Outcome of a control entry: applied, or refused (followed by the reason, UTF-8). */
+export const CONTROL_APPLIED = 0x10;
+export const CONTROL_REFUSED = 0x11;
 /** Roots remembered per applied batch: bounds trusted memory (about 100 bytes each). */
 export const ROOT_HISTORY = 8192;
 
@@ -44,6 +50,12 @@ export class RecordState implements ReplicatedStateMachine {
   private waiters: Array<() => void> = [];
   /** Set by the host: called when a read from the store does not verify (the host should repair it). */
   onStoreCorrupt?: (reason: string) => void;
+  /** The replication group's committed state; null in a fleet without groups (one group, the whole space). */
+  readonly group: GroupState | null;
+
+  constructor(group?: GroupConfig) {
+    this.group = group ? new GroupState(group) : null;
+  }
 
   get root(): Uint8Array {
     return this.point.root;
@@ -73,6 +85,7 @@ export class RecordState implements ReplicatedStateMachine {
 
   apply(index: number, entry: Uint8Array): Uint8Array {
     this.appliedIndex = index;
+    if (this.group && isControlEntry(entry)) return this.applyControl(entry);
     if (!isBatch(entry)) return encodeOutcome({ status: 'invalid' });
     let batch;
     try {
@@ -83,6 +96,12 @@ export class RecordState implements ReplicatedStateMachine {
     // Imports (records carried over from release 0.1) are accepted only before the first command
     // batch, and only as new records: afterwards nobody can write a record except through a command.
     if (batch.kind === 'import' && !this.point.importOpen) return encodeOutcome({ status: 'invalid' });
+    const g = this.group;
+    // Ownership (docs/groups.md): commands touch only ids the group serves at this index (else the
+    // batch lost a race with a transfer: stale, the batcher retries and refuses WRONG_GROUP);
+    // a transfer batch writes only into the incoming range.
+    if (batch.kind === 'transfer' && (!g || !batch.items.every((it) => g.receiving(it.key) && it.value))) return encodeOutcome({ status: 'invalid' });
+    if (batch.kind !== 'transfer' && g && !batch.items.every((it) => g.serves(it.key))) return encodeOutcome({ status: batch.kind === 'commands' ? 'stale' : 'invalid' });
     let root: Uint8Array;
     let added = 0;
     try {
@@ -115,6 +134,18 @@ export class RecordState implements ReplicatedStateMachine {
     this.history.push(this.point);
     if (this.history.length > ROOT_HISTORY) this.history.splice(0, this.history.length - ROOT_HISTORY);
     return encodeOutcomeWithPrev({ status: 'applied', root, count: this.point.count }, prev);
+  }
+
+  /** A group control entry: checked in full against the committed state and root, then applied. */
+  private applyControl(entry: Uint8Array): Uint8Array {
+    try {
+      const change = (this.group as GroupState).plan(decodeControl(entry), this.point.root);
+      change();
+      return new Uint8Array([CONTROL_APPLIED]);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      return new Writer(64).u8(CONTROL_REFUSED).raw(new TextEncoder().encode(why.slice(0, 200))).finish();
+    }
   }
 
   /** The state after the batch at `index`, if it is still remembered. */
@@ -185,11 +216,11 @@ export class RecordState implements ReplicatedStateMachine {
   }
 
   snapshot(): Uint8Array {
-    return encodeSnapshot(this.point, this.appliedIndex);
+    return encodeSnapshot(this.point, this.appliedIndex, this.group);
   }
 
   restore(bytes: Uint8Array): void {
-    const s = decodeSnapshot(bytes);
+    const s = decodeSnapshot(bytes, this.group);
     this.point = { index: s.batchIndex, root: s.root, count: s.count, importOpen: s.importOpen };
     this.base = this.point;
     this.appliedIndex = s.appliedIndex;
@@ -223,19 +254,24 @@ export function decodeAppliedOutcome(bytes: Uint8Array): (BatchOutcome & { prev?
   throw new BkvError('MALFORMED', `unknown batch outcome ${s}`);
 }
 
-export function encodeSnapshot(p: BatchPoint, appliedIndex: number): Uint8Array {
-  return new Writer(64).u8(SNAPSHOT_TAG).u8(SNAPSHOT_VERSION).u64(appliedIndex).u64(p.index).raw(p.root).u64(p.count).u8(p.importOpen ? 1 : 0).finish();
+/** Version 1 without a group (59 bytes, as before groups); version 2 with the group state after it. */
+export function encodeSnapshot(p: BatchPoint, appliedIndex: number, group: GroupState | null = null): Uint8Array {
+  const w = new Writer(64).u8(SNAPSHOT_TAG).u8(group ? SNAPSHOT_VERSION_GROUPS : SNAPSHOT_VERSION).u64(appliedIndex).u64(p.index).raw(p.root).u64(p.count).u8(p.importOpen ? 1 : 0);
+  group?.encode(w);
+  return w.finish();
 }
 
-export function decodeSnapshot(bytes: Uint8Array): { appliedIndex: number; batchIndex: number; root: Uint8Array; count: number; importOpen: boolean } {
+/** Decodes a snapshot; with `group`, a version 2 snapshot restores it (and a version 1 one leaves it at genesis). */
+export function decodeSnapshot(bytes: Uint8Array, group: GroupState | null = null): { appliedIndex: number; batchIndex: number; root: Uint8Array; count: number; importOpen: boolean } {
   if (bytes.length > 0 && bytes[0] === 0) {
     throw new BkvError('UNSUPPORTED_VERSION', 'this vault state was written by release 0.1 (records inside the snapshot): migrate it first (bkv vault migrate)');
   }
   const r = new Reader(bytes, 'vault state snapshot');
   if (r.u8() !== SNAPSHOT_TAG) throw new BkvError('MALFORMED', 'not a vault state snapshot');
   const v = r.u8();
-  if (v !== SNAPSHOT_VERSION) throw new BkvError('UNSUPPORTED_VERSION', `vault state snapshot version ${v} is not supported`);
+  if (v !== SNAPSHOT_VERSION && !(v === SNAPSHOT_VERSION_GROUPS && group)) throw new BkvError('UNSUPPORTED_VERSION', `vault state snapshot version ${v} is not supported`);
   const out = { appliedIndex: r.u64(), batchIndex: r.u64(), root: r.raw(32), count: r.u64(), importOpen: r.bool() };
+  if (v === SNAPSHOT_VERSION_GROUPS) (group as GroupState).decode(r);
   r.end();
   if (out.batchIndex > out.appliedIndex) throw new BkvError('MALFORMED', 'vault state snapshot names a batch after its applied index');
   return out;
