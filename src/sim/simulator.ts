@@ -558,7 +558,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 }
 
 /** Every read verifies against `root` (the batcher's own check: proof, then the value's hash). */
-function verifies(root: Uint8Array, reads: Array<{ key: Uint8Array; value: Uint8Array | null; proof: Uint8Array }>): boolean {
+export function verifies(root: Uint8Array, reads: Array<{ key: Uint8Array; value: Uint8Array | null; proof: Uint8Array }>): boolean {
   for (const r of reads) {
     try {
       const vh = verifyProof(root, r.key, r.proof);

@@ -23,7 +23,7 @@ import { decodeBatch } from '../trusted/records/batch.js';
 import { runCommand, type Command, type CommandResult } from '../trusted/records/commands.js';
 import { deriveRecordKeys, openRecord, recordId, type RecordKeys } from '../trusted/records/record-keys.js';
 import { encodeRecord, type VaultRecord } from '../trusted/records/record.js';
-import { RecordState, decodeAppliedOutcome } from '../trusted/records/record-state.js';
+import { RecordState } from '../trusted/records/record-state.js';
 import type { Prng } from './prng.js';
 
 /** Command timestamps: a fixed epoch plus the simulated time, `CLOCK_SCALE` times faster. */
@@ -119,14 +119,21 @@ export class VaultWorkload {
    */
   finalCheck(committed: ReadonlyMap<number, Uint8Array>, stores: Array<{ who: string; content: StoreContent }>): string[] {
     const out: string[] = [];
+    const sequence = this.commandSequence(committed, new RecordState(), out);
+    return [...out, ...this.checkSequence(sequence, stores)];
+  }
+
+  /**
+   * The committed command sequence of one log: the commands of every applied command batch, in log
+   * order. `state` replays the log (a group's state for a group's log); problems go to `out`.
+   */
+  commandSequence(committed: ReadonlyMap<number, Uint8Array>, state: RecordState, out: string[]): Array<{ index: number; cmd: Command }> {
     const indexes = [...committed.keys()].sort((a, b) => a - b);
-    // The committed command sequence: the commands of every applied batch, in log order.
-    const state = new RecordState();
     const sequence: Array<{ index: number; cmd: Command }> = [];
     for (const i of indexes) {
       const entry = committed.get(i) as Uint8Array;
-      const outcome = decodeAppliedOutcome(state.apply(i, entry));
-      if (outcome.status !== 'applied' || decodeBatch(entry).kind !== 'commands') continue;
+      const result = state.apply(i, entry);
+      if (result[0] !== 1 || decodeBatch(entry).kind !== 'commands') continue;
       const cmds = this.proposals.get(hex(entry));
       if (!cmds) {
         out.push(`committed batch at index ${i} was never proposed by a batcher`);
@@ -134,6 +141,16 @@ export class VaultWorkload {
       }
       for (const cmd of cmds) sequence.push({ index: i, cmd });
     }
+    return sequence;
+  }
+
+  /**
+   * Checks a committed command sequence (one log's, or several groups' merged in commit order)
+   * against what clients saw and what the stores hold. `owns`, when given, limits a store's check
+   * to the records of the range its group serves (a source keeps moved records as dead leaves).
+   */
+  checkSequence(sequence: Array<{ index: number; cmd: Command }>, stores: Array<{ who: string; content: StoreContent; owns?: (keyHex: string) => boolean }>): string[] {
+    const out: string[] = [];
     // Replay through the plain model.
     const model = new Map<string, VaultRecord>();
     const results = new Map<Command, { index: number; result: CommandResult }>();
@@ -184,11 +201,13 @@ export class VaultWorkload {
     // Every member's store holds exactly the model's records.
     const want = new Map<string, Uint8Array>();
     for (const [user, rec] of model) want.set(hex(recordId(this.keys, user)), encodeRecord(rec));
-    for (const { who, content } of stores) {
-      let bad = content.size !== want.size ? `${content.size} records, the replay has ${want.size}` : null;
+    for (const { who, content: all, owns } of stores) {
+      const content = owns ? new Map([...all].filter(([k]) => owns(k))) : all;
+      const wanted = owns ? new Map([...want].filter(([k]) => owns(k))) : want;
+      let bad = content.size !== wanted.size ? `${content.size} records, the replay has ${wanted.size}` : null;
       for (const [k, value] of content) {
         if (bad) break;
-        const w = want.get(k);
+        const w = wanted.get(k);
         let got: Uint8Array | null = null;
         try {
           got = encodeRecord(openRecord(this.keys, unhex(k), value));

@@ -135,7 +135,9 @@ export class GroupState {
     switch (entry.kind) {
       case 'out': {
         if (entry.seq < this.nextSeq) throw replayed(`transfer ${entry.seq} of group ${this.id} was already started`);
-        if (entry.seq !== this.nextSeq || this.outgoing) throw wrongPhase(`group ${this.id} cannot start transfer ${entry.seq} now (next ${this.nextSeq}, ${this.outgoing ? `transfer ${this.outgoing.seq} open` : 'none open'})`);
+        // One transfer at a time per group, in either direction: a range that grows while a part of it
+        // is moving out could leave the rest non-contiguous.
+        if (entry.seq !== this.nextSeq || this.outgoing || this.incoming) throw wrongPhase(`group ${this.id} cannot start transfer ${entry.seq} now (next ${this.nextSeq}, ${this.outgoing ? `transfer ${this.outgoing.seq} open` : 'none open'})`);
         if (entry.dest === this.id || entry.dest >= MAX_GROUPS) throw new BkvError('USAGE', `group ${entry.dest} cannot receive from group ${this.id}`);
         const rest = removeEnd(this.owned, entry.range);
         if (!rest) throw new BkvError('CONFLICT', `group ${this.id} can only move a prefix, a suffix or all of its range`, { reason: 'not-owned' });
@@ -152,6 +154,7 @@ export class GroupState {
         this.checkNew(m.source, m.seq);
         if (this.incoming && this.incoming.source === m.source && this.incoming.seq === m.seq) throw replayed(`transfer ${m.source}/${m.seq} is already prepared`);
         if (this.incoming) throw wrongPhase(`group ${this.id} is already receiving transfer ${this.incoming.source}/${this.incoming.seq}`);
+        if (this.outgoing) throw wrongPhase(`group ${this.id} is sending transfer ${this.id}/${this.outgoing.seq}: one transfer at a time`);
         if (!join(this.owned, m.range)) throw new BkvError('CONFLICT', `the range does not touch group ${this.id}'s range`, { reason: 'not-adjacent' });
         const inc: Incoming = { source: m.source, seq: m.seq, range: m.range, digest: m.digest };
         return () => { this.incoming = inc; };
@@ -233,6 +236,20 @@ export class GroupState {
     for (const [src, l] of [...this.lastFrom].sort((a, b) => a[0] - b[0])) writeRange(w.u8(src).u64(l.seq).bool(l.accepted), l.range).raw(l.digest);
     w.u8(this.hints.length);
     for (const h of this.hints) writeRange(w, h.range).u8(h.group);
+  }
+
+  /** The encoded state (the group part of a snapshot). */
+  bytes(): Uint8Array {
+    const w = new Writer(256);
+    this.encode(w);
+    return w.finish();
+  }
+
+  /** Restores from `bytes()`. */
+  restoreBytes(bytes: Uint8Array): void {
+    const r = new Reader(bytes, 'group state');
+    this.decode(r);
+    r.end();
   }
 
   /** Restores from a snapshot; the id and genesis count must be this group's. */

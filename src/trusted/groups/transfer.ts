@@ -26,6 +26,9 @@ export class TransferCoordinator {
     private readonly reader: RecordReader,
     private readonly replicator: Replicator,
     private readonly leadership: Leadership,
+    /** Host timer: bounds the wait for a lagging store (as the batcher's). */
+    private readonly wait?: (ms: number) => Promise<void>,
+    private readonly storeWaitMs = 3000,
   ) {}
 
   private get group(): GroupState {
@@ -93,7 +96,7 @@ export class TransferCoordinator {
         vh = verifyProof(root, key, r.proof);
         if (vh !== null && (r.value === null || !equalBytes(valueHash(r.value), vh))) throw new Error('value');
       } catch {
-        throw new BkvError('UNAVAILABLE', 'the store did not prove a record of the transfer against the committed root; try again', { reason: 'store-behind' });
+        throw this.storeFailed('the store did not prove a record of the transfer against the committed root');
       }
       if (vh !== null) records.push({ key, value: (r as { value: Uint8Array }).value });
     }
@@ -142,7 +145,7 @@ export class TransferCoordinator {
           if (!r) throw new Error('missing');
           verifyProof(root, rec.key, r.proof);
         } catch {
-          throw new BkvError('UNAVAILABLE', "this group's store did not prove a record against the committed root; try again", { reason: 'store-behind' });
+          throw this.storeFailed("this group's store did not prove a record against the committed root");
         }
         return { key: rec.key, proof: r.proof, value: rec.value };
       });
@@ -215,14 +218,27 @@ export class TransferCoordinator {
     const keys = digestKeys(range);
     const res = await this.reader.read(keys);
     const proofs = keys.map((k) => res.reads.find((x) => equalBytes(x.key, k))?.proof ?? new Uint8Array(0));
-    rangeDigest(this.state.root, range, proofs);
+    try {
+      rangeDigest(this.state.root, range, proofs);
+    } catch {
+      throw this.storeFailed("the store's proofs of the range do not match the committed root");
+    }
     return proofs;
+  }
+
+  /** A store that is in step yet proves something else than the committed root is corrupt: have it repaired. */
+  private storeFailed(reason: string): BkvError {
+    if (this.state.storeHealth().state === 'ok') this.state.markStoreCorrupt(reason);
+    return new BkvError('UNAVAILABLE', `${reason}; try again`, { reason: 'store-corrupt' });
   }
 
   private async inStep(): Promise<void> {
     if (!this.leadership.isLeader()) throw notLeader(this.leadership.leaderHint());
     if (!this.leadership.caughtUp()) await this.replicator.readBarrier();
-    await this.state.whenStoreInStep();
+    if (this.state.storeHealth().state === 'ok') return;
+    await (this.wait ? Promise.race([this.state.whenStoreInStep(), this.wait(this.storeWaitMs)]) : this.state.whenStoreInStep());
+    const h = this.state.storeHealth();
+    if (h.state !== 'ok') throw new BkvError('UNAVAILABLE', `this member's record store is ${h.state === 'corrupt' ? 'being repaired' : 'behind'}; try again`, { reason: `store-${h.state}` });
   }
 
   private async commit(entry: ControlEntry): Promise<void> {

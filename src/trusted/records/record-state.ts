@@ -31,6 +31,8 @@ export interface BatchPoint {
   count: number;
   /** True until the first command batch: records from an earlier release may still be imported. */
   importOpen: boolean;
+  /** With groups: the group state at this point, encoded (control entries change it between batches). */
+  group?: Uint8Array;
 }
 
 /** What the host's store is known to hold, as far as the core can tell. */
@@ -55,7 +57,18 @@ export class RecordState implements ReplicatedStateMachine {
 
   constructor(group?: GroupConfig) {
     this.group = group ? new GroupState(group) : null;
+    if (this.group) {
+      this.genesis = this.group.bytes();
+      this.groupNow = this.genesis;
+      this.point = { ...this.point, group: this.genesis };
+      this.base = this.point;
+    }
   }
+
+  /** The group state at genesis (what a version 1 snapshot restores under a group). */
+  private genesis: Uint8Array | null = null;
+  /** The group state now, encoded (changed only by control entries and restores). */
+  private groupNow: Uint8Array | null = null;
 
   get root(): Uint8Array {
     return this.point.root;
@@ -131,6 +144,7 @@ export class RecordState implements ReplicatedStateMachine {
     }
     const prev = this.point.index;
     this.point = { index, root, count: this.point.count + added, importOpen: this.point.importOpen && batch.kind === 'import' };
+    if (g) this.point.group = this.groupNow as Uint8Array;
     this.history.push(this.point);
     if (this.history.length > ROOT_HISTORY) this.history.splice(0, this.history.length - ROOT_HISTORY);
     return encodeOutcomeWithPrev({ status: 'applied', root, count: this.point.count }, prev);
@@ -141,6 +155,7 @@ export class RecordState implements ReplicatedStateMachine {
     try {
       const change = (this.group as GroupState).plan(decodeControl(entry), this.point.root);
       change();
+      this.groupNow = (this.group as GroupState).bytes();
       return new Uint8Array([CONTROL_APPLIED]);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
@@ -212,16 +227,20 @@ export class RecordState implements ReplicatedStateMachine {
     const p = this.pointAt(this.stored);
     if (!p || this.health.state === 'corrupt') return null;
     // The snapshot at a batch index describes every entry up to the next batch; use the batch itself.
-    return { index: p.index, snapshot: encodeSnapshot(p, p.index) };
+    // With groups, the group state as it was at that batch (control entries after it are replayed from the log).
+    return { index: p.index, snapshot: encodeSnapshot(p, p.index, p.group ?? null) };
   }
 
   snapshot(): Uint8Array {
-    return encodeSnapshot(this.point, this.appliedIndex, this.group);
+    return encodeSnapshot(this.point, this.appliedIndex, this.groupNow);
   }
 
   restore(bytes: Uint8Array): void {
     const s = decodeSnapshot(bytes, this.group);
+    // A version 1 snapshot under a group (a fleet that had no groups yet) starts from genesis.
+    if (this.group && s.group === null) this.group.restoreBytes(this.genesis as Uint8Array);
     this.point = { index: s.batchIndex, root: s.root, count: s.count, importOpen: s.importOpen };
+    if (this.group) this.point.group = this.groupNow = this.group.bytes();
     this.base = this.point;
     this.appliedIndex = s.appliedIndex;
     this.history = [];
@@ -255,14 +274,14 @@ export function decodeAppliedOutcome(bytes: Uint8Array): (BatchOutcome & { prev?
 }
 
 /** Version 1 without a group (59 bytes, as before groups); version 2 with the group state after it. */
-export function encodeSnapshot(p: BatchPoint, appliedIndex: number, group: GroupState | null = null): Uint8Array {
+export function encodeSnapshot(p: BatchPoint, appliedIndex: number, group: Uint8Array | null = null): Uint8Array {
   const w = new Writer(64).u8(SNAPSHOT_TAG).u8(group ? SNAPSHOT_VERSION_GROUPS : SNAPSHOT_VERSION).u64(appliedIndex).u64(p.index).raw(p.root).u64(p.count).u8(p.importOpen ? 1 : 0);
-  group?.encode(w);
+  if (group) w.raw(group);
   return w.finish();
 }
 
 /** Decodes a snapshot; with `group`, a version 2 snapshot restores it (and a version 1 one leaves it at genesis). */
-export function decodeSnapshot(bytes: Uint8Array, group: GroupState | null = null): { appliedIndex: number; batchIndex: number; root: Uint8Array; count: number; importOpen: boolean } {
+export function decodeSnapshot(bytes: Uint8Array, group: GroupState | null = null): { appliedIndex: number; batchIndex: number; root: Uint8Array; count: number; importOpen: boolean; group: Uint8Array | null } {
   if (bytes.length > 0 && bytes[0] === 0) {
     throw new BkvError('UNSUPPORTED_VERSION', 'this vault state was written by release 0.1 (records inside the snapshot): migrate it first (bkv vault migrate)');
   }
@@ -270,8 +289,11 @@ export function decodeSnapshot(bytes: Uint8Array, group: GroupState | null = nul
   if (r.u8() !== SNAPSHOT_TAG) throw new BkvError('MALFORMED', 'not a vault state snapshot');
   const v = r.u8();
   if (v !== SNAPSHOT_VERSION && !(v === SNAPSHOT_VERSION_GROUPS && group)) throw new BkvError('UNSUPPORTED_VERSION', `vault state snapshot version ${v} is not supported`);
-  const out = { appliedIndex: r.u64(), batchIndex: r.u64(), root: r.raw(32), count: r.u64(), importOpen: r.bool() };
-  if (v === SNAPSHOT_VERSION_GROUPS) (group as GroupState).decode(r);
+  const out = { appliedIndex: r.u64(), batchIndex: r.u64(), root: r.raw(32), count: r.u64(), importOpen: r.bool(), group: null as Uint8Array | null };
+  if (v === SNAPSHOT_VERSION_GROUPS) {
+    out.group = bytes.subarray(59);
+    (group as GroupState).decode(r);
+  }
   r.end();
   if (out.batchIndex > out.appliedIndex) throw new BkvError('MALFORMED', 'vault state snapshot names a batch after its applied index');
   return out;
