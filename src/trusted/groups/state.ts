@@ -40,6 +40,8 @@ export interface GroupConfig {
   groups: number;
   /** Keys of the group-to-group messages (from the fleet storage key). */
   keys: GroupKeys;
+  /** TEST ONLY: keep serving a range that is moving out (shows that the simulator's checker can fail). */
+  unsafeServeMoving?: boolean;
 }
 
 export function isControlEntry(bytes: Uint8Array): boolean {
@@ -105,7 +107,7 @@ export class GroupState {
 
   /** True when this group serves `id` now: in its range and not moving out. */
   serves(id: Uint8Array): boolean {
-    return containsId(this.owned, id) && !(this.outgoing && containsId(this.outgoing.range, id));
+    return containsId(this.owned, id) && !(this.outgoing && !this.config.unsafeServeMoving && containsId(this.outgoing.range, id));
   }
 
   /** Who this group believes owns `id` (itself when it serves it), and whether the id is moving. */
@@ -272,7 +274,7 @@ export class GroupState {
   /** Not empty and not moving: used by tests and the simulator. */
   get servedRange(): KeyRange {
     if (isEmpty(this.owned)) return EMPTY_RANGE;
-    if (!this.outgoing) return this.owned;
+    if (!this.outgoing || this.config.unsafeServeMoving) return this.owned;
     return removeEnd(this.owned, this.outgoing.range) ?? EMPTY_RANGE;
   }
 }
