@@ -160,8 +160,9 @@ export class VaultCore {
       response = await produce();
     } catch (err) {
       this.stats.rejected++;
-      // Not the leader: the host sends the request to another member (no reply is sealed).
-      if (!isBkvError(err) || isNotLeader(err)) throw err;
+      // Not the leader, or not this replication group's record: the host sends the request to
+      // another member or group (no reply is sealed; docs/groups.md).
+      if (!isBkvError(err) || isNotLeader(err) || err.code === 'WRONG_GROUP') throw err;
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
     return sealResponse(responseKey, encodeResponse(response), this.env.random(12), this.channel.primitives);
@@ -178,7 +179,7 @@ export class VaultCore {
       );
     } catch (err) {
       this.stats.rejected++;
-      if (!isBkvError(err)) throw err;
+      if (!isBkvError(err) || err.code === 'WRONG_GROUP') throw err;
       response = { ok: false, error: { code: err.code, message: err.message } };
     }
     return sealResponse(responseKey, encodePasskeyResponse(response), this.env.random(12), this.channel.primitives);
