@@ -168,7 +168,10 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     const nd = m.nodes[g]!;
     const who = `member ${m.id} boot ${m.boots}`;
     const sm = new RecordState({ id: g, groups: G, keys, ...(opts.unsafeServeMoving ? { unsafeServeMoving: true } : {}) });
-    const records = new MemberRecords(nd.store, sm, { wait, peerExports: () => peerExports(m, g) });
+    const records = new MemberRecords(nd.store, sm, {
+      wait, peerExports: () => peerExports(m, g),
+      ...(debug ? { onEvent: (line: string) => console.log(`t=${Math.round(q.now)} member ${m.id} group ${g}: ${line}`) } : {}),
+    });
     const parts = createVaultMember({
       stateMachine: sm,
       node: { identity: m.identity, members: publicKeys, clusterId: clusterIds[g]!, storageKey: m.storageKey, counter: nd.disk.counter, rng: () => nd.rng.u32(), boot: nd.disk.bootState(), now: localNow(m), config },
@@ -485,6 +488,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
         const old = nd.backups[rng.int(0, Math.max(0, nd.backups.length - 1))];
         if (old && rng.chance(0.7)) nd.store.rollbackTo(old);
         else nd.store = new MemoryRecordStore();
+        if (debug) console.log(`t=${Math.round(q.now)} member ${m.id} group ${m.nodes.indexOf(nd)}: store ${old ? 'rolled back or lost' : 'lost'} at a crash`);
       }
       q.schedule(rng.int(30, 1500), () => { if (!m.up) start(m); });
     } else if (kind <= 6) {
@@ -523,6 +527,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
       else if (sub === 3) nd.store.forgeValue(k1, rng.bytes(rng.int(40, 200)));
       else nd.store.tornApply(0, [{ key: k1, value: rng.bytes(80) }], 'records');
       stats.storeFaults++;
+      if (debug) console.log(`t=${Math.round(q.now)} member ${m.id} group ${m.nodes.indexOf(nd)}: store fault ${sub}`);
     } catch {
       // the rows were not there: nothing done
     }
