@@ -250,25 +250,39 @@ export class GroupState {
   /** Restores from `bytes()`. */
   restoreBytes(bytes: Uint8Array): void {
     const r = new Reader(bytes, 'group state');
-    this.decode(r);
-    r.end();
+    const before = this.bytes();
+    try {
+      this.decode(r);
+      r.end();
+    } catch (e) {
+      this.decode(new Reader(before, 'group state'));
+      throw e;
+    }
   }
 
-  /** Restores from a snapshot; the id and genesis count must be this group's. */
+  /** Restores from a snapshot; the id and genesis count must be this group's. Nothing changes unless all of it decodes. */
   decode(r: Reader): void {
     const id = r.u8();
     const groups = r.u8();
     if (id !== this.id || groups !== this.config.groups) throw new BkvError('MALFORMED', `snapshot of group ${id} of ${groups}, this is group ${this.id} of ${this.config.groups}`);
-    this.owned = readRange(r, true);
-    this.nextSeq = r.u64();
-    this.outgoing = r.bool() ? { seq: r.u64(), range: readRange(r), dest: r.u8(), digest: r.raw(32) } : null;
-    this.incoming = r.bool() ? { source: r.u8(), seq: r.u64(), range: readRange(r), digest: r.raw(32) } : null;
-    this.lastFrom.clear();
+    const owned = readRange(r, true);
+    const nextSeq = r.u64();
+    const outgoing = r.bool() ? { seq: r.u64(), range: readRange(r), dest: r.u8(), digest: r.raw(32) } : null;
+    const incoming = r.bool() ? { source: r.u8(), seq: r.u64(), range: readRange(r), digest: r.raw(32) } : null;
+    const lastFrom = new Map<number, LastTransfer>();
     const n = r.u8();
-    for (let i = 0; i < n; i++) this.lastFrom.set(r.u8(), { seq: r.u64(), accepted: r.bool(), range: readRange(r, true), digest: r.raw(32) });
+    for (let i = 0; i < n; i++) lastFrom.set(r.u8(), { seq: r.u64(), accepted: r.bool(), range: readRange(r, true), digest: r.raw(32) });
     const h = r.u8();
-    this.hints = [];
-    for (let i = 0; i < h; i++) this.hints.push({ range: readRange(r), group: r.u8() });
+    if (h > MAX_HINTS) throw new BkvError('MALFORMED', `a group state holds at most ${MAX_HINTS} hints`);
+    const hints: Array<{ range: KeyRange; group: number }> = [];
+    for (let i = 0; i < h; i++) hints.push({ range: readRange(r), group: r.u8() });
+    this.owned = owned;
+    this.nextSeq = nextSeq;
+    this.outgoing = outgoing;
+    this.incoming = incoming;
+    this.lastFrom.clear();
+    for (const [k, v] of lastFrom) this.lastFrom.set(k, v);
+    this.hints = hints;
   }
 
   /** Not empty and not moving: used by tests and the simulator. */

@@ -290,11 +290,11 @@ export function decodeSnapshot(bytes: Uint8Array, group: GroupState | null = nul
   const v = r.u8();
   if (v !== SNAPSHOT_VERSION && !(v === SNAPSHOT_VERSION_GROUPS && group)) throw new BkvError('UNSUPPORTED_VERSION', `vault state snapshot version ${v} is not supported`);
   const out = { appliedIndex: r.u64(), batchIndex: r.u64(), root: r.raw(32), count: r.u64(), importOpen: r.bool(), group: null as Uint8Array | null };
+  if (v !== SNAPSHOT_VERSION_GROUPS) r.end();
+  if (out.batchIndex > out.appliedIndex) throw new BkvError('MALFORMED', 'vault state snapshot names a batch after its applied index');
   if (v === SNAPSHOT_VERSION_GROUPS) {
     out.group = bytes.subarray(59);
-    (group as GroupState).decode(r);
+    (group as GroupState).restoreBytes(out.group); // all of it or nothing (trailing bytes refused)
   }
-  r.end();
-  if (out.batchIndex > out.appliedIndex) throw new BkvError('MALFORMED', 'vault state snapshot names a batch after its applied index');
   return out;
 }
