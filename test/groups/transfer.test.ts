@@ -150,6 +150,36 @@ describe('range transfer between groups', () => {
     expect(g0.state.snapshot().subarray(10)).toEqual(before);
   });
 
+  it('stores the host rolled back mid-transfer are caught: nothing is vouched or accepted from them', async () => {
+    const { g0, g1, moving } = await twoGroups();
+    const srcOld = g0.store.snapshot();
+    const offer = await g0.transfers.start(MOVING, 1);
+    await g1.transfers.prepare(offer);
+    // The source's store goes back to before a record of the range changed: its proofs no longer
+    // match the committed root, so the core vouches for nothing and has the store repaired.
+    await settle(g0.log);
+    const keys = await storeKeys(g0, MOVING);
+    await g0.batcher.execute(register(usersIn({ start: 0, end: MOVING.start }, 1, 'z')[0]!)); // moves the root on
+    await settle(g0.log);
+    const srcGood = g0.store.snapshot();
+    g0.store.rollbackTo(srcOld);
+    expect(await refusal(g0.transfers.chunk(0, keys))).toEqual({ code: 'UNAVAILABLE', reason: 'store-corrupt' });
+    expect(g0.state.storeHealth().state).toBe('corrupt');
+    g0.store.rollbackTo(srcGood);
+    g0.state.storeApplied(g0.state.lastBatchIndex, (await g0.store.meta()).root); // the host repaired it
+    const parts = await chunks(g0, MOVING);
+    for (const c of parts) await g1.transfers.receive(c);
+    await settle(g1.log);
+    // The destination's store goes back to before the chunks: acceptance is refused, nothing changes.
+    const before = fingerprint(g1);
+    const fresh = makeGroup(1, 2);
+    g1.store.rollbackTo(fresh.store.snapshot());
+    expect(await refusal(g1.transfers.accept())).toEqual({ code: 'UNAVAILABLE', reason: 'store-corrupt' });
+    expect(fingerprint(g1)).toBe(before);
+    expect(g1.state.group!.incoming).not.toBeNull();
+    expect((await refusal(g1.batcher.execute(attempt(moving[0]!)))).code).toBe('WRONG_GROUP');
+  });
+
   it('a control entry that no leader checked (forged into the log) applies as refused and changes nothing', async () => {
     const { g0, g1 } = await twoGroups();
     const offer = await g0.transfers.start(MOVING, 1);
