@@ -153,13 +153,14 @@ export class VaultWorkload {
     const out: string[] = [];
     // Replay through the plain model.
     const model = new Map<string, VaultRecord>();
-    const results = new Map<Command, { index: number; result: CommandResult }>();
-    for (const { index, cmd } of sequence) {
+    // `pos`: the place in the sequence (indexes of different groups' logs do not compare).
+    const results = new Map<Command, { index: number; pos: number; result: CommandResult }>();
+    sequence.forEach(({ index, cmd }, pos) => {
       if (results.has(cmd)) out.push(`a command of ${cmd.user} was applied twice (again at index ${index})`);
       const { result, next } = runCommand(model.get(cmd.user), cmd);
       if (next) model.set(cmd.user, next);
-      results.set(cmd, { index, result });
-    }
+      results.set(cmd, { index, pos, result });
+    });
 
     for (const s of this.seen) {
       const want = results.get(s.cmd);
@@ -190,8 +191,8 @@ export class VaultWorkload {
       if (s.cmd.type !== 'register') continue;
       const at = results.get(s.cmd);
       if (!at || model.get(s.cmd.user)?.status === 'live') continue;
-      const removed = sequence.some(({ index, cmd }) => {
-        if (index < at.index || cmd.user !== s.cmd.user) return false;
+      const removed = sequence.some(({ cmd }, pos) => {
+        if (pos <= at.pos || cmd.user !== s.cmd.user) return false;
         const r = (results.get(cmd) as { result: CommandResult }).result;
         return (r.kind === 'finish' && (r.r.status === 'erased' || r.r.status === 'destroyed')) || (r.kind === 'attempt' && r.r.status === 'locked');
       });
