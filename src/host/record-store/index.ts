@@ -25,8 +25,9 @@ let nativeHash = false;
 export function installNativeRecordTreeSha256(): void {
   if (nativeHash) return;
   const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
-  // Plain Uint8Array views, not Buffers: callers compare and store these like @noble's results.
-  const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  // Plain Uint8Arrays, not Buffers: callers compare, slice and keep these like @noble's results
+  // (a Buffer's slice is a view). A 32-byte copy costs less than a view over the Buffer's memory.
+  const view = (b: Buffer): Uint8Array => new Uint8Array(b);
   useRecordTreeSha256(
     oneShot
       ? (data) => view(oneShot('sha256', data, 'buffer'))
