@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { httpTransport } from '../../src/client/sdk/transport.js';
 import { VaultClient } from '../../src/client/sdk/vault-client.js';
 import { readFleetConfig, type FleetConfig } from '../../src/host/fleet/config.js';
-import type { MemberStatus } from '../../src/host/fleet/member-process.js';
+import type { MemberStatus } from '../../src/host/fleet/member-status.js';
 import { fetchStatuses } from '../../src/host/fleet/supervisor.js';
 import { fromB64 } from '../../src/shared/protocol/messages.js';
 

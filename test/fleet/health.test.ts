@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CATCH_UP_LAG, catchUpReason, memberHealth } from '../../src/host/fleet/health.js';
-import type { MemberStatus } from '../../src/host/fleet/member-process.js';
+import type { MemberStatus } from '../../src/host/fleet/member-status.js';
 
 const inStep = {
   id: 2, role: 'follower', term: 3, learner: false, leader: 1, commitIndex: 500, leaderCommit: 500, lastApplied: 500,

@@ -13,7 +13,8 @@ import { Agent, request } from 'node:http';
 import { BkvError } from '../../shared/errors.js';
 import type { VaultRelay } from '../gateway/server.js';
 import { memberHealth } from './health.js';
-import { ACCOUNT_HEADER, LEADER_HEADER, type MemberStatus } from './member-process.js';
+import { ACCOUNT_HEADER, LEADER_HEADER } from './member-process.js';
+import type { MemberStatus } from './member-status.js';
 
 export interface RelayMember {
   id: number;

@@ -5,7 +5,7 @@
  * core committed. A member that lost its state or came back from an older copy of it (which the
  * software backend cannot always tell: README, "A fleet") is `catching up` until it is in step.
  */
-import type { MemberStatus } from './member-process.js';
+import type { MemberStatus } from './member-status.js';
 
 /** Entries a member may trail the leader's commit index (or its store its core) by and still be in step. */
 export const CATCH_UP_LAG = 64;

@@ -14,14 +14,14 @@ import { BkvError, isBkvError, type ErrorCode } from '../../shared/errors.js';
 import { identityFromSeed } from '../../trusted/consensus/auth.js';
 import { RaftDriver, type DriverEnv } from '../../trusted/consensus/driver.js';
 import { RaftNode } from '../../trusted/consensus/node.js';
-import type { NodeStatus, RaftConfig } from '../../trusted/consensus/types.js';
+import type { RaftConfig } from '../../trusted/consensus/types.js';
 import { decodeFleetSecrets } from '../../trusted/core/fleet-secrets.js';
 import type { Replicator } from '../../trusted/core/replication.js';
 import { DEFAULT_POLICY, VaultCore } from '../../trusted/core/vault-core.js';
 import type { RecordState } from '../../trusted/records/record-state.js';
 import { exportChunks, parseExport } from '../record-store/export-stream.js';
 import { displayStoreUrl, openRecordStore } from '../record-store/index.js';
-import { MemberRecords, type MemberRecordsStatus } from '../record-store/member-records.js';
+import { MemberRecords } from '../record-store/member-records.js';
 import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
 import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
@@ -29,7 +29,8 @@ import { PeerTransport } from './peer-transport.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
 import { catchUpReason } from './health.js';
-import { MemberMigration, type MigrationStatus } from '../migration/fleet-member.js';
+import { MemberMigration } from '../migration/fleet-member.js';
+import type { MemberStatus } from './member-status.js';
 import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
 import { errorBody, installHttpConventions } from '../../node/http-errors.js';
 
@@ -52,27 +53,6 @@ export interface MemberOptions {
   requestTimeoutMs?: number;
   /** Record store URL: `sqlite:<path>` (default: `records.sqlite` in the member directory) or `postgres://…`. */
   store?: string;
-}
-
-export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
-  fleetId: string;
-  site: string;
-  leader: number | null;
-  /** Entries this member is behind the highest commit index a leader told it (`leaderCommit − lastApplied`). */
-  lag: number;
-  /** Why this member is not in step yet (its log behind the leader's, its record store with a gap or being repaired), or null. */
-  catchingUp: string | null;
-  records: number;
-  /** The member's record store: engine, where it is (no credentials), whether it is in step with the core, repairs. */
-  store: MemberRecordsStatus & { location: string };
-  /** What the core holds of the records: the record tree's root (hex) and the size of its whole state snapshot. */
-  trusted: { root: string; batch: number; snapshotBytes: number };
-  /** The core's counters since this process started (requests, rejected, credentialResponses, recoveries). */
-  core: Record<string, number>;
-  /** A migration from release 0.1 in progress or finished by this process (null: none). */
-  migration: MigrationStatus | null;
-  pid: number;
-  uptimeSeconds: number;
 }
 
 export interface RunningMember {

@@ -8,7 +8,7 @@ import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { memberApiUrl, type FleetConfig } from './config.js';
-import type { MemberStatus } from './member-process.js';
+import type { MemberStatus } from './member-status.js';
 import { fleetPaths } from './provision.js';
 
 /** bin/bkv.js, three directories above this module (src/host/fleet or dist/host/fleet). */

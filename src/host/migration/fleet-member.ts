@@ -16,11 +16,7 @@ import { readPending, type CarriedRecord } from './carry-over.js';
 import { MEMBER_DONE_FILE, MEMBER_PENDING_FILE } from './fleet.js';
 import { importCarried, progressLine } from './import.js';
 
-export interface MigrationStatus {
-  state: 'importing' | 'done';
-  done: number;
-  total: number;
-}
+import type { MigrationStatus } from '../fleet/member-status.js';
 
 export interface MemberMigrationContext {
   node: RaftNode;
