@@ -94,6 +94,12 @@ export interface RunningMember {
  * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU").
  */
 export const MEMBER_TIMING = { tickMs: 20, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
+/**
+ * A follower writes committed batches to its record store in groups: a batch waits at most
+ * `maxDelayMs` for later ones, at most `maxBatches` per transaction. The leader writes each at once,
+ * and a member that needs its store (it became leader) writes what is queued at once.
+ */
+export const STORE_GROUP = { maxDelayMs: 100, maxBatches: 16 } as const;
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, RATE_LIMITED: 429, UNAVAILABLE: 503 };
 
@@ -249,6 +255,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const driver: RaftDriver = member.driver;
   const records: MemberRecords = new MemberRecords(store, stateMachine, {
     wait,
+    group: { ...STORE_GROUP, when: () => node.status().role !== 'leader' },
     peerExports: () => peerExports(),
     onEvent: (line) => log?.warn({ member: me.id }, line),
   });
