@@ -91,6 +91,11 @@ describe('a bkv up fleet on SQLite record stores', () => {
     });
     expect(m).toMatch(inStep);
     expect(m).toMatch(ten);
+    // Batches written and the store transactions that wrote them (a follower groups them).
+    const written = Number(/bkv_member_record_store\{field="written",engine="sqlite",state=""\} (\d+)/.exec(m)?.[1]);
+    const transactions = Number(/bkv_member_record_store\{field="transactions",engine="sqlite",state=""\} (\d+)/.exec(m)?.[1]);
+    expect(transactions).toBeGreaterThan(0);
+    expect(transactions).toBeLessThanOrEqual(written);
   });
 
   it('a member whose store was deleted repairs it from a peer, then serves as leader', async () => {

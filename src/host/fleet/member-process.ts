@@ -199,6 +199,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       this.set({ field: 'core_batch', engine: r.engine, state: '' }, r.coreBatch);
       this.set({ field: 'records', engine: r.engine, state: '' }, r.records);
       this.set({ field: 'repairs', engine: r.engine, state: '' }, r.repairs);
+      this.set({ field: 'written', engine: r.engine, state: '' }, r.written);
+      this.set({ field: 'transactions', engine: r.engine, state: '' }, r.transactions);
       for (const st of storeStates) this.set({ field: 'state', engine: r.engine, state: st }, r.state === st ? 1 : 0);
     },
   });

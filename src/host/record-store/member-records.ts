@@ -27,6 +27,9 @@ export interface MemberRecordsStatus {
   coreBatch: number;
   records: number;
   repairs: number;
+  /** Batches this process wrote to the store, and the store transactions that wrote them (groups). */
+  written: number;
+  transactions: number;
 }
 
 export class MemberRecords {
@@ -69,6 +72,8 @@ export class MemberRecords {
       coreBatch: this.state.lastBatchIndex,
       records: this.state.count,
       repairs: this.writer.stats.repairs,
+      written: this.writer.stats.written,
+      transactions: this.writer.stats.transactions,
     };
   }
 
