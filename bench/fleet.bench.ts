@@ -136,15 +136,19 @@ function collectGarbage(): void {
 }
 
 /** Work counters summed over the members: peer frames sent, and the highest commit index (log entries, one per batch). */
-async function workCounters(config: FleetConfig): Promise<{ frames: number; entries: number }> {
+async function workCounters(config: FleetConfig): Promise<{ frames: number; entries: number; written: number; transactions: number }> {
   let frames = 0;
   let entries = 0;
+  let written = 0;
+  let transactions = 0;
   for (const m of config.members) {
     const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
     frames += Number(/^bkv_member_transport\{event="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
     entries = Math.max(entries, Number(/^bkv_member_raft\{field="commit_index"\} (\d+)/m.exec(text)?.[1] ?? 0));
+    written += Number(/^bkv_member_record_store\{field="written",[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+    transactions += Number(/^bkv_member_record_store\{field="transactions",[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
   }
-  return { frames, entries };
+  return { frames, entries, written, transactions };
 }
 
 /** p50/p99 of the commit-latency histograms of every member, summed (bucket upper bounds). */
@@ -261,7 +265,13 @@ async function runFleet(preloadCount: number, profile: string | null) {
     const cpuPerRec = perOp(cpu0, cpu(), RECOVERIES);
     const work1 = await workCounters(fleet.config);
     /** Per recovery: log entries (batches) committed, and consensus frames sent by all members. */
-    const workPerRec = { entries: (work1.entries - work0.entries) / RECOVERIES, frames: (work1.frames - work0.frames) / RECOVERIES };
+    const workPerRec = {
+      entries: (work1.entries - work0.entries) / RECOVERIES,
+      frames: (work1.frames - work0.frames) / RECOVERIES,
+      // Store writes on all members: batches written, and the transactions that wrote them.
+      written: (work1.written - work0.written) / RECOVERIES,
+      transactions: (work1.transactions - work0.transactions) / RECOVERIES,
+    };
     // Low load: one recovery at a time (KE1 prepared ahead, as above; the client's finishLogin,
     // with its Argon2id at 8 KiB and one pass, is inside the measured time and reported apart).
     const serialLat: number[] = [];
@@ -330,7 +340,8 @@ export async function main(): Promise<Record<string, number>> {
   for (const [name, r] of rows) {
     console.log(
       `  ${name}: per recovery ${r.workPerRec.entries.toFixed(2)} log entries (${(2 / r.workPerRec.entries).toFixed(1)} commands per batch) and ` +
-        `${r.workPerRec.frames.toFixed(1)} consensus frames sent (heartbeats and answers included)`,
+        `${r.workPerRec.frames.toFixed(1)} consensus frames sent (heartbeats and answers included); ` +
+        `record stores of all members: ${r.workPerRec.written.toFixed(2)} batches written in ${r.workPerRec.transactions.toFixed(2)} transactions`,
     );
   }
   console.log('\nCPU ms per registration: members together / gateway process / load generator');

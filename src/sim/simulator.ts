@@ -214,7 +214,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     const w = vault as VaultWorkload;
     const sm = new RecordState();
     m.sm = sm;
-    const records = new MemberRecords(m.store, sm, { wait, peerExports: () => peerExports(m) });
+    // Followers write their stores in groups, as member processes do (a smaller delay, in simulated ms).
+    const group = { maxDelayMs: 30, maxBatches: 8, when: () => m.node?.status().role !== 'leader' };
+    const records = new MemberRecords(m.store, sm, { wait, peerExports: () => peerExports(m), group });
     const parts = createVaultMember({
       stateMachine: sm,
       node: nodeOptions(m),

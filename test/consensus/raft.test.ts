@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EscrowOp, EscrowStatus, encodeCommand } from '../../src/sim/escrow-model.js';
+import { PeerAuth } from '../../src/trusted/consensus/auth.js';
+import { MsgType, decodeBody, type AppendMsg } from '../../src/trusted/consensus/messages.js';
 import { TestCluster } from './harness.js';
 
 const reg = (user: number, limit = 3) => encodeCommand({ op: EscrowOp.Register, user, limit });
@@ -109,6 +111,61 @@ describe('log replication and commit', () => {
     expect(s.term).toBeGreaterThan(t1);
     expect(s.commitIndex).toBeGreaterThanOrEqual(eIndex + 1);
     expect(c.member(b).sm.records.has(4)).toBe(true);
+  });
+
+  it('a commit gets no AppendEntries round of its own: it rides on the next append, or on a heartbeat at the next tick', () => {
+    // Heartbeats far apart, so every AppendEntries in the window is one the commit path sent.
+    const c = new TestCluster(5, 21, { heartbeatInterval: 5000, electionTimeoutMin: 20_000, electionTimeoutMax: 30_000 });
+    c.startAll();
+    expect(c.runUntil(() => c.leaders().length === 1, 60_000)).toBe(true);
+    c.run(200);
+    const leader = c.leaders()[0] as number;
+    const peers = c.members.filter((m) => m.id !== leader).map((m) => m.id);
+    const opener = new Map(peers.map((p) => [p, new PeerAuth(c.member(p).identity, c.publicKeys, c.clusterId)] as const));
+    const appendsFromLeader = (from: number) =>
+      c.wire.slice(from).filter((w) => w.from === leader).map((w) => decodeBody(opener.get(w.to)!.open(w.bytes).body))
+        .filter((m): m is AppendMsg => m.t === MsgType.Append);
+
+    // Ten proposals, each submitted on the leader as soon as the previous one has committed there.
+    const start = c.wire.length;
+    const committed: number[] = [];
+    const next = (k: number): void => {
+      if (k === 10) return;
+      c.member(leader).driver?.submit(reg(100 + k), (err, v) => {
+        expect(err).toBeNull();
+        committed.push(v?.index as number);
+        next(k + 1);
+      });
+    };
+    next(0);
+    expect(c.runUntil(() => committed.length === 10, 5000)).toBe(true);
+    const appends = appendsFromLeader(start);
+    // One AppendEntries per peer per proposal, each carrying the commit of the one before; a
+    // separate commit round would double this.
+    expect(appends.length).toBe(10 * peers.length);
+    for (const a of appends) expect(a.entries.length).toBe(1);
+    for (let k = 1; k < 10; k++) {
+      const carrying = appends.filter((a) => a.entries[0] !== undefined && a.prevIndex === (committed[k] as number) - 1);
+      expect(carrying.map((a) => a.commit)).toEqual(peers.map(() => committed[k - 1]));
+    }
+    // The last commit has not been sent yet: the followers have not applied the last entry.
+    const last = committed[9] as number;
+    expect(c.status(leader).commitIndex).toBe(last);
+    for (const p of peers) expect(c.status(p).commitIndex).toBe(committed[8]);
+    // Within one tick (10 ms here) the leader sends it in an empty append; followers apply it.
+    const mark = c.wire.length;
+    c.run(10 + 2 + 1);
+    for (const p of peers) {
+      expect(c.status(p).commitIndex).toBe(last);
+      expect(c.member(p).sm.records.has(109)).toBe(true);
+    }
+    const notify = appendsFromLeader(mark);
+    expect(notify.length).toBe(peers.length);
+    for (const a of notify) expect({ entries: a.entries.length, commit: a.commit }).toEqual({ entries: 0, commit: last });
+    // Nothing more until the next heartbeat.
+    const quiet = c.wire.length;
+    c.run(1000);
+    expect(appendsFromLeader(quiet).length).toBe(0);
   });
 });
 

@@ -65,8 +65,9 @@ describe('deterministic simulator', () => {
 
   it('the checker catches a node whose rollback defence is switched off', async () => {
     let caught: string | null = null;
-    // Rolled-back members matter only in some runs (56 is the first seed that shows it today).
-    for (let seed = 1; seed <= 80 && caught === null; seed++) {
+    // Rolled-back members matter only in some runs (103 is the first seed that shows it today; 56
+    // was before the commit index stopped getting its own AppendEntries round, which moved the schedules).
+    for (let seed = 1; seed <= 160 && caught === null; seed++) {
       const r = await runSimulation({ seed, ops: 300, members: 3, unsafeAcceptRollback: true, workload: 'escrow' });
       if (!r.ok) caught = r.violations[0] ?? 'violation';
     }

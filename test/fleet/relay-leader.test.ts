@@ -17,6 +17,12 @@ async function members(): Promise<Array<{ id: number; url: string }>> {
   const out = [];
   for (const id of [1, 2, 3]) {
     const s = createServer((req, res) => {
+      if (req.url === '/v1/relay') {
+        // A member without relay streams: the upgrade is an ordinary request, refused (the relay uses HTTP).
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
       if (req.url === '/v1/status') {
         world.polls[id]!++;
         res.setHeader('content-type', 'application/json');

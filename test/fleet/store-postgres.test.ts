@@ -38,7 +38,15 @@ afterAll(async () => {
 
 describe('a bkv up fleet on PostgreSQL record stores', () => {
   it('keeps each member in its own schema, registers and recovers, and survives a killed member', async () => {
-    const st = await f.statuses();
+    // Followers learn the last commit with the next append or heartbeat and write their stores in
+    // groups (docs/consensus.md, docs/record-store.md): wait until every member holds all six.
+    const st = await waitFor('every member in step', async () => {
+      const all = await f.statuses();
+      return f.config.members.every((m) => {
+        const s = all.get(m.id)?.store;
+        return s && s.records === 6 && s.state === 'in-step' && s.storeBatch === s.coreBatch;
+      }) ? all : null;
+    });
     for (const m of f.config.members) {
       const s = st.get(m.id)!.store;
       expect(s.engine).toBe('postgres');

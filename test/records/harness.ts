@@ -5,7 +5,7 @@
  */
 import { MemoryRecordStore } from '../../src/host/record-store/memory.js';
 import { MemberRecords } from '../../src/host/record-store/member-records.js';
-import type { PeerExport } from '../../src/host/record-store/store-writer.js';
+import type { PeerExport, StoreGroupOptions } from '../../src/host/record-store/store-writer.js';
 import type { Replicator } from '../../src/trusted/core/replication.js';
 import { RecordBatcher } from '../../src/trusted/records/batcher.js';
 import { deriveRecordKeys } from '../../src/trusted/records/record-keys.js';
@@ -41,7 +41,8 @@ export class InstantLog implements Replicator {
   async readBarrier(): Promise<void> {}
 
   /** `slowExport`: a peer's export pauses this long between pages (to commit batches meanwhile). */
-  addMember(peers = true, slowExport = 0): TestMember {
+  /** `group`: the member writes several batches per store transaction; `memberWait`: its writer's timer. */
+  addMember(peers = true, slowExport = 0, group?: StoreGroupOptions, memberWait = wait): TestMember {
     const state = new RecordState();
     const store = new MemoryRecordStore();
     const others = () => this.members.filter((m) => m.state !== state);
@@ -58,7 +59,9 @@ export class InstantLog implements Replicator {
       }
     };
     const events: string[] = [];
-    const records = new MemberRecords(store, state, { wait, onEvent: (l) => events.push(l), ...(peers ? { peerExports } : {}) });
+    const records = new MemberRecords(store, state, {
+      wait: memberWait, onEvent: (l) => events.push(l), ...(peers ? { peerExports } : {}), ...(group ? { group } : {}),
+    });
     const m = { events, state, store, records };
     this.members.push(m);
     return m;

@@ -1,6 +1,7 @@
 /**
- * The gateway's relay in fleet mode: sends each sealed request to a member's `POST /v1/vault` over
- * keep-alive HTTP, to the member it believes leads (only the leader runs vault commands: followers
+ * The gateway's relay in fleet mode: sends each sealed request to a member over one persistent
+ * relay stream per member (relay-stream.ts; `POST /v1/vault` over keep-alive HTTP for a member that
+ * refuses the stream), to the member it believes leads (only the leader runs vault commands: followers
  * answer 503 `not-leader` with the leader's id in `x-bkv-leader`), and fails over to the hinted
  * leader, then to other members round-robin, on a connection error, a timeout or a 503, within a
  * bounded retry budget. A background poll of `GET /v1/status` (the believed leader and members
@@ -15,6 +16,7 @@ import type { VaultRelay } from '../gateway/server.js';
 import { memberHealth } from './health.js';
 import { ACCOUNT_HEADER, LEADER_HEADER } from './member-process.js';
 import type { MemberStatus } from './member-status.js';
+import { RelayStreamClient } from './relay-stream.js';
 
 export interface RelayMember {
   id: number;
@@ -35,6 +37,8 @@ export interface FleetRelayOptions {
   pollMs?: number;
   /** Every this many periods, and while no leader is believed, every member is polled (default 5). */
   fullPollEvery?: number;
+  /** Relay over one persistent stream per member (default true); false: an HTTP request each. */
+  stream?: boolean;
 }
 
 export interface MemberHealth {
@@ -53,9 +57,10 @@ export interface FleetRelay {
   /**
    * relayed: requests answered; attempts: member calls made for all requests (attempts ÷ (relayed +
    * exhausted) is the cost of a request: 1 when the leader belief is right); notLeader: 503
-   * `not-leader` answers; hinted: attempts sent to a member named by such an answer.
+   * `not-leader` answers; hinted: attempts sent to a member named by such an answer; streamed:
+   * attempts made over a relay stream (the rest went over HTTP).
    */
-  stats: { relayed: number; attempts: number; failovers: number; exhausted: number; notLeader: number; hinted: number };
+  stats: { relayed: number; attempts: number; failovers: number; exhausted: number; notLeader: number; hinted: number; streamed: number };
   /** The member the relay currently believes leads, if any. */
   leader(): number | null;
   /** Polls every member once now. */
@@ -95,7 +100,24 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const budgetMs = opts.budgetMs ?? 12_000;
   const attemptTimeoutMs = opts.attemptTimeoutMs ?? 5_000;
   const health = new Map<number, MemberHealth>(list.map((m) => [m.id, { id: m.id, url: m.url, healthy: true, status: null, failures: 0 }]));
-  const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0 };
+  const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0, streamed: 0 };
+  const streams = new Map<number, RelayStreamClient>(
+    opts.stream === false ? [] : list.map((m) => [m.id, new RelayStreamClient(new URL(m.url))] as const),
+  );
+  /** One attempt at member `h`: over its relay stream, or HTTP if it has none. */
+  async function send(h: MemberHealth, account: string, envelope: Uint8Array, timeoutMs: number): Promise<HttpResult> {
+    const s = streams.get(h.id);
+    if (s && !s.unsupported) {
+      try {
+        const a = await s.call(account, envelope, timeoutMs);
+        stats.streamed++;
+        return { status: a.status, body: Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength), leaderHint: a.leader };
+      } catch (e) {
+        if (!s.unsupported) throw e; // the member refused the upgrade: fall through to HTTP
+      }
+    }
+    return post(agent, new URL('/v1/vault', h.url), { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account }, envelope, timeoutMs);
+  }
   let rr = 0;
   /** The member believed to lead, and the term in which it was seen leading (hints carry none: 0). */
   let leader: { id: number; term: number } | null = null;
@@ -183,7 +205,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       if (attempt > 0) stats.failovers++;
       let r: HttpResult;
       try {
-        r = await post(agent, new URL('/v1/vault', h.url), { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account }, envelope, Math.min(attemptTimeoutMs, left));
+        r = await send(h, account, envelope, Math.min(attemptTimeoutMs, left));
       } catch (e) {
         if (leader?.id === h.id) leader = null;
         markDown(h, (e as Error).message);
@@ -235,6 +257,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     close() {
       closed = true;
       clearInterval(timer);
+      for (const s of streams.values()) s.close();
       agent.destroy();
       pollAgent.destroy();
     },

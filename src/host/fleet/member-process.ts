@@ -26,6 +26,7 @@ import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
 import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
 import { PeerTransport } from './peer-transport.js';
+import { serveRelayStream, type RelayAnswer } from './relay-stream.js';
 import { loadVaultCode } from '../vault-code.js';
 import { MemberStorage } from './member-storage.js';
 import { catchUpReason } from './health.js';
@@ -74,6 +75,12 @@ export interface RunningMember {
  * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU").
  */
 export const MEMBER_TIMING = { tickMs: 20, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
+/**
+ * A follower writes committed batches to its record store in groups: a batch waits at most
+ * `maxDelayMs` for later ones, at most `maxBatches` per transaction. The leader writes each at once,
+ * and a member that needs its store (it became leader) writes what is queued at once.
+ */
+export const STORE_GROUP = { maxDelayMs: 100, maxBatches: 16 } as const;
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, RATE_LIMITED: 429, UNAVAILABLE: 503 };
 
@@ -173,6 +180,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       this.set({ field: 'core_batch', engine: r.engine, state: '' }, r.coreBatch);
       this.set({ field: 'records', engine: r.engine, state: '' }, r.records);
       this.set({ field: 'repairs', engine: r.engine, state: '' }, r.repairs);
+      this.set({ field: 'written', engine: r.engine, state: '' }, r.written);
+      this.set({ field: 'transactions', engine: r.engine, state: '' }, r.transactions);
       for (const st of storeStates) this.set({ field: 'state', engine: r.engine, state: st }, r.state === st ? 1 : 0);
     },
   });
@@ -229,6 +238,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const driver: RaftDriver = member.driver;
   const records: MemberRecords = new MemberRecords(store, stateMachine, {
     wait,
+    group: { ...STORE_GROUP, when: () => node.status().role !== 'leader' },
     peerExports: () => peerExports(),
     onEvent: (line) => log?.warn({ member: me.id }, line),
   });
@@ -320,16 +330,41 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
   });
 
-  app.post('/v1/vault', async (req, reply) => {
-    const account = req.headers[ACCOUNT_HEADER];
-    if (typeof account !== 'string' || account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
-    if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the sealed request as application/octet-stream');
+  /** What the error handler above answers for `err`, as a relay-stream answer (no retry-after). */
+  const relayErrorAnswer = (err: unknown): RelayAnswer => {
+    const json = (status: number, leader: number | null, body: unknown): RelayAnswer => ({ status, leader, body: Buffer.from(JSON.stringify(body)) });
+    if (isBkvError(err) && err.details.reason === 'not-leader') {
+      const hint = typeof err.details.leaderHint === 'number' ? err.details.leaderHint : null;
+      return json(503, hint, errorBody(err.code, err.message, { reason: 'not-leader', leader: hint }));
+    }
+    if (isBkvError(err)) return json(HTTP_STATUS[err.code] ?? 500, null, errorBody(err.code, err.message));
+    log?.error({ err }, 'unexpected member error');
+    return json(500, null, errorBody('INTERNAL', 'internal error'));
+  };
+  /** One relayed vault request, over HTTP (`POST /v1/vault`) or the relay stream. */
+  const vaultRequest = async (account: string, body: Uint8Array): Promise<Uint8Array> => {
+    if (account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
     const s = node.status();
     // A member that cannot reach a leader sends the gateway elsewhere before doing any work.
     if (closing || s.learner || s.leaderId === null) throw new BkvError('UNAVAILABLE', closing ? 'member shutting down' : 'member has no leader');
     if (migration?.active) throw new BkvError('UNAVAILABLE', 'the fleet is importing the records of release 0.1; try again shortly', { reason: 'migrating' });
-    const out = await vaultCore.handle(account, new Uint8Array(req.body));
+    return vaultCore.handle(account, body);
+  };
+  app.post('/v1/vault', async (req, reply) => {
+    const account = req.headers[ACCOUNT_HEADER];
+    if (typeof account !== 'string' || account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
+    if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the sealed request as application/octet-stream');
+    const out = await vaultRequest(account, new Uint8Array(req.body));
     return reply.type('application/octet-stream').send(Buffer.from(out));
+  });
+  // The same requests over one persistent connection per gateway (relay-stream.ts), answered as
+  // `POST /v1/vault` would answer them: the status, the leader hint and the body.
+  const closeRelayStreams = serveRelayStream(app.server, async (account, envelope) => {
+    try {
+      return { status: 200, leader: null, body: await vaultRequest(account, envelope) };
+    } catch (err) {
+      return relayErrorAnswer(err);
+    }
   });
   app.post('/v1/raft', async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the envelope as application/octet-stream');
@@ -394,6 +429,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       closing = true;
       migration?.stop();
       clearInterval(watch);
+      closeRelayStreams();
       await app.close();
       driver.stop();
       await transport.close();

@@ -7,12 +7,14 @@ import type { NodeOutput } from '../../trusted/consensus/types.js';
 import type { ProvenReads, RecordReader } from '../../trusted/records/batcher.js';
 import type { RecordState } from '../../trusted/records/record-state.js';
 import type { RecordStore } from './types.js';
-import { StoreWriter, type PeerExport, type WriterState } from './store-writer.js';
+import { StoreWriter, type PeerExport, type StoreGroupOptions, type WriterState } from './store-writer.js';
 
 export interface MemberRecordsOptions {
   peerExports?: () => AsyncIterable<PeerExport>;
   wait: (ms: number) => Promise<void>;
   onEvent?: (line: string) => void;
+  /** Write several committed batches per store transaction while this member does not lead. */
+  group?: StoreGroupOptions;
 }
 
 export interface MemberRecordsStatus {
@@ -25,6 +27,9 @@ export interface MemberRecordsStatus {
   coreBatch: number;
   records: number;
   repairs: number;
+  /** Batches this process wrote to the store, and the store transactions that wrote them (groups). */
+  written: number;
+  transactions: number;
 }
 
 export class MemberRecords {
@@ -40,9 +45,11 @@ export class MemberRecords {
       wait: opts.wait,
       ...(opts.peerExports ? { peerExports: opts.peerExports } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.group ? { group: opts.group } : {}),
     });
     this.reader = { read: (keys): Promise<ProvenReads> => store.read(keys) };
     state.onStoreCorrupt = (reason) => this.writer.corrupt(reason);
+    state.onStoreWanted = () => this.writer.flush();
   }
 
   open(): Promise<void> {
@@ -65,6 +72,8 @@ export class MemberRecords {
       coreBatch: this.state.lastBatchIndex,
       records: this.state.count,
       repairs: this.writer.stats.repairs,
+      written: this.writer.stats.written,
+      transactions: this.writer.stats.transactions,
     };
   }
 

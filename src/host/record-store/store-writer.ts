@@ -6,6 +6,13 @@
  * finds it corrupt, the writer repairs it: it streams a peer's whole store, has it checked against
  * the root the core committed for that batch, swaps it in, and replays the batches since.
  *
+ * With `group`, a member that is not leading writes several committed batches in one store
+ * transaction: a batch waits at most `maxDelayMs` for others (at most `maxBatches` per
+ * transaction), unless someone needs the store in step (the core asks through
+ * `RecordState.onStoreWanted`, e.g. a member that became leader before its first batch): then the
+ * queue is written at once. A transaction holds whole batches and is atomic, so after a crash the
+ * store holds some committed prefix; the core checks the root of the last batch of each.
+ *
  * Untrusted code: a writer that lies only hurts availability; the core checks every record it reads.
  * No `node:` imports (the deterministic simulator runs it too).
  */
@@ -39,6 +46,17 @@ export interface StoreWriterOptions {
   onEvent?: (line: string) => void;
   /** Batches kept after they are written, to replay after a repair (default 4096). */
   keep?: number;
+  /** Write several committed batches in one store transaction (see above); default: one each. */
+  group?: StoreGroupOptions;
+}
+
+export interface StoreGroupOptions {
+  /** Longest a committed batch waits for later ones to share its transaction, in ms of `wait`. */
+  maxDelayMs: number;
+  /** Most batches in one transaction; a full group is written at once. */
+  maxBatches: number;
+  /** Whether to group now (a member host: while the member is not the leader). Default: always. */
+  when?: () => boolean;
 }
 
 interface PendingBatch {
@@ -59,7 +77,12 @@ export class StoreWriter {
   private problem: string | null = null;
   /** Repairs since the store last verified. */
   private sinceOk = 0;
-  readonly stats = { written: 0, repairs: 0, repairedRecords: 0, failedRepairs: 0 };
+  /** Someone needs the store in step: write what is queued without waiting for a group. */
+  private urgent = false;
+  /** Ends a group's wait early (a flush, or a full group). */
+  private wake: (() => void) | null = null;
+  /** `written`: batches; `transactions`: store transactions that wrote them. */
+  readonly stats = { written: 0, transactions: 0, repairs: 0, repairedRecords: 0, failedRepairs: 0 };
 
   constructor(
     private readonly store: RecordStore,
@@ -97,6 +120,15 @@ export class StoreWriter {
     if (outcome.status !== 'applied') return;
     const writes = decodeBatch(entry).items.filter((it) => it.value).map((it) => ({ key: it.key, value: it.value as Uint8Array }));
     this.queue.push({ index, prev: outcome.prev ?? 0, writes });
+    if (this.opts.group && this.queue.length >= this.opts.group.maxBatches) this.wake?.();
+    void this.pump();
+  }
+
+  /** Writes every queued batch now, without waiting for a group (the member must lead or serve a read). */
+  flush(): void {
+    if (this.queue.length === 0) return;
+    this.urgent = true;
+    this.wake?.();
     void this.pump();
   }
 
@@ -115,6 +147,18 @@ export class StoreWriter {
 
   close(): void {
     this.closed = true;
+    this.wake?.();
+  }
+
+  /** Waits up to the group delay for more batches, unless grouping is off or a flush is asked. */
+  private async gather(): Promise<void> {
+    const g = this.opts.group;
+    if (!g || this.urgent || this.queue.length >= g.maxBatches || (g.when && !g.when())) return;
+    await Promise.race([
+      this.opts.wait(g.maxDelayMs),
+      new Promise<void>((resolve) => { this.wake = resolve; }),
+    ]);
+    this.wake = null;
   }
 
   private async pump(): Promise<void> {
@@ -138,8 +182,22 @@ export class StoreWriter {
           this.needRepair(`the store is at batch ${this.meta.index} but the next batch follows batch ${b.prev}`);
           return;
         }
+        if (this.opts.group) {
+          await this.gather();
+          if (this.repairing || this.closed) break;
+          if (this.queue[0] !== b) continue; // a repair replaced the queue meanwhile
+        }
+        // The batches that follow this one without a gap, up to the group size, in one transaction.
+        const group = [b];
+        const max = this.opts.group?.maxBatches ?? 1;
+        for (let k = 1; k < this.queue.length && group.length < max; k++) {
+          const nb = this.queue[k]!;
+          if (nb.prev !== group[group.length - 1]!.index) break;
+          group.push(nb);
+        }
+        const last = group[group.length - 1]!;
         try {
-          this.meta = await this.store.apply(b.index, b.writes);
+          this.meta = await this.store.apply(last.index, group.length === 1 ? b.writes : group.flatMap((g) => g.writes));
         } catch (e) {
           if (isBkvError(e, 'CONFLICT')) {
             this.meta = await this.store.meta();
@@ -149,11 +207,13 @@ export class StoreWriter {
           await this.opts.wait(100);
           continue;
         }
-        this.queue.shift();
-        this.keep(b);
-        this.stats.written++;
-        this.report(this.core.storeApplied(b.index, this.meta.root));
+        this.queue.splice(0, group.length);
+        for (const g of group) this.keep(g);
+        this.stats.written += group.length;
+        this.stats.transactions++;
+        this.report(this.core.storeApplied(last.index, this.meta.root));
       }
+      if (this.queue.length === 0) this.urgent = false;
     } finally {
       this.pumping = false;
     }

@@ -113,6 +113,8 @@ export class RaftNode {
   private quorumCheckAt = 0;
   private forwardSeen = new Map<string, { hwm: number; seen: Set<number> }>();
   private needsBroadcast = false;
+  /** The commit index moved and some peer has not been sent it yet: tell it at the next tick. */
+  private commitNotify = false;
 
   // follower / any member
   private forwardBuffer: Array<{ requestId: number; data: Uint8Array }> = [];
@@ -364,9 +366,20 @@ export class RaftNode {
         this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
       }
       if (this.now >= this.heartbeatDue) this.heartbeat();
+      else if (this.commitNotify) this.notifyCommit();
+      this.commitNotify = false;
       return;
     }
     if (!this.learner && this.now >= this.electionDeadline) this.startPreVote();
+  }
+
+  /**
+   * The commit index moved since some peer was last sent it and no append carried it since: send
+   * those peers an append now (normally empty: a heartbeat). Called at the tick after the commit,
+   * so a follower learns a commit within one tick even when nothing else is sent.
+   */
+  private notifyCommit(): void {
+    for (const p of this.peers) if (this.progress.of(p).sentCommit < this.commitIndex) this.sendAppend(p);
   }
 
   private heartbeat(): void {
@@ -515,6 +528,7 @@ export class RaftNode {
         t: MsgType.Append, term: this.term, prevIndex, prevTerm: this.log.termAt(prevIndex) ?? 0,
         commit: this.commitIndex, leaderLast: this.log.lastIndex, readSeq: this.reads.seq, entries: [],
       }, false);
+      pr.sentCommit = this.commitIndex;
       return;
     }
     if (next <= this.log.snapshot.index) {
@@ -523,6 +537,7 @@ export class RaftNode {
       pr.snapshotSentAt = this.now;
       this.send(p, { t: MsgType.Snapshot, term: this.term, index: s.index, snapTerm: s.term, readSeq: this.reads.seq, data: s.data }, false);
       pr.next = s.index + 1;
+      pr.sentCommit = Math.max(pr.sentCommit, Math.min(s.index, this.commitIndex));
       return;
     }
     const prevIndex = next - 1;
@@ -533,6 +548,7 @@ export class RaftNode {
     };
     this.send(p, msg, false); // the leader may send before its own write; it counts itself only once durable
     pr.next = next + entries.length;
+    pr.sentCommit = this.commitIndex;
   }
 
   /** The peer was sent the snapshot moments ago: give it time to install before resending. */
@@ -584,7 +600,9 @@ export class RaftNode {
     if (n > this.commitIndex && this.log.termAt(n) === this.term) {
       this.commitIndex = n;
       this.applyCommitted();
-      this.needsBroadcast = true;
+      // No AppendEntries round for the commit alone: it rides on the next append to each peer
+      // (new entries, a retransmission, a read round), or on a heartbeat at the next tick.
+      this.commitNotify = true;
       if (this.reads.awaitingTermCommit.length > 0) {
         const waiting = this.reads.awaitingTermCommit.splice(0);
         for (const r of waiting) this.startRead(r);

@@ -18,6 +18,8 @@ export class PeerProgress {
   snapshotSentAt: number | undefined = undefined;
   /** The highest read sequence the peer acknowledged in this term (read index confirmation). */
   ackedSeq: number | undefined = undefined;
+  /** The highest commit index sent to the peer in this term (in an AppendEntries or InstallSnapshot). */
+  sentCommit = 0;
 
   /** A new leadership term: forget everything except when the peer last acknowledged. */
   resetForTerm(): void {
@@ -26,6 +28,7 @@ export class PeerProgress {
     this.voter = undefined;
     this.snapshotSentAt = undefined;
     this.ackedSeq = undefined;
+    this.sentCommit = 0;
   }
 }
 

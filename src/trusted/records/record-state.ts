@@ -52,6 +52,8 @@ export class RecordState implements ReplicatedStateMachine {
   private waiters: Array<() => void> = [];
   /** Set by the host: called when a read from the store does not verify (the host should repair it). */
   onStoreCorrupt?: (reason: string) => void;
+  /** Set by the host: called when something waits for the store to hold every applied batch (write it now). */
+  onStoreWanted?: () => void;
   /** The replication group's committed state; null in a fleet without groups (one group, the whole space). */
   readonly group: GroupState | null;
 
@@ -212,7 +214,9 @@ export class RecordState implements ReplicatedStateMachine {
   /** Resolves once the store holds every applied batch (or is known to be corrupt). */
   whenStoreInStep(): Promise<void> {
     if (this.stored === this.point.index || this.health.state === 'corrupt') return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+    const p = new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.onStoreWanted?.();
+    return p;
   }
 
   private wake(): void {
