@@ -176,7 +176,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     });
     const parts = createVaultMember({
       stateMachine: sm,
-      node: { identity: m.identity, members: publicKeys, clusterId: clusterIds[g]!, storageKey: m.storageKey, counter: nd.disk.counter, rng: () => nd.rng.u32(), boot: nd.disk.bootState(), now: localNow(m), config },
+      node: { identity: m.identity, members: publicKeys, clusterId: clusterIds[g]!, storageKey: m.storageKey, counter: nd.disk.counter, rng: () => nd.rng.u32(), boot: nd.disk.bootState(), now: localNow(m), config: { ...config, preferredLeader: g % n } },
       env: {
         now: () => localNow(m),
         setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),

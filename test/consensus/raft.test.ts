@@ -35,6 +35,33 @@ describe('leader election', () => {
     expect(c.status(next).term).toBe(term);
   });
 
+  it('a preferred leader wins the first election, and the next one after a crash once it is back; without one, leaders vary', () => {
+    const firstLeaders = new Set<number>();
+    for (let seed = 1; seed <= 12; seed++) {
+      const preferred = seed % 5;
+      const c = new TestCluster(5, seed, { preferredLeader: preferred });
+      c.startAll();
+      expect(c.runUntil(() => c.leaders().length === 1)).toBe(true);
+      expect(c.leaders()).toEqual([preferred]);
+      // It leads only while it is up: a crash hands leadership to another member (safety never waits for it).
+      c.crash(preferred);
+      expect(c.runUntil(() => c.leaders().length === 1 && !c.leaders().includes(preferred))).toBe(true);
+      const other = c.leaders()[0] as number;
+      c.start(preferred);
+      c.run(2000);
+      expect(c.leaders()).toEqual([other]); // no disruption when it comes back
+      c.crash(other);
+      expect(c.runUntil(() => c.leaders().length === 1 && !c.leaders().includes(other))).toBe(true);
+      expect(c.leaders()).toEqual([preferred]); // the next election is its again
+
+      const plain = new TestCluster(5, seed);
+      plain.startAll();
+      plain.runUntil(() => plain.leaders().length === 1);
+      firstLeaders.add(plain.leaders()[0] as number);
+    }
+    expect(firstLeaders.size).toBeGreaterThan(1); // the preference, not the seeds, put the leaders above
+  });
+
   it('a partitioned member does not inflate terms (pre-vote) and rejoins quietly', () => {
     const c = new TestCluster(3, 11);
     c.startAll();

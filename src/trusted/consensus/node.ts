@@ -342,9 +342,18 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- timers
 
+  /** An election timeout: anywhere in [min, max), or its lower or upper half when a member is preferred. */
   private randomTimeout(): number {
-    const span = Math.max(1, this.cfg.electionTimeoutMax - this.cfg.electionTimeoutMin);
-    return this.cfg.electionTimeoutMin + ((this.rng() >>> 0) % span);
+    let lo = this.cfg.electionTimeoutMin;
+    let hi = this.cfg.electionTimeoutMax;
+    const preferred = this.cfg.preferredLeader;
+    if (preferred !== undefined && hi - lo >= 2) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      if (preferred === this.id) hi = mid;
+      else lo = mid;
+    }
+    const span = Math.max(1, hi - lo);
+    return lo + ((this.rng() >>> 0) % span);
   }
 
   private resetElectionTimer(): void {

@@ -65,6 +65,14 @@ export interface RaftConfig {
   /** Max proposals a follower buffers while it knows no leader. */
   maxPendingForwards: number;
   /**
+   * The member this group would rather have lead, so that the leaders of several replication
+   * groups on the same members sit on different members (docs/groups.md). It draws its election
+   * timeouts from the lower half of [electionTimeoutMin, electionTimeoutMax), every other member from
+   * the upper half, so it normally wins the first election and every election it is up for. A
+   * preference only: safety does not depend on it and any member may still lead. Absent: none.
+   */
+  preferredLeader?: MemberId;
+  /**
    * TEST ONLY. Overrides the commit quorum size (a deliberately broken variant used to show that
    * the simulator's checker catches unsafe commits). Never set in production.
    */
