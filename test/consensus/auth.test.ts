@@ -19,7 +19,7 @@ describe('authenticated envelopes', () => {
 
     // 1. An attacker forges a vote request with a made-up key claiming to be `other`.
     const mallory = identityFromSeed(other, new Uint8Array(32).fill(7));
-    const forged = new PeerAuth(mallory, c.publicKeys, c.clusterId).seal(victim, encodeBody({ t: MsgType.Vote, term: 99, lastIndex: 999, lastTerm: 99, pre: false }));
+    const forged = new PeerAuth(mallory, c.publicKeys, c.clusterId).seal(victim, encodeBody({ t: MsgType.Vote, term: 99, lastIndex: 999, lastTerm: 99, pre: false, transfer: false }));
     c.deliver(victim, forged);
     // 2. Flip one bit of a genuine message addressed to the victim.
     const genuine = c.wire.filter((w) => w.to === victim).at(-1)?.bytes as Uint8Array;
@@ -82,7 +82,9 @@ describe('message codec', () => {
 
   it('round-trips every message type and rejects trailing bytes', () => {
     const msgs = [
-      { t: MsgType.Vote, term: 5, lastIndex: 9, lastTerm: 4, pre: true },
+      { t: MsgType.Vote, term: 5, lastIndex: 9, lastTerm: 4, pre: true, transfer: false },
+      { t: MsgType.Vote, term: 6, lastIndex: 9, lastTerm: 4, pre: false, transfer: true },
+      { t: MsgType.TimeoutNow, term: 2 ** 33 + 1 },
       { t: MsgType.Append, term: 3, prevIndex: 2, prevTerm: 1, commit: 2, leaderLast: 4, readSeq: 7,
         entries: [{ term: 3, kind: 1, origin: 2, incarnation: 77, requestId: 8, data: new Uint8Array([1, 2]) }] },
       { t: MsgType.RejoinInfo, nonce: 2 ** 40 + 3, term: 8, voter: true },

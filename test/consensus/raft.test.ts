@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EscrowOp, EscrowStatus, encodeCommand } from '../../src/sim/escrow-model.js';
 import { PeerAuth } from '../../src/trusted/consensus/auth.js';
-import { MsgType, decodeBody, type AppendMsg } from '../../src/trusted/consensus/messages.js';
+import { MsgType, decodeBody, encodeBody, type AppendMsg } from '../../src/trusted/consensus/messages.js';
 import { TestCluster } from './harness.js';
 
 const reg = (user: number, limit = 3) => encodeCommand({ op: EscrowOp.Register, user, limit });
@@ -47,12 +47,15 @@ describe('leader election', () => {
       c.crash(preferred);
       expect(c.runUntil(() => c.leaders().length === 1 && !c.leaders().includes(preferred))).toBe(true);
       const other = c.leaders()[0] as number;
+      const term = c.status(other).term;
       c.start(preferred);
-      c.run(2000);
-      expect(c.leaders()).toEqual([other]); // no disruption when it comes back
-      c.crash(other);
-      expect(c.runUntil(() => c.leaders().length === 1 && !c.leaders().includes(other))).toBe(true);
-      expect(c.leaders()).toEqual([preferred]); // the next election is its again
+      // Back and caught up, it gets leadership handed over (TimeoutNow): one election, no pre-vote storm.
+      expect(c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] === preferred)).toBe(true);
+      expect(c.status(preferred).term).toBe(term + 1);
+      expect(c.member(other).node!.stats.handOvers).toBe(1);
+      c.run(3000);
+      expect(c.leaders()).toEqual([preferred]);
+      expect(c.status(preferred).term).toBe(term + 1);
 
       const plain = new TestCluster(5, seed);
       plain.startAll();
@@ -60,6 +63,55 @@ describe('leader election', () => {
       firstLeaders.add(plain.leaders()[0] as number);
     }
     expect(firstLeaders.size).toBeGreaterThan(1); // the preference, not the seeds, put the leaders above
+  });
+
+  it('a hand-over commits nothing twice and loses nothing: proposals before and after it all apply once, in order', () => {
+    const c = new TestCluster(5, 21, { preferredLeader: 0 });
+    c.startAll();
+    c.runUntil(() => c.leaders().length === 1);
+    c.crash(0);
+    c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] !== 0);
+    const first = c.leaders()[0] as number;
+    for (let u = 1; u <= 5; u++) expect(c.propose(first, reg(u)).ok).toBe(true);
+    c.start(0);
+    expect(c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] === 0)).toBe(true);
+    for (let u = 6; u <= 10; u++) expect(c.propose(0, reg(u)).ok).toBe(true);
+    c.run(1000);
+    const applied = c.members.map((m) => Buffer.from(m.sm.snapshot()).toString('hex'));
+    expect(new Set(applied).size).toBe(1);
+  });
+
+  it('TimeoutNow is obeyed only by the preferred leader, from its current leader, in that term', () => {
+    const c = new TestCluster(5, 5, { preferredLeader: 2 });
+    const isTimeoutNow = (bytes: Uint8Array) => {
+      try {
+        return decodeBody(bytes.subarray(3, bytes.length - 32)).t === MsgType.TimeoutNow;
+      } catch {
+        return false;
+      }
+    };
+    c.filter = (_from, _to, bytes) => !isTimeoutNow(bytes); // the leaders' own hand-overs never arrive
+    c.startAll();
+    c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] === 2);
+    c.crash(2);
+    c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] !== 2);
+    const leader = c.leaders()[0] as number;
+    const other = [0, 1, 3, 4].find((m) => m !== leader)!;
+    c.start(2);
+    c.run(1500); // caught up; a hand-over would have been sent by now
+    expect(c.leaders()).toEqual([leader]);
+    const term = c.status(leader).term;
+    const seal = (from: number, to: number, t: number) =>
+      new PeerAuth(c.member(from).identity, c.publicKeys, c.clusterId).seal(to, encodeBody({ t: MsgType.TimeoutNow, term: t }));
+    c.deliver(2, seal(other, 2, term)); // from a member that does not lead
+    c.deliver(2, seal(leader, 2, term - 1)); // from the leader, but for an older term
+    c.deliver(other, seal(leader, other, term)); // to a member that is not the preferred leader
+    c.run(1000);
+    expect(c.leaders()).toEqual([leader]);
+    expect(c.status(leader).term).toBe(term);
+    c.deliver(2, seal(leader, 2, term)); // the genuine one: it campaigns at once and wins
+    expect(c.runUntil(() => c.leaders().length === 1 && c.leaders()[0] === 2, 1000)).toBe(true);
+    expect(c.status(2).term).toBe(term + 1);
   });
 
   it('a partitioned member does not inflate terms (pre-vote) and rejoins quietly', () => {

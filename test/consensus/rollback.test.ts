@@ -34,8 +34,8 @@ describe('rollback defence', () => {
     // A genuine candidate asks for its vote in a fresh term: refused.
     const auth = new PeerAuth(c.member(candidate).identity, c.publicKeys, c.clusterId);
     c.filter = (from, to) => from === victim && to === candidate;
-    c.deliver(victim, auth.seal(victim, encodeBody({ t: MsgType.Vote, term: 50, lastIndex: 100, lastTerm: 49, pre: false })));
-    c.deliver(victim, auth.seal(victim, encodeBody({ t: MsgType.Vote, term: 50, lastIndex: 100, lastTerm: 49, pre: true })));
+    c.deliver(victim, auth.seal(victim, encodeBody({ t: MsgType.Vote, term: 50, lastIndex: 100, lastTerm: 49, pre: false, transfer: false })));
+    c.deliver(victim, auth.seal(victim, encodeBody({ t: MsgType.Vote, term: 50, lastIndex: 100, lastTerm: 49, pre: true, transfer: false })));
     c.run(20);
     const replies = c.wire.filter((w) => w.from === victim && w.to === candidate).map((w) => decodeBody(auth.open(w.bytes).body));
     const votes = replies.filter((m) => m.t === MsgType.VoteResp);

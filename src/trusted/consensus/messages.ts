@@ -13,9 +13,11 @@ export const enum MsgType {
   ReadResp = 8,
   RejoinProbe = 9,
   RejoinInfo = 10,
+  TimeoutNow = 11,
 }
 
-export interface VoteMsg { t: MsgType.Vote; term: number; lastIndex: number; lastTerm: number; pre: boolean }
+/** `transfer`: the candidate campaigns because its leader asked it to (TimeoutNow), so voters set their lease aside. */
+export interface VoteMsg { t: MsgType.Vote; term: number; lastIndex: number; lastTerm: number; pre: boolean; transfer: boolean }
 export interface VoteRespMsg { t: MsgType.VoteResp; term: number; granted: boolean; pre: boolean }
 export interface AppendMsg {
   t: MsgType.Append; term: number; prevIndex: number; prevTerm: number; commit: number;
@@ -36,10 +38,12 @@ export interface ReadRespMsg {
 }
 export interface RejoinProbeMsg { t: MsgType.RejoinProbe; nonce: number }
 export interface RejoinInfoMsg { t: MsgType.RejoinInfo; nonce: number; term: number; voter: boolean }
+/** A leader hands leadership to the group's preferred leader: campaign now, without a pre-vote (Raft thesis §3.10). */
+export interface TimeoutNowMsg { t: MsgType.TimeoutNow; term: number }
 
 export type Message =
   | VoteMsg | VoteRespMsg | AppendMsg | AppendRespMsg | SnapshotMsg | ForwardMsg
-  | ReadReqMsg | ReadRespMsg | RejoinProbeMsg | RejoinInfoMsg;
+  | ReadReqMsg | ReadRespMsg | RejoinProbeMsg | RejoinInfoMsg | TimeoutNowMsg;
 
 export function writeEntry(w: Writer, e: LogEntry): void {
   w.u64(e.term).u8(e.kind).u8(e.origin).u32(e.incarnation).u32(e.requestId).bytes(e.data);
@@ -59,7 +63,7 @@ export function encodeBody(m: Message): Uint8Array {
   w.u8(m.t);
   switch (m.t) {
     case MsgType.Vote:
-      w.u64(m.term).u64(m.lastIndex).u64(m.lastTerm).bool(m.pre);
+      w.u64(m.term).u64(m.lastIndex).u64(m.lastTerm).bool(m.pre).bool(m.transfer);
       break;
     case MsgType.VoteResp:
       w.u64(m.term).bool(m.granted).bool(m.pre);
@@ -91,6 +95,9 @@ export function encodeBody(m: Message): Uint8Array {
     case MsgType.RejoinInfo:
       w.u64(m.nonce).u64(m.term).bool(m.voter);
       break;
+    case MsgType.TimeoutNow:
+      w.u64(m.term);
+      break;
   }
   return w.finish();
 }
@@ -102,7 +109,7 @@ export function decodeBody(bytes: Uint8Array): Message {
   let m: Message;
   switch (t) {
     case MsgType.Vote:
-      m = { t, term: r.u64(), lastIndex: r.u64(), lastTerm: r.u64(), pre: r.bool() };
+      m = { t, term: r.u64(), lastIndex: r.u64(), lastTerm: r.u64(), pre: r.bool(), transfer: r.bool() };
       break;
     case MsgType.VoteResp:
       m = { t, term: r.u64(), granted: r.bool(), pre: r.bool() };
@@ -141,6 +148,9 @@ export function decodeBody(bytes: Uint8Array): Message {
       break;
     case MsgType.RejoinInfo:
       m = { t, nonce: r.u64(), term: r.u64(), voter: r.bool() };
+      break;
+    case MsgType.TimeoutNow:
+      m = { t, term: r.u64() };
       break;
     default:
       throw new ConsensusDecodeError(`unknown message type ${t}`);

@@ -22,7 +22,7 @@ import { newReadIndexState, type PendingRead, type ReadIndexState } from './read
 import { MsgType, decodeBody, encodeBody } from './messages.js';
 import type {
   AppendMsg, AppendRespMsg, ForwardMsg, Message, ReadReqMsg, ReadRespMsg, RejoinInfoMsg, SnapshotMsg,
-  VoteMsg, VoteRespMsg,
+  TimeoutNowMsg, VoteMsg, VoteRespMsg,
 } from './messages.js';
 import {
   SealedStateError, ZERO_DIGEST, nobleSealCrypto, openHardState, openSnapshot, rebuildLog, sealFrame, sealHardState, sealSnapshot, snapshotDigest,
@@ -56,6 +56,8 @@ export interface NodeStats {
   droppedMalformed: number;
   droppedAuth: number;
   elections: number;
+  /** Times this member, leading, handed leadership to the group's preferred leader. */
+  handOvers: number;
   snapshotsSent: number;
   snapshotsInstalled: number;
 }
@@ -71,7 +73,7 @@ export class RaftNode {
   readonly members: readonly MemberId[];
   readonly peers: readonly MemberId[];
   readonly incarnation: number;
-  readonly stats: NodeStats = { droppedMalformed: 0, droppedAuth: 0, elections: 0, snapshotsSent: 0, snapshotsInstalled: 0 };
+  readonly stats: NodeStats = { droppedMalformed: 0, droppedAuth: 0, elections: 0, handOvers: 0, snapshotsSent: 0, snapshotsInstalled: 0 };
   bootNote = '';
 
   private readonly cfg: RaftConfig;
@@ -102,6 +104,8 @@ export class RaftNode {
   private now: number;
   private electionDeadline = 0;
   private lastLeaderContact = -Infinity;
+  /** Leader: not before this time may it hand leadership to the preferred leader (TimeoutNow). */
+  private transferDue = 0;
   private votes = new Set<MemberId>();
 
   // leader
@@ -377,6 +381,7 @@ export class RaftNode {
       if (this.now >= this.heartbeatDue) this.heartbeat();
       else if (this.commitNotify) this.notifyCommit();
       this.commitNotify = false;
+      this.maybeHandOver();
       return;
     }
     if (!this.learner && this.now >= this.electionDeadline) this.startPreVote();
@@ -416,11 +421,12 @@ export class RaftNode {
     this.votes = new Set([this.id]);
     if (this.votes.size >= this.majority) return this.startElection();
     for (const p of this.peers) {
-      this.send(p, { t: MsgType.Vote, term: this.term + 1, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: true }, false);
+      this.send(p, { t: MsgType.Vote, term: this.term + 1, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: true, transfer: false }, false);
     }
   }
 
-  private startElection(): void {
+  /** `transfer`: the leader asked this member to campaign (TimeoutNow); voters set their lease aside. */
+  private startElection(transfer = false): void {
     this.stats.elections++;
     this.term += 1;
     this.votedFor = this.id;
@@ -431,8 +437,31 @@ export class RaftNode {
     this.resetElectionTimer();
     if (this.votes.size >= this.majority) return this.becomeLeader();
     for (const p of this.peers) {
-      this.send(p, { t: MsgType.Vote, term: this.term, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: false });
+      this.send(p, { t: MsgType.Vote, term: this.term, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, pre: false, transfer });
     }
+  }
+
+  /**
+   * Leader placement (docs/groups.md): a leader that is not the group's preferred leader hands over
+   * to it once it has led for an election timeout and the preferred member is a voter holding the
+   * whole log and answering. At most once per election timeout; a preferred member that cannot win
+   * (its log behind a voter's) simply loses, and leadership settles as after any election.
+   */
+  private maybeHandOver(): void {
+    const preferred = this.cfg.preferredLeader;
+    if (preferred === undefined || preferred === this.id || !this.peers.includes(preferred) || this.now < this.transferDue) return;
+    const pr = this.progress.of(preferred);
+    if (pr.voter !== true || pr.match !== this.log.lastIndex || pr.ackAt === undefined || this.now - pr.ackAt > 2 * this.cfg.heartbeatInterval) return;
+    this.transferDue = this.now + this.cfg.electionTimeoutMax;
+    this.stats.handOvers++;
+    this.send(preferred, { t: MsgType.TimeoutNow, term: this.term }, false);
+  }
+
+  /** Only the group's preferred leader acts on it, only from its current leader, only in that leader's term. */
+  private onTimeoutNow(from: MemberId, m: TimeoutNowMsg): void {
+    if (this.cfg.preferredLeader !== this.id || this.learner || this.role !== 'follower') return;
+    if (m.term !== this.term || from !== this.leaderId) return;
+    this.startElection(true);
   }
 
   private inLease(): boolean {
@@ -451,7 +480,8 @@ export class RaftNode {
       return;
     }
     if (m.term > this.term) {
-      if (this.inLease()) return; // a live leader exists: ignore disruptive candidates
+      // A live leader exists: ignore disruptive candidates, unless that leader asked this one to campaign.
+      if (this.inLease() && !m.transfer) return;
       this.becomeFollower(m.term, null);
     }
     const granted = !this.learner && (this.votedFor === null || this.votedFor === from) && this.log.isUpToDate(m.lastTerm, m.lastIndex);
@@ -507,6 +537,7 @@ export class RaftNode {
     this.reads.seq = 0;
     this.quorumCheckAt = this.now + this.cfg.electionTimeoutMax;
     this.heartbeatDue = this.now + this.cfg.heartbeatInterval;
+    this.transferDue = this.now + this.cfg.electionTimeoutMax;
     this.appendLocal({ term: this.term, kind: EntryKind.Noop, origin: this.id, incarnation: this.incarnation, requestId: 0, data: new Uint8Array(0) });
     const buffered = this.forwardBuffer.splice(0, this.forwardBuffer.length);
     for (const b of buffered) this.appendLocal(this.dataEntry(this.id, this.incarnation, b.requestId, b.data));
@@ -880,6 +911,7 @@ export class RaftNode {
         this.send(from, { t: MsgType.RejoinInfo, nonce: msg.nonce, term: this.term, voter: !this.learner });
         return;
       case MsgType.RejoinInfo: return this.onRejoinInfo(from, msg);
+      case MsgType.TimeoutNow: return this.onTimeoutNow(from, msg);
     }
   }
 }
