@@ -52,7 +52,7 @@ if (groups > 0) {
     console.log(
       `seed ${s}: ${r.ok ? 'ok' : 'FAIL'} ops ok=${st.opsOk} failed=${st.opsFailed} wrong-group=${st.wrongGroup} committed=${st.committed} ` +
         `transfers started=${st.transfersStarted} done=${st.transfersDone} aborted=${st.transfersAborted} replays refused=${st.replaysRefused} leaders on ${st.leaderMembers} members ` +
-        `crashes=${st.crashes} rollbacks=${st.rollbacks} partitions=${st.partitions} store faults=${st.storeFaults} sim=${st.simTimeMs}ms heal=${st.healTimeMs}ms`,
+        `crashes=${st.crashes} rollbacks=${st.rollbacks} partitions=${st.partitions} store faults=${st.storeFaults} misrouted=${st.misrouted} sim=${st.simTimeMs}ms heal=${st.healTimeMs}ms`,
     );
     if (!r.ok) {
       failed++;

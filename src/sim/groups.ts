@@ -58,6 +58,10 @@ export interface GroupSimStats {
   rollbacks: number;
   partitions: number;
   storeFaults: number;
+  /** Consensus frames the host also handed to another group's node of the same member (each must fail its MAC there). */
+  misrouted: number;
+  /** Of those, frames the wrong group's node accepted (must stay 0). */
+  misroutedAccepted: number;
   transfersStarted: number;
   transfersDone: number;
   transfersAborted: number;
@@ -127,7 +131,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
   const checkers = Array.from({ length: groupCount }, () => new SafetyChecker());
   const firstCommit = Array.from({ length: groupCount }, () => new Map<number, number>());
   const stats: GroupSimStats = {
-    simTimeMs: 0, opsOk: 0, opsFailed: 0, wrongGroup: 0, committed: 0, crashes: 0, rollbacks: 0, partitions: 0, storeFaults: 0,
+    simTimeMs: 0, opsOk: 0, opsFailed: 0, wrongGroup: 0, committed: 0, crashes: 0, rollbacks: 0, partitions: 0, storeFaults: 0, misrouted: 0, misroutedAccepted: 0,
     transfersStarted: 0, transfersDone: 0, transfersAborted: 0, replaysRefused: 0, leaderMembers: 0, healTimeMs: 0,
   };
   const debug = typeof process !== 'undefined' && process.env?.BKV_SIM_DEBUG === '1';
@@ -136,7 +140,8 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
   const wait = (ms: number): Promise<void> => new Promise((resolve) => { q.schedule(ms, resolve); });
   const config: Partial<RaftConfig> = { electionTimeoutMin: 150, electionTimeoutMax: 300, heartbeatInterval: 40, maxBatch: 32, snapshotThreshold: 24, snapshotLogRatio: 0 };
 
-  const clusterIds = Array.from({ length: groupCount }, () => rng.bytes(16));
+  // One fleet cluster id: the trusted assembly keys each group's node with its own (groups/cluster-id.ts).
+  const clusterId = rng.bytes(16);
   const members: Member[] = [];
   for (let id = 0; id < n; id++) {
     members.push({
@@ -149,10 +154,25 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     });
   }
   const publicKeys = new Map(members.map((m) => [m.id, m.identity.publicKey] as const));
-  const nets = clusterIds.map((_, g) => new SimNetwork(q, rng.fork(), (to, bytes) => {
+  const misroute = rng.fork();
+  const nets = Array.from({ length: groupCount }, (_, g) => new SimNetwork(q, rng.fork(), (to, bytes) => {
     const m = members[to];
     const d = m?.up ? m.nodes[g]!.driver : null;
     if (d) d.receive(bytes);
+    // A hostile host also hands some frames to the member's node of another group: its MAC key is
+    // that group's (groups/cluster-id.ts), so the frame must be dropped as unauthenticated there.
+    if (faultsOn && m?.up && misroute.float() < 0.01) {
+      const other = m.nodes[(g + 1 + misroute.int(0, groupCount - 2)) % groupCount]!;
+      if (other.node && other.driver) {
+        const before = other.node.stats.droppedAuth;
+        other.driver.receive(bytes);
+        stats.misrouted++;
+        if (other.node.stats.droppedAuth === before) {
+          stats.misroutedAccepted++;
+          fail(`member ${m.id}: a frame of group ${g} was accepted by its node of another group`);
+        }
+      }
+    }
   }, faultsOn ? STORM : CALM));
   const localNow = (m: Member): number => m.offset + q.now * m.rate;
 
@@ -176,7 +196,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     });
     const parts = createVaultMember({
       stateMachine: sm,
-      node: { identity: m.identity, members: publicKeys, clusterId: clusterIds[g]!, storageKey: m.storageKey, counter: nd.disk.counter, rng: () => nd.rng.u32(), boot: nd.disk.bootState(), now: localNow(m), config: { ...config, preferredLeader: g % n } },
+      node: { identity: m.identity, members: publicKeys, clusterId, storageKey: m.storageKey, counter: nd.disk.counter, rng: () => nd.rng.u32(), boot: nd.disk.bootState(), now: localNow(m), config: { ...config, preferredLeader: g % n } },
       env: {
         now: () => localNow(m),
         setTimer: (delay, fn) => q.schedule(delay / m.rate, () => { if (m.epoch === epoch && m.up) fn(); }),

@@ -14,6 +14,7 @@ import { VaultCore, DEFAULT_POLICY, type VaultPolicy } from './core/vault-core.j
 import { RecordBatcher, type BatcherOptions, type Leadership, type RecordReader } from './records/batcher.js';
 import { deriveRecordKeys } from './records/record-keys.js';
 import { RecordState } from './records/record-state.js';
+import { groupClusterId } from './groups/cluster-id.js';
 
 export interface ConsensusMemberOptions<SM extends ReplicatedStateMachine> {
   /** The state machine the log drives: `RecordState` for a vault, a test machine elsewhere. */
@@ -74,7 +75,11 @@ export interface VaultMemberParts extends ConsensusMember<RecordState> {
 
 /** A vault member: `RecordState` under consensus, then (once the host's store is open) the core. */
 export function createVaultMember(o: Omit<ConsensusMemberOptions<RecordState>, 'stateMachine'> & { stateMachine?: RecordState }): VaultMemberParts {
-  const parts = createConsensusMember({ ...o, stateMachine: o.stateMachine ?? new RecordState() });
+  const stateMachine = o.stateMachine ?? new RecordState();
+  // A group's node is keyed for that group alone (docs/groups.md); one group without a group config keeps the fleet's id.
+  const group = stateMachine.group;
+  const node = group ? { ...o.node, clusterId: groupClusterId(o.node.clusterId, group.id) } : o.node;
+  const parts = createConsensusMember({ ...o, node, stateMachine });
   return {
     ...parts,
     async createCore(c) {
