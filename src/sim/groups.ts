@@ -33,6 +33,7 @@ import { SimDisk } from './disk.js';
 import { EventQueue } from './events.js';
 import { CALM, SimNetwork, type NetworkFaults } from './network.js';
 import { Prng } from './prng.js';
+import { injectStoreFault } from './store-faults.js';
 import { CLOCK_SCALE, EPOCH_MS, SIM_STORAGE_KEY, VaultWorkload, hex, type StoreContent } from './vault-workload.js';
 import { verifies } from './simulator.js';
 
@@ -542,27 +543,10 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     if (!m) return;
     const nd = rng.pick(m.nodes);
     if (!nd.records) return;
-    const ids = w.recordIds();
-    const k1 = rng.pick(ids);
-    const k2 = rng.pick(ids.filter((k) => k !== k1));
-    const sub = rng.int(0, 5);
-    try {
-      if (sub === 0 && nd.backups.length > 0) nd.store.rollbackTo(rng.pick(nd.backups));
-      else if (sub === 1) nd.store.swapValues(k1, k2);
-      else if (sub === 2) nd.store.deleteRow(k1);
-      else if (sub === 3) nd.store.forgeValue(k1, rng.bytes(rng.int(40, 200)));
-      else if (sub === 4) nd.store.tornApply(0, [{ key: k1, value: rng.bytes(80) }], 'records');
-      else {
-        // Half a write: the tree and the meta move on to a batch that was never committed.
-        const store = nd.store;
-        const value = rng.bytes(80);
-        void store.meta().then((meta) => store.tornApply(meta.index + 1, [{ key: k1, value }], 'tree'));
-      }
-      stats.storeFaults++;
-      if (debug) console.log(`t=${Math.round(q.now)} member ${m.id} group ${m.nodes.indexOf(nd)}: store fault ${sub}`);
-    } catch {
-      // the rows were not there: nothing done
-    }
+    const sub = injectStoreFault(rng, nd.store, nd.backups, w.recordIds());
+    if (sub === null) return;
+    stats.storeFaults++;
+    if (debug) console.log(`t=${Math.round(q.now)} member ${m.id} group ${m.nodes.indexOf(nd)}: store fault ${sub}`);
   };
 
   /** Each group's committed log replayed as it becomes known: the group's state at its latest commit. */

@@ -28,6 +28,7 @@ import { EventQueue } from './events.js';
 import { CALM, SimNetwork } from './network.js';
 import type { NetworkFaults } from './network.js';
 import { Prng } from './prng.js';
+import { injectStoreFault } from './store-faults.js';
 import { CLOCK_SCALE, EPOCH_MS, VaultWorkload, hex, type StoreContent } from './vault-workload.js';
 import { EscrowWorkload } from './workload.js';
 import type { SimWorkload } from './workload.js';
@@ -424,26 +425,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     const w = vault as VaultWorkload;
     const m = rng.pick(members.filter((x) => x.up && x.records));
     if (!m) return;
-    const ids = w.recordIds();
-    const k1 = rng.pick(ids);
-    const k2 = rng.pick(ids.filter((k) => k !== k1));
-    const sub = rng.int(0, 5);
-    try {
-      if (sub === 0 && m.backups.length > 0) m.store.rollbackTo(rng.pick(m.backups));
-      else if (sub === 1) m.store.swapValues(k1, k2);
-      else if (sub === 2) m.store.deleteRow(k1);
-      else if (sub === 3) m.store.forgeValue(k1, rng.bytes(rng.int(40, 200)));
-      else if (sub === 4) m.store.tornApply(0, [{ key: k1, value: rng.bytes(80) }], 'records');
-      else {
-        // Half a write: the tree and the meta move on to a batch that was never committed.
-        const store = m.store;
-        const value = rng.bytes(80);
-        void store.meta().then((meta) => store.tornApply(meta.index + 1, [{ key: k1, value }], 'tree'));
-      }
-      stats.storeFaults++;
-    } catch {
-      // swapValues needs both rows: nothing was done
-    }
+    if (injectStoreFault(rng, m.store, m.backups, w.recordIds()) !== null) stats.storeFaults++;
   };
 
   // ---- run

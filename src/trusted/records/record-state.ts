@@ -56,6 +56,10 @@ export class RecordState implements ReplicatedStateMachine {
   onStoreWanted?: () => void;
   /** The replication group's committed state; null in a fleet without groups (one group, the whole space). */
   readonly group: GroupState | null;
+  /** The group state at genesis (what a version 1 snapshot restores under a group). */
+  private genesis: Uint8Array | null = null;
+  /** The group state now, encoded (changed only by control entries and restores). */
+  private groupNow: Uint8Array | null = null;
 
   constructor(group?: GroupConfig) {
     this.group = group ? new GroupState(group) : null;
@@ -66,11 +70,6 @@ export class RecordState implements ReplicatedStateMachine {
       this.base = this.point;
     }
   }
-
-  /** The group state at genesis (what a version 1 snapshot restores under a group). */
-  private genesis: Uint8Array | null = null;
-  /** The group state now, encoded (changed only by control entries and restores). */
-  private groupNow: Uint8Array | null = null;
 
   get root(): Uint8Array {
     return this.point.root;
