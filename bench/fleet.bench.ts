@@ -141,13 +141,19 @@ async function workCounters(config: FleetConfig): Promise<{ frames: number; entr
   let entries = 0;
   let written = 0;
   let transactions = 0;
+  const groupEntries = new Map<number, number>();
   for (const m of config.members) {
     const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
     frames += Number(/^bkv_member_transport\{event="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    entries = Math.max(entries, Number(/^bkv_member_raft\{field="commit_index"\} (\d+)/m.exec(text)?.[1] ?? 0));
-    written += Number(/^bkv_member_record_store\{field="written",[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-    transactions += Number(/^bkv_member_record_store\{field="transactions",[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+    // Entries: the highest commit index of each group, summed over groups; store figures of every group.
+    for (const hit of text.matchAll(/^bkv_member_raft\{field="commit_index",group="(\d+)"\} (\d+)/gm)) {
+      const g = Number(hit[1]);
+      groupEntries.set(g, Math.max(groupEntries.get(g) ?? 0, Number(hit[2])));
+    }
+    for (const hit of text.matchAll(/^bkv_member_record_store\{field="written",[^}]*\} (\d+)/gm)) written += Number(hit[1]);
+    for (const hit of text.matchAll(/^bkv_member_record_store\{field="transactions",[^}]*\} (\d+)/gm)) transactions += Number(hit[1]);
   }
+  for (const e of groupEntries.values()) entries += e;
   return { frames, entries, written, transactions };
 }
 
@@ -156,7 +162,7 @@ async function commitLatency(config: FleetConfig): Promise<{ p50: number; p99: n
   const buckets = new Map<number, number>();
   for (const m of config.members) {
     const text = await (await fetch(`${memberApiUrl(m)}/metrics`)).text();
-    for (const hit of text.matchAll(/bkv_member_commit_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
+    for (const hit of text.matchAll(/bkv_member_commit_seconds_bucket\{le="([^"]+)"[^}]*\} (\d+)/g)) {
       const le = hit[1] === '+Inf' ? Infinity : Number(hit[1]);
       buckets.set(le, (buckets.get(le) ?? 0) + Number(hit[2]));
     }

@@ -15,6 +15,8 @@ import { RecordBatcher, type BatcherOptions, type Leadership, type RecordReader 
 import { deriveRecordKeys } from './records/record-keys.js';
 import { RecordState } from './records/record-state.js';
 import { groupClusterId } from './groups/cluster-id.js';
+import { GroupKeys } from './groups/messages.js';
+import { TransferCoordinator } from './groups/transfer.js';
 
 export interface ConsensusMemberOptions<SM extends ReplicatedStateMachine> {
   /** The state machine the log drives: `RecordState` for a vault, a test machine elsewhere. */
@@ -69,13 +71,28 @@ export interface VaultCoreOptions {
 }
 
 export interface VaultMemberParts extends ConsensusMember<RecordState> {
-  /** Creates the leader's batcher and the vault core over this member's log and record store. */
-  createCore(o: VaultCoreOptions): Promise<{ core: VaultCore; batcher: RecordBatcher }>;
+  /**
+   * Creates the leader's batcher and the vault core over this member's log and record store, and
+   * in a fleet of replication groups the group's transfer coordinator (null without groups).
+   */
+  createCore(o: VaultCoreOptions): Promise<{ core: VaultCore; batcher: RecordBatcher; transfers: TransferCoordinator | null }>;
+}
+
+/**
+ * One replication group of a fleet of several (docs/groups.md): the group's id, how many groups
+ * split the space at genesis, and the fleet storage key its group-to-group message keys come from.
+ */
+export interface MemberGroupOptions {
+  id: number;
+  groups: number;
+  storageKey: Uint8Array;
 }
 
 /** A vault member: `RecordState` under consensus, then (once the host's store is open) the core. */
-export function createVaultMember(o: Omit<ConsensusMemberOptions<RecordState>, 'stateMachine'> & { stateMachine?: RecordState }): VaultMemberParts {
-  const stateMachine = o.stateMachine ?? new RecordState();
+export function createVaultMember(
+  o: Omit<ConsensusMemberOptions<RecordState>, 'stateMachine'> & { stateMachine?: RecordState; group?: MemberGroupOptions },
+): VaultMemberParts {
+  const stateMachine = o.stateMachine ?? new RecordState(o.group ? { id: o.group.id, groups: o.group.groups, keys: new GroupKeys(o.group.storageKey) } : undefined);
   // A group's node is keyed for that group alone (docs/groups.md); one group without a group config keeps the fleet's id.
   const group = stateMachine.group;
   const node = group ? { ...o.node, clusterId: groupClusterId(o.node.clusterId, group.id) } : o.node;
@@ -94,7 +111,8 @@ export function createVaultMember(o: Omit<ConsensusMemberOptions<RecordState>, '
         c.batcher,
       );
       const core = await VaultCore.create(c.secrets, batcher, c.env, c.policy ?? DEFAULT_POLICY);
-      return { core, batcher };
+      const transfers = parts.stateMachine.group ? new TransferCoordinator(parts.stateMachine, c.reader, replicator, parts.leadership, c.wait) : null;
+      return { core, batcher, transfers };
     },
   };
 }

@@ -147,7 +147,7 @@ describe('a fleet member whose disk was rolled back or wiped whole', () => {
     expect(text).toMatch(/: 2\/3 members healthy, 1 catching up, quorum 2: serving/);
     expect(text).toMatch(new RegExp(`member ${victim} catching up: record store repairing`));
     const m = f.config.members.find((x) => x.id === victim)!;
-    expect(await fetch(`http://${m.host}:${m.apiPort}/metrics`).then((r) => r.text())).toMatch(/bkv_member_raft\{field="catching_up"\} 1/);
+    expect(await fetch(`http://${m.host}:${m.apiPort}/metrics`).then((r) => r.text())).toMatch(/bkv_member_raft\{field="catching_up",group="0"\} 1/);
     // The gateway polls every 500 ms.
     const hz = await waitFor('the gateway to see it', async () => {
       const h = (await (await fetch(`${f.url}/healthz`)).json()) as { membersUp: number; members: Array<{ id: number; healthy: boolean; error?: string }> };

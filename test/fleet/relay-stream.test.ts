@@ -56,7 +56,7 @@ describe('relay stream framing', () => {
       const r = new FrameReader();
       const frames = [...r.push(bytes.subarray(0, cut)), ...r.push(bytes.subarray(cut))];
       expect(frames).toHaveLength(3);
-      expect(decodeRelayRequest(frames[0]!)).toEqual({ id: 7, account: 'alice@example', envelope: new Uint8Array([1, 2, 3]) });
+      expect(decodeRelayRequest(frames[0]!)).toEqual({ id: 7, group: null, account: 'alice@example', envelope: new Uint8Array([1, 2, 3]) });
       expect(decodeRelayResponse(frames[1]!)).toEqual({ id: 0xfffffffe, status: 503, leader: 4, body: new Uint8Array([9]) });
     }
     expect(decodeRelayResponse(encodeRelayResponse(1, { status: 200, leader: null, body: new Uint8Array(0) }).subarray(4)).leader).toBeNull();
@@ -64,6 +64,19 @@ describe('relay stream framing', () => {
     huge.writeUInt32BE(MAX_RELAY_FRAME + 1);
     expect(() => new FrameReader().push(huge)).toThrow(RangeError);
     expect(() => decodeRelayRequest(Buffer.from([0, 0, 0, 1, 0, 9, 1]))).toThrow(RangeError);
+  });
+
+  it('version 2 carries a group byte in requests and responses (0xff: none), byte for byte', () => {
+    const req = encodeRelayRequest(7, 'ab', new Uint8Array([1, 2]), 2, 3);
+    expect([...req]).toEqual([0, 0, 0, 11, 0, 0, 0, 7, 3, 0, 2, 0x61, 0x62, 1, 2]);
+    expect(decodeRelayRequest(req.subarray(4), 2)).toEqual({ id: 7, group: 3, account: 'ab', envelope: new Uint8Array([1, 2]) });
+    expect(decodeRelayRequest(encodeRelayRequest(8, 'ab', new Uint8Array(0), 2, null).subarray(4), 2).group).toBeNull();
+    const res = encodeRelayResponse(9, { status: 421, leader: null, group: 2, body: new Uint8Array([7]) }, 2);
+    expect([...res]).toEqual([0, 0, 0, 10, 0, 0, 0, 9, 1, 165, 0, 0, 2, 7]);
+    expect(decodeRelayResponse(res.subarray(4), 2)).toEqual({ id: 9, status: 421, leader: null, group: 2, body: new Uint8Array([7]) });
+    expect(decodeRelayResponse(encodeRelayResponse(9, { status: 200, leader: 1, body: new Uint8Array(0) }, 2).subarray(4), 2).group).toBeNull();
+    // A version 2 request frame too short for its group byte and account length is refused.
+    expect(() => decodeRelayRequest(Buffer.from([0, 0, 0, 1, 3, 0]), 2)).toThrow(RangeError);
   });
 });
 

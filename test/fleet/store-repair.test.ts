@@ -83,8 +83,8 @@ describe('a bkv up fleet on SQLite record stores', () => {
     expect(h.relay.attempts / (h.relay.relayed + h.relay.exhausted)).toBeLessThan(1.1);
     const m0 = f.config.members[0]!;
     // A follower writes its store in groups and learns the last commit a tick late: wait for it.
-    const inStep = /bkv_member_record_store\{field="state",engine="sqlite",state="in-step"\} 1/;
-    const ten = /bkv_member_record_store\{field="records",engine="sqlite",state=""\} 10/;
+    const inStep = /bkv_member_record_store\{field="state",engine="sqlite",state="in-step",group="0"\} 1/;
+    const ten = /bkv_member_record_store\{field="records",engine="sqlite",state="",group="0"\} 10/;
     const m = await waitFor('member 0 in step', async () => {
       const text = await fetch(`http://${m0.host}:${m0.apiPort}/metrics`).then((r) => r.text());
       return inStep.test(text) && ten.test(text) ? text : null;
@@ -92,8 +92,8 @@ describe('a bkv up fleet on SQLite record stores', () => {
     expect(m).toMatch(inStep);
     expect(m).toMatch(ten);
     // Batches written and the store transactions that wrote them (a follower groups them).
-    const written = Number(/bkv_member_record_store\{field="written",engine="sqlite",state=""\} (\d+)/.exec(m)?.[1]);
-    const transactions = Number(/bkv_member_record_store\{field="transactions",engine="sqlite",state=""\} (\d+)/.exec(m)?.[1]);
+    const written = Number(/bkv_member_record_store\{field="written",engine="sqlite",state="",group="0"\} (\d+)/.exec(m)?.[1]);
+    const transactions = Number(/bkv_member_record_store\{field="transactions",engine="sqlite",state="",group="0"\} (\d+)/.exec(m)?.[1]);
     expect(transactions).toBeGreaterThan(0);
     expect(transactions).toBeLessThanOrEqual(written);
   });

@@ -32,6 +32,20 @@ export interface FleetConfig {
   gateway: { host: string; port: number };
   /** `passkeys`: the WebAuthn relying party and origins whose assertions release passkey-wrapped keys (docs/passkeys.md). */
   policy: { defaultLimit: number; maxLimit: number; passkeys?: { rpId: string; origins: string[] } };
+  /**
+   * Replication groups (docs/groups.md): `groups` split the record-id space evenly at genesis
+   * (default 1: one group, the layout of a fleet without groups); `spareGroups` more start empty,
+   * the targets of `bkv fleet split` (default 0). At most 64 in all.
+   */
+  groups?: number;
+  spareGroups?: number;
+}
+
+/** The fleet's replication groups: how many split the space at genesis, and how many run in all (ids 0 … total−1). */
+export function fleetGroups(c: Pick<FleetConfig, 'groups' | 'spareGroups'>): { genesis: number; total: number; multi: boolean } {
+  const genesis = c.groups ?? 1;
+  const total = genesis + (c.spareGroups ?? 0);
+  return { genesis, total, multi: total > 1 };
 }
 
 export interface MemberIdentity {
@@ -111,6 +125,9 @@ export function parseFleetConfig(text: string): FleetConfig {
       fail('policy.passkeys.origins must be a list of origins like https://backup.example');
     }
   }
+  if (c.groups !== undefined && (!Number.isInteger(c.groups) || c.groups < 1 || c.groups > 64)) fail('groups must be 1 to 64');
+  if (c.spareGroups !== undefined && (!Number.isInteger(c.spareGroups) || c.spareGroups < 0)) fail('spareGroups must be 0 or more');
+  if (fleetGroups(c).total > 64) fail('at most 64 groups in all (groups + spareGroups)');
   return c;
 }
 

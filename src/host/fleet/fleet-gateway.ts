@@ -10,7 +10,7 @@ import { DevTokenIssuer, type AccountVerifier } from '../gateway/auth.js';
 import { buildGateway } from '../gateway/server.js';
 import { buildValidationBundle } from '../../witness/bundle.js';
 import { WitnessClient } from '../../witness/client.js';
-import { memberApiUrl, readFleetConfig, type FleetConfig } from './config.js';
+import { fleetGroups, memberApiUrl, readFleetConfig, type FleetConfig } from './config.js';
 import { createFleetRelay, type FleetRelay, type FleetRelayOptions } from './gateway-relay.js';
 
 export interface FleetGatewayOptions {
@@ -41,7 +41,7 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
   const config = await readFleetConfig(opts.fleetPath);
   const fleetKeysPath = opts.fleetKeysPath ?? join(dirname(opts.fleetPath), 'fleet-keys.json');
   const fleetKeys = JSON.parse(await readFile(fleetKeysPath, 'utf8')) as Record<string, string>;
-  const relay = createFleetRelay(config.members.map((m) => ({ id: m.id, url: memberApiUrl(m) })), opts.relay);
+  const relay = createFleetRelay(config.members.map((m) => ({ id: m.id, url: memberApiUrl(m) })), { groups: fleetGroups(config).total, ...opts.relay });
   const devIssuer = opts.verifier ? undefined : await DevTokenIssuer.create();
   const ota = opts.overTheAir;
   const app = await buildGateway({

@@ -9,12 +9,19 @@
  *
  * Resending a request to another member is safe: the host may replay any request anyway, and the
  * core recognises a replayed recovery start by its attempt id.
+ *
+ * In a fleet of several replication groups (docs/groups.md) each group has its own leader, and only
+ * a core can tell which group serves an account (record ids are keyed hashes). The relay keeps a
+ * bounded cache account → group, learned from the members' answers (the group that served a
+ * request, or the owner a 421 `WRONG_GROUP` names), and a leader belief per group; an account it
+ * has not seen goes to group 0's leader, whose member hands it to its node of the owner group. The
+ * cache is only a routing hint: a wrong entry costs one more hop, never a wrong answer.
  */
 import { Agent, request } from 'node:http';
 import { BkvError } from '../../shared/errors.js';
 import type { VaultRelay } from '../gateway/server.js';
 import { memberHealth } from './health.js';
-import { ACCOUNT_HEADER, LEADER_HEADER } from './member-process.js';
+import { ACCOUNT_HEADER, GROUP_HEADER, LEADER_HEADER } from './member-process.js';
 import type { MemberStatus } from './member-status.js';
 import { RelayStreamClient } from './relay-stream.js';
 
@@ -39,6 +46,10 @@ export interface FleetRelayOptions {
   fullPollEvery?: number;
   /** Relay over one persistent stream per member (default true); false: an HTTP request each. */
   stream?: boolean;
+  /** Replication groups in the fleet, spare ones included (default 1: a fleet without groups). */
+  groups?: number;
+  /** Accounts whose group the relay remembers (default 100,000; the oldest is forgotten first). */
+  accountCache?: number;
 }
 
 export interface MemberHealth {
@@ -60,9 +71,11 @@ export interface FleetRelay {
    * `not-leader` answers; hinted: attempts sent to a member named by such an answer; streamed:
    * attempts made over a relay stream (the rest went over HTTP).
    */
-  stats: { relayed: number; attempts: number; failovers: number; exhausted: number; notLeader: number; hinted: number; streamed: number };
-  /** The member the relay currently believes leads, if any. */
-  leader(): number | null;
+  stats: { relayed: number; attempts: number; failovers: number; exhausted: number; notLeader: number; hinted: number; streamed: number; wrongGroup: number; moving: number; cachedRoutes: number };
+  /** The member the relay currently believes leads group `group` (default 0), if any. */
+  leader(group?: number): number | null;
+  /** The group the relay believes serves `account`, if it learned one. */
+  groupOf(account: string): number | null;
   /** Polls every member once now. */
   refresh(): Promise<void>;
   close(): void;
@@ -72,6 +85,9 @@ interface HttpResult {
   status: number;
   body: Buffer;
   leaderHint: number | null;
+  /** The group the answer names (x-bkv-group, or the relay stream's group byte). */
+  group: number | null;
+  retryAfter: number | null;
 }
 
 
@@ -83,7 +99,12 @@ function post(agent: Agent, url: URL, headers: Record<string, string>, body: Uin
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         const hint = Number(res.headers[LEADER_HEADER]);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), leaderHint: Number.isInteger(hint) && hint > 0 ? hint : null }));
+        const g = res.headers[GROUP_HEADER] === undefined ? NaN : Number(res.headers[GROUP_HEADER]);
+        const ra = Number(res.headers['retry-after']);
+        res.on('end', () => resolve({
+          status: res.statusCode ?? 0, body: Buffer.concat(chunks), leaderHint: Number.isInteger(hint) && hint > 0 ? hint : null,
+          group: Number.isInteger(g) && g >= 0 ? g : null, retryAfter: Number.isFinite(ra) && ra >= 0 ? ra : null,
+        }));
         res.on('error', reject);
       },
     );
@@ -100,30 +121,48 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const budgetMs = opts.budgetMs ?? 12_000;
   const attemptTimeoutMs = opts.attemptTimeoutMs ?? 5_000;
   const health = new Map<number, MemberHealth>(list.map((m) => [m.id, { id: m.id, url: m.url, healthy: true, status: null, failures: 0 }]));
-  const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0, streamed: 0 };
+  const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0, streamed: 0, wrongGroup: 0, moving: 0, cachedRoutes: 0 };
+  const groupCount = opts.groups ?? 1;
+  const multi = groupCount > 1;
   const streams = new Map<number, RelayStreamClient>(
-    opts.stream === false ? [] : list.map((m) => [m.id, new RelayStreamClient(new URL(m.url))] as const),
+    opts.stream === false ? [] : list.map((m) => [m.id, new RelayStreamClient(new URL(m.url), multi ? 2 : 1)] as const),
   );
-  /** One attempt at member `h`: over its relay stream, or HTTP if it has none. */
-  async function send(h: MemberHealth, account: string, envelope: Uint8Array, timeoutMs: number): Promise<HttpResult> {
+  /** One attempt at member `h` for `group`: over its relay stream, or HTTP if it has none. */
+  async function send(h: MemberHealth, account: string, envelope: Uint8Array, timeoutMs: number, group: number | null): Promise<HttpResult> {
     const s = streams.get(h.id);
     if (s && !s.unsupported) {
       try {
-        const a = await s.call(account, envelope, timeoutMs);
+        const a = await s.call(account, envelope, timeoutMs, group);
         stats.streamed++;
-        return { status: a.status, body: Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength), leaderHint: a.leader };
+        return { status: a.status, body: Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength), leaderHint: a.leader, group: a.group ?? null, retryAfter: null };
       } catch (e) {
         if (!s.unsupported) throw e; // the member refused the upgrade: fall through to HTTP
       }
     }
-    return post(agent, new URL('/v1/vault', h.url), { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account }, envelope, timeoutMs);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', [ACCOUNT_HEADER]: account };
+    if (multi && group !== null) headers[GROUP_HEADER] = String(group);
+    return post(agent, new URL('/v1/vault', h.url), headers, envelope, timeoutMs);
   }
   let rr = 0;
-  /** The member believed to lead, and the term in which it was seen leading (hints carry none: 0). */
-  let leader: { id: number; term: number } | null = null;
-  const believe = (id: number | null, term: number) => {
-    if (id === null || !health.has(id)) return;
-    if (!leader || leader.id === id || term >= leader.term) leader = { id, term: Math.max(term, leader?.id === id ? leader.term : 0) };
+  /** Per group: the member believed to lead it, and the term in which it was seen leading (hints carry none: 0). */
+  const leaders = new Map<number, { id: number; term: number }>();
+  const believe = (g: number, id: number | null, term: number) => {
+    if (id === null || !health.has(id) || g < 0 || g >= groupCount) return;
+    const leader = leaders.get(g);
+    if (!leader || leader.id === id || term >= leader.term) leaders.set(g, { id, term: Math.max(term, leader?.id === id ? leader.term : 0) });
+  };
+  /** Forgets member `id` as the leader of every group (it failed), or of `g` only. */
+  const forget = (id: number, g?: number) => {
+    for (const [k, l] of leaders) if (l.id === id && (g === undefined || g === k)) leaders.delete(k);
+  };
+  /** account → group, oldest first (a Map keeps insertion order: a hit moves the account to the end). */
+  const accounts = new Map<string, number>();
+  const accountCache = opts.accountCache ?? 100_000;
+  const learn = (account: string, g: number | null) => {
+    if (!multi || g === null || g < 0 || g >= groupCount) return;
+    accounts.delete(account);
+    accounts.set(account, g);
+    if (accounts.size > accountCache) accounts.delete(accounts.keys().next().value as string);
   };
   let closed = false;
 
@@ -143,10 +182,14 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       h.healthy = word === 'ok';
       h.error = h.healthy ? undefined : word === 'catching up' && s.catchingUp ? `catching up: ${s.catchingUp}` : word;
       if (h.healthy) h.failures = 0;
-      if (s.role === 'leader') believe(h.id, s.term);
-      else if (leader?.id === h.id && s.term >= leader.term) leader = null; // it stepped down
+      const views = s.groups ? s.groups.map((gs) => ({ g: gs.group, role: gs.role, term: gs.term })) : [{ g: 0, role: s.role, term: s.term }];
+      for (const v of views) {
+        const leader = leaders.get(v.g);
+        if (v.role === 'leader') believe(v.g, h.id, v.term);
+        else if (leader?.id === h.id && v.term >= leader.term) leaders.delete(v.g); // it stepped down
+      }
     } catch (e) {
-      if (leader?.id === h.id) leader = null;
+      forget(h.id);
       h.status = null;
       markDown(h, (e as Error).message);
     }
@@ -163,14 +206,16 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     // Every period: the believed leader and every member believed down; every fullEvery periods
     // (or while no leader is believed) all of them. A healthy follower's status changes nothing
     // the relay does until a request fails there, and each poll is an HTTP round trip on both sides.
-    const all = round++ % fullEvery === 0 || leader === null;
-    const due = [...health.values()].filter((h) => all || h.id === leader?.id || !h.healthy);
+    const all = round++ % fullEvery === 0 || leaders.size < groupCount;
+    const leading = new Set([...leaders.values()].map((l) => l.id));
+    const due = [...health.values()].filter((h) => all || leading.has(h.id) || !h.healthy);
     Promise.all(due.map(poll)).finally(() => (polling = false));
   }, opts.pollMs ?? 1000);
   timer.unref();
 
-  /** The next member to try: the believed leader, then healthy ones round-robin, then any not yet tried. */
-  function pick(tried: Set<number>): MemberHealth | null {
+  /** The next member to try for group `g`: its believed leader, then healthy ones round-robin, then any not yet tried. */
+  function pick(tried: Set<number>, g: number): MemberHealth | null {
+    const leader = leaders.get(g);
     const lead = leader ? health.get(leader.id) : undefined;
     if (lead && !tried.has(lead.id)) return lead;
     const all = [...health.values()];
@@ -189,15 +234,19 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     const deadline = performance.now() + budgetMs;
     let tried = new Set<number>();
     let last = 'no member tried';
+    // The group to ask: the one learned for this account, else none (the member's first guess, group 0).
+    let target: number | null = multi ? (accounts.get(account) ?? null) : null;
+    if (target !== null) stats.cachedRoutes++;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const left = deadline - performance.now();
       if (left <= 0) break;
-      let h = pick(tried);
+      const g = target ?? 0;
+      let h = pick(tried, g);
       if (!h) {
         // Every member was tried once: wait a moment (an election, a restart) and go round again.
         tried = new Set();
         await new Promise((r) => setTimeout(r, Math.min(250, left)));
-        h = pick(tried);
+        h = pick(tried, g);
         if (!h) break;
       }
       tried.add(h.id);
@@ -205,37 +254,61 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       if (attempt > 0) stats.failovers++;
       let r: HttpResult;
       try {
-        r = await send(h, account, envelope, Math.min(attemptTimeoutMs, left));
+        r = await send(h, account, envelope, Math.min(attemptTimeoutMs, left), target);
       } catch (e) {
-        if (leader?.id === h.id) leader = null;
+        forget(h.id);
         markDown(h, (e as Error).message);
         last = `member ${h.id}: ${(e as Error).message}`;
         continue;
       }
       if (r.status === 200) {
         stats.relayed++;
+        learn(account, r.group);
+        if (r.group !== null) believe(r.group, h.id, 0);
         return new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength);
       }
       let code = 'INTERNAL';
       let message = `member ${h.id} answered HTTP ${r.status}`;
+      let reason: string | undefined;
       try {
-        const b = JSON.parse(r.body.toString('utf8')) as { error?: { code?: string; message?: string } };
+        const b = JSON.parse(r.body.toString('utf8')) as { error?: { code?: string; message?: string; reason?: string } };
         code = b.error?.code ?? code;
         message = b.error?.message ?? message;
+        reason = b.error?.reason;
       } catch {
         /* not JSON */
       }
+      const answered = r.group ?? g;
+      if (r.status === 421 && code === 'WRONG_GROUP' && r.group !== null && r.group !== target) {
+        // The group asked does not serve the account and names the one that does: ask that one next.
+        stats.wrongGroup++;
+        learn(account, r.group);
+        target = r.group;
+        tried = new Set();
+        last = `member ${h.id}: ${message}`;
+        continue;
+      }
+      if (r.status === 503 && reason === 'moving') {
+        // The account's range is moving between groups: nobody serves it until the transfer ends.
+        stats.moving++;
+        if (r.group !== null) target = r.group;
+        tried = new Set();
+        last = `member ${h.id}: ${message}`;
+        await new Promise((res) => setTimeout(res, Math.min(250, Math.max(0, deadline - performance.now()))));
+        continue;
+      }
       if (r.status === 503 && code === 'UNAVAILABLE' && r.leaderHint !== null && r.leaderHint !== h.id) {
-        // A follower naming the leader: go there next (it is healthy, just not the leader).
+        // A follower naming the leader of the group it answered for: go there next (it is healthy, just not the leader).
         stats.notLeader++;
-        if (leader?.id === h.id) leader = null;
-        leader = { id: r.leaderHint, term: 0 };
+        forget(h.id, answered);
+        leaders.set(answered, { id: r.leaderHint, term: 0 });
+        if (multi && r.group !== null) target = r.group;
         if (!tried.has(r.leaderHint)) stats.hinted++;
         last = `member ${h.id}: ${message}`;
         continue;
       }
       if (r.status === 503) {
-        if (leader?.id === h.id) leader = null;
+        forget(h.id, answered);
         markDown(h, message);
         last = `member ${h.id}: ${message}`;
         continue;
@@ -252,7 +325,8 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     relay,
     members: () => [...health.values()].map((h) => ({ ...h })),
     stats,
-    leader: () => leader?.id ?? null,
+    leader: (g = 0) => leaders.get(g)?.id ?? null,
+    groupOf: (account) => accounts.get(account) ?? null,
     refresh,
     close() {
       closed = true;

@@ -11,34 +11,37 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BkvError, isBkvError, type ErrorCode } from '../../shared/errors.js';
-import { identityFromSeed } from '../../trusted/consensus/auth.js';
-import { RaftDriver, type DriverEnv } from '../../trusted/consensus/driver.js';
-import { RaftNode } from '../../trusted/consensus/node.js';
+import type { RaftDriver } from '../../trusted/consensus/driver.js';
+import type { RaftNode } from '../../trusted/consensus/node.js';
 import type { RaftConfig } from '../../trusted/consensus/types.js';
-import { decodeFleetSecrets } from '../../trusted/core/fleet-secrets.js';
 import type { Replicator } from '../../trusted/core/replication.js';
-import { DEFAULT_POLICY, VaultCore } from '../../trusted/core/vault-core.js';
-import type { RecordState } from '../../trusted/records/record-state.js';
+import { DEFAULT_POLICY, type VaultCore } from '../../trusted/core/vault-core.js';
+import { formatRange, isEmpty } from '../../trusted/groups/range.js';
 import { exportChunks, parseExport } from '../record-store/export-stream.js';
-import { displayStoreUrl, openRecordStore } from '../record-store/index.js';
-import { MemberRecords } from '../record-store/member-records.js';
 import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
-import { decodeMemberIdentity, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
+import { decodeMemberIdentity, fleetGroups, memberApiUrl, memberPublicKeys, memberStorageKey, readFleetConfig, type FleetConfig } from './config.js';
+import { openGroupReplica, type GroupReplica } from './group-replica.js';
 import { PeerTransport } from './peer-transport.js';
 import { serveRelayStream, type RelayAnswer } from './relay-stream.js';
+import { registerTransferApi } from './transfer-api.js';
 import { loadVaultCode } from '../vault-code.js';
-import { MemberStorage } from './member-storage.js';
 import { catchUpReason } from './health.js';
 import { MemberMigration } from '../migration/fleet-member.js';
-import type { MemberStatus } from './member-status.js';
-import { nativeHmacSha256, nativeSealCrypto, nodeCoreEnv } from './native-crypto.js';
+import type { GroupStatus, MemberStatus } from './member-status.js';
+import { nativeHmacSha256, nativeSealCrypto } from './native-crypto.js';
 import { errorBody, installHttpConventions } from '../../node/http-errors.js';
 
 /** The header in which the gateway names the account it authenticated. */
 export const ACCOUNT_HEADER = 'x-bkv-account';
 /** The header of a 503 `not-leader` answer naming the member this one believes leads. */
 export const LEADER_HEADER = 'x-bkv-leader';
+/**
+ * In a fleet of replication groups: on a request, the group the gateway believes serves the account
+ * (else the member's first guess, group 0); on an answer, the group that served it, whose leader a
+ * `not-leader` answer names, or that owns the account (421 WRONG_GROUP).
+ */
+export const GROUP_HEADER = 'x-bkv-group';
 
 export interface MemberOptions {
   /** The member directory: D/member-<id>. */
@@ -62,7 +65,10 @@ export interface RunningMember {
   config: FleetConfig;
   node: RaftNode;
   driver: RaftDriver;
+  /** Group 0's (the only group's, in a fleet without groups) node, driver and core. */
   core: VaultCore;
+  /** Every replication group this member serves in, by group id. */
+  groups: GroupReplica[];
   status(): MemberStatus;
   close(): Promise<void>;
 }
@@ -82,7 +88,9 @@ export const MEMBER_TIMING = { tickMs: 20, heartbeatInterval: 100, electionTimeo
  */
 export const STORE_GROUP = { maxDelayMs: 100, maxBatches: 16 } as const;
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, RATE_LIMITED: 429, UNAVAILABLE: 503 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, CONFLICT: 409, VERIFICATION_FAILED: 422, WRONG_GROUP: 421, RATE_LIMITED: 429, UNAVAILABLE: 503,
+};
 
 /** CSPRNG words for the consensus node (sealing nonces, election timeouts), drawn 1 KiB at a time. */
 const rngPool = new Uint32Array(256);
@@ -112,11 +120,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   const vault = await loadVaultCode(opts.fleetPath);
   const secrets = vault.code.decodeFleetSecrets(new Uint8Array(await readFile(join(opts.dir, 'fleet-secrets.bin'))));
   const clusterId = fromB64(config.clusterId, 'clusterId');
-  const storage = await MemberStorage.open(join(opts.dir, 'state'));
-  const stateMachine: RecordState = new vault.code.RecordState();
-  const storeUrl = opts.store ?? `sqlite:${join(opts.dir, 'records.sqlite')}`;
-  const storeLocation = displayStoreUrl(storeUrl);
-  const store = await openRecordStore(storeUrl);
+  const groups = fleetGroups(config);
   const startedAt = performance.now();
 
   const nodeOptions = {
@@ -124,9 +128,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     members: new Map(config.members.map((m) => [m.id, fromB64(m.identityKey, 'identityKey')])),
     clusterId,
     storageKey: memberStorageKey(identity, clusterId),
-    counter: storage.counter,
     rng: randomU32,
-    boot: storage.bootState(),
     now: performance.now(),
     hmacSha256: nativeHmacSha256,
     sealCrypto: nativeSealCrypto,
@@ -146,111 +148,148 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   // wake-up of an otherwise idle process.
   collectDefaultMetrics({ register: registry, prefix: 'bkv_member_', eventLoopMonitoringPrecision: 100 });
   const roleCode = { follower: 0, precandidate: 1, candidate: 2, leader: 3 } as const;
+  // Every series carries the replication group it is about (`group="0"` in a fleet without groups).
+  const replicas: GroupReplica[] = [];
   new Gauge({
     name: 'bkv_member_raft',
-    help: 'Raft state of this member: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, highest commit index a leader told it, last applied, learner, catching up (1: behind the leader or its record store not in step), elections started, records, last batch in the record store and in the core, store repairs',
-    labelNames: ['field'] as const,
+    help: 'Raft state of this member in each replication group: role (0 follower, 1 pre-candidate, 2 candidate, 3 leader), term, commit index, highest commit index a leader told it, last applied, learner, catching up (1: behind the leader or its record store not in step), elections started, records, last batch in the record store and in the core, store repairs, and the group range in slots (range_start, range_end)',
+    labelNames: ['field', 'group'] as const,
     registers: [registry],
     collect() {
-      const s = node.status();
-      this.set({ field: 'role' }, roleCode[s.role]);
-      this.set({ field: 'term' }, s.term);
-      this.set({ field: 'commit_index' }, s.commitIndex);
-      this.set({ field: 'leader_commit' }, s.leaderCommit);
-      this.set({ field: 'last_applied' }, s.lastApplied);
-      this.set({ field: 'learner' }, s.learner ? 1 : 0);
-      this.set({ field: 'catching_up' }, catchUpReason({ ...s, store: records.status() }) === null ? 0 : 1);
-      this.set({ field: 'elections' }, node.stats.elections);
-      this.set({ field: 'records' }, stateMachine.count);
-      this.set({ field: 'store_batch' }, records.status().storeBatch);
-      this.set({ field: 'core_batch' }, stateMachine.lastBatchIndex);
-      this.set({ field: 'store_repairs' }, records.status().repairs);
+      this.reset();
+      for (const r of replicas) {
+        const s = r.node.status();
+        const group = String(r.group);
+        const store = r.records.status();
+        this.set({ field: 'role', group }, roleCode[s.role]);
+        this.set({ field: 'term', group }, s.term);
+        this.set({ field: 'commit_index', group }, s.commitIndex);
+        this.set({ field: 'leader_commit', group }, s.leaderCommit);
+        this.set({ field: 'last_applied', group }, s.lastApplied);
+        this.set({ field: 'learner', group }, s.learner ? 1 : 0);
+        this.set({ field: 'catching_up', group }, catchUpReason({ ...s, store }) === null ? 0 : 1);
+        this.set({ field: 'elections', group }, r.node.stats.elections);
+        this.set({ field: 'records', group }, r.stateMachine.count);
+        this.set({ field: 'store_batch', group }, store.storeBatch);
+        this.set({ field: 'core_batch', group }, r.stateMachine.lastBatchIndex);
+        this.set({ field: 'store_repairs', group }, store.repairs);
+        const range = r.stateMachine.group?.owned ?? { start: 0, end: 2 ** 32 };
+        this.set({ field: 'range_start', group }, range.start);
+        this.set({ field: 'range_end', group }, range.end);
+      }
     },
   });
   const storeStates = ['in-step', 'writing', 'gap', 'repairing', 'corrupt'] as const;
   new Gauge({
     name: 'bkv_member_record_store',
-    help: "This member's record store: last batch in the store (store_batch) and in the core (core_batch), records, repairs, and state (1 on the current state's series)",
-    labelNames: ['field', 'engine', 'state'] as const,
+    help: "This member's record store of each group: last batch in the store (store_batch) and in the core (core_batch), records, repairs, and state (1 on the current state's series)",
+    labelNames: ['field', 'engine', 'state', 'group'] as const,
     registers: [registry],
     collect() {
-      const r = records.status();
       this.reset();
-      this.set({ field: 'store_batch', engine: r.engine, state: '' }, r.storeBatch);
-      this.set({ field: 'core_batch', engine: r.engine, state: '' }, r.coreBatch);
-      this.set({ field: 'records', engine: r.engine, state: '' }, r.records);
-      this.set({ field: 'repairs', engine: r.engine, state: '' }, r.repairs);
-      this.set({ field: 'written', engine: r.engine, state: '' }, r.written);
-      this.set({ field: 'transactions', engine: r.engine, state: '' }, r.transactions);
-      for (const st of storeStates) this.set({ field: 'state', engine: r.engine, state: st }, r.state === st ? 1 : 0);
+      for (const rep of replicas) {
+        const r = rep.records.status();
+        const group = String(rep.group);
+        this.set({ field: 'store_batch', engine: r.engine, state: '', group }, r.storeBatch);
+        this.set({ field: 'core_batch', engine: r.engine, state: '', group }, r.coreBatch);
+        this.set({ field: 'records', engine: r.engine, state: '', group }, r.records);
+        this.set({ field: 'repairs', engine: r.engine, state: '', group }, r.repairs);
+        this.set({ field: 'written', engine: r.engine, state: '', group }, r.written);
+        this.set({ field: 'transactions', engine: r.engine, state: '', group }, r.transactions);
+        for (const st of storeStates) this.set({ field: 'state', engine: r.engine, state: st, group }, r.state === st ? 1 : 0);
+      }
     },
   });
-  const proposals = new Counter({ name: 'bkv_member_proposals_total', help: 'Proposals by outcome', labelNames: ['outcome'] as const, registers: [registry] });
-  const applied = new Counter({ name: 'bkv_member_applied_entries_total', help: 'Committed entries applied on this member', registers: [registry] });
+  const proposals = new Counter({ name: 'bkv_member_proposals_total', help: 'Proposals by outcome and group', labelNames: ['outcome', 'group'] as const, registers: [registry] });
+  const applied = new Counter({ name: 'bkv_member_applied_entries_total', help: 'Committed entries applied on this member, by group', labelNames: ['group'] as const, registers: [registry] });
   const commitLatency = new Histogram({
     name: 'bkv_member_commit_seconds',
     help: 'Time from proposal on this member to commit and apply',
+    labelNames: ['group'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
   const transportGauge = new Gauge({ name: 'bkv_member_transport', help: 'Peer transport frames', labelNames: ['event'] as const, registers: [registry] });
-  let core: VaultCore | null = null;
   new Gauge({
     name: 'bkv_core_events',
-    help: 'Counters reported by the vault core since this process started (requests, rejected, credentialResponses, recoveries)',
-    labelNames: ['event'] as const,
+    help: 'Counters reported by the vault core of each group since this process started (requests, rejected, credentialResponses, recoveries)',
+    labelNames: ['event', 'group'] as const,
     registers: [registry],
     collect() {
-      if (core) for (const [event, v] of Object.entries(core.stats)) this.set({ event }, v);
+      this.reset();
+      for (const r of replicas) for (const [event, v] of Object.entries(r.core.stats)) this.set({ event, group: String(r.group) }, v);
     },
   });
+  const wrongGroup = new Counter({ name: 'bkv_member_wrong_group_total', help: 'Relayed requests a group refused as not its own, by what this member did: rerouted (to its node of the owner group) or returned', labelNames: ['outcome'] as const, registers: [registry] });
 
   // ------------------------------------------------------------------ consensus
   const transport = new PeerTransport(
     new Map(config.members.filter((m) => m.id !== me.id).map((m) => [m.id, { host: m.host, port: m.raftPort }])),
-    (bytes) => driver.receive(bytes),
+    (bytes, g) => replicas[g]?.driver.receive(bytes),
+    groups.multi,
   );
-  const env: DriverEnv = {
-    now: () => performance.now(),
-    setTimer(delayMs, fn) {
-      const t = setTimeout(fn, delayMs);
-      return { cancel: () => clearTimeout(t) };
-    },
-    send: (to, bytes) => transport.send(to, bytes),
-    persist: storage.persist,
-    defer: (fn) => setImmediate(fn),
-  };
   const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-  const member = vault.code.createVaultMember({
-    stateMachine,
-    node: nodeOptions,
-    env,
-    driver: {
-      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
-      tickMs: MEMBER_TIMING.tickMs,
-      onOutput(o) {
-        if (o.type === 'committed') applied.inc();
-        records.onOutput(o);
-      },
+  const measured = (group: string) => (r: Replicator): Replicator => ({
+    async propose(entry) {
+      const stop = commitLatency.startTimer({ group });
+      try {
+        const out = await r.propose(entry);
+        stop();
+        proposals.inc({ outcome: 'committed', group });
+        return out;
+      } catch (e) {
+        proposals.inc({ outcome: 'failed', group });
+        throw e;
+      }
     },
+    readBarrier: () => r.readBarrier(),
   });
-  const node = member.node;
-  const driver: RaftDriver = member.driver;
-  const records: MemberRecords = new MemberRecords(store, stateMachine, {
-    wait,
-    group: { ...STORE_GROUP, when: () => node.status().role !== 'leader' },
-    peerExports: () => peerExports(),
-    onEvent: (line) => log?.warn({ member: me.id }, line),
-  });
-  await records.open();
-  /** Peers' store exports, leader first: what a member repairs its store from. */
-  async function* peerExports(): AsyncGenerator<PeerExport> {
-    const leader = node.status().leaderId;
+  try {
+    for (let g = 0; g < groups.total; g++) {
+      const group = String(g);
+      replicas.push(await openGroupReplica({
+        code: vault.code,
+        dir: opts.dir,
+        group: g,
+        groups,
+        store: opts.store,
+        secrets,
+        node: nodeOptions,
+        env: {
+          now: () => performance.now(),
+          setTimer(delayMs, fn) {
+            const t = setTimeout(fn, delayMs);
+            return { cancel: () => clearTimeout(t) };
+          },
+          send: (to, bytes) => transport.send(to, bytes, g),
+          defer: (fn) => setImmediate(fn),
+        },
+        policy: { ...DEFAULT_POLICY, ...config.policy },
+        requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
+        tickMs: MEMBER_TIMING.tickMs,
+        storeGroup: STORE_GROUP,
+        peerExports: () => peerExports(g),
+        onApplied: () => applied.inc({ group }),
+        wrap: measured(group),
+        onEvent: (line) => log?.warn({ member: me.id, group: g }, line),
+      }));
+    }
+  } catch (e) {
+    for (const r of replicas) await r.close();
+    throw e;
+  }
+  const first = replicas[0]!;
+  log?.info({ measurement: vault.measurement ?? 'development build (no measurement)', groups: groups.total }, 'vault core loaded');
+  /** Peers' exports of group g's store, leader first: what a member repairs its store from. */
+  async function* peerExports(g: number): AsyncGenerator<PeerExport> {
+    const leader = replicas[g]?.node.status().leaderId ?? null;
     const peers = config.members.filter((m) => m.id !== me!.id).sort((a, b) => (a.id === leader ? -1 : b.id === leader ? 1 : a.id - b.id));
     for (const p of peers) {
-      const res = await fetch(new URL('/v1/store/export', memberApiUrl(p)), { signal: AbortSignal.timeout(600_000) }).catch((e: Error) => e);
+      const url = new URL('/v1/store/export', memberApiUrl(p));
+      if (groups.multi) url.searchParams.set('group', String(g));
+      const res = await fetch(url, { signal: AbortSignal.timeout(600_000) }).catch((e: Error) => e);
       if (res instanceof Error || !res.ok || !res.body) {
-        log?.warn({ member: me!.id, peer: p.id }, `store export from member ${p.id} unavailable`);
+        log?.warn({ member: me!.id, peer: p.id, group: g }, `store export from member ${p.id} unavailable`);
         continue;
       }
       const body = res.body as unknown as AsyncIterable<Uint8Array>;
@@ -258,38 +297,38 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       if (exp) yield { peer: `member ${p.id}`, ...exp };
     }
   }
-  const measured = (r: Replicator): Replicator => ({
-    async propose(entry) {
-      const stop = commitLatency.startTimer();
-      try {
-        const out = await r.propose(entry);
-        stop();
-        proposals.inc({ outcome: 'committed' });
-        return out;
-      } catch (e) {
-        proposals.inc({ outcome: 'failed' });
-        throw e;
-      }
-    },
-    readBarrier: () => r.readBarrier(),
-  });
-  let batcher;
-  ({ core, batcher } = await member.createCore({
-    secrets,
-    env: nodeCoreEnv,
-    policy: { ...DEFAULT_POLICY, ...config.policy },
-    reader: records.reader,
-    wait,
-    wrap: measured,
-  }));
-  log?.info({ measurement: vault.measurement ?? 'development build (no measurement)' }, 'vault core loaded');
-  const vaultCore = core;
-  // A fleet directory of release 0.1: `bkv up` left the records to import in pending-import.bin.
-  const migration = await MemberMigration.open(opts.dir, secrets.storageKey);
+  // A fleet directory of release 0.1 (one group): `bkv up` left the records to import in pending-import.bin.
+  const migration = groups.multi ? null : await MemberMigration.open(opts.dir, secrets.storageKey);
 
+  const groupStatus = (r: GroupReplica): GroupStatus => {
+    const { leaderId, id: _id, bootNote: _b, ...s } = r.node.status();
+    const store = { ...r.records.status(), location: r.storeLocation };
+    const gs = r.stateMachine.group;
+    const owned = gs?.owned ?? { start: 0, end: 2 ** 32 };
+    return {
+      group: r.group,
+      ...s,
+      range: { start: owned.start, end: owned.end, text: formatRange(owned) },
+      serving: gs ? !isEmpty(gs.servedRange) : true,
+      leader: leaderId,
+      lag: Math.max(0, s.leaderCommit - s.lastApplied),
+      catchingUp: catchUpReason({ ...s, store }),
+      records: r.stateMachine.count,
+      store,
+      transfer: {
+        nextSeq: gs?.nextSeq ?? 1,
+        outgoing: gs?.outgoing ? { seq: gs.outgoing.seq, dest: gs.outgoing.dest, start: gs.outgoing.range.start, end: gs.outgoing.range.end } : null,
+        incoming: gs?.incoming ? { source: gs.incoming.source, seq: gs.incoming.seq, start: gs.incoming.range.start, end: gs.incoming.range.end } : null,
+        decided: gs ? [...gs.lastFrom].map(([source, l]) => ({ source, seq: l.seq, accepted: l.accepted })) : [],
+      },
+      trusted: { root: Buffer.from(r.stateMachine.root).toString('hex'), batch: r.stateMachine.lastBatchIndex },
+    };
+  };
   const status = (): MemberStatus => {
-    const { leaderId, ...s } = node.status();
-    const store = { ...records.status(), location: storeLocation };
+    const { leaderId, ...s } = first.node.status();
+    const store = { ...first.records.status(), location: first.storeLocation };
+    const core: Record<string, number> = {};
+    for (const r of replicas) for (const [k, v] of Object.entries(r.core.stats)) core[k] = (core[k] ?? 0) + v;
     return {
       ...s,
       fleetId: config.fleetId,
@@ -297,13 +336,14 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       leader: leaderId,
       lag: Math.max(0, s.leaderCommit - s.lastApplied),
       catchingUp: catchUpReason({ ...s, store }),
-      records: stateMachine.count,
+      records: first.stateMachine.count,
       store,
-      core: { ...vaultCore.stats },
-      trusted: { root: Buffer.from(stateMachine.root).toString('hex'), batch: stateMachine.lastBatchIndex, snapshotBytes: stateMachine.snapshot().length },
+      core,
+      trusted: { root: Buffer.from(first.stateMachine.root).toString('hex'), batch: first.stateMachine.lastBatchIndex, snapshotBytes: first.stateMachine.snapshot().length },
       migration: migration?.status() ?? null,
       pid: process.pid,
       uptimeSeconds: Math.round((performance.now() - startedAt) / 1000),
+      ...(groups.multi ? { groups: replicas.map(groupStatus) } : {}),
     };
   };
 
@@ -313,90 +353,154 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   installHttpConventions(app);
   app.setErrorHandler((err: unknown, _req, reply) => {
-    // Not the leader: 503 naming the member this one believes leads, for the gateway to go there.
+    const a = errorAnswer(err);
+    if (a.leader !== null) reply.header(LEADER_HEADER, String(a.leader));
+    if (a.group !== null) reply.header(GROUP_HEADER, String(a.group));
+    if (a.retryAfter !== null) reply.header('retry-after', String(a.retryAfter));
+    return reply.code(a.status).type('application/json').send(Buffer.from(a.body));
+  });
+
+  /**
+   * What the member API answers for `err` (HTTP and relay stream alike): `not-leader` is 503 naming
+   * the member this one believes leads the group; WRONG_GROUP is 421 naming the owner group; a
+   * range in transfer is 503 with a retry.
+   */
+  const errorAnswer = (err: unknown): RelayAnswer & { group: number | null; retryAfter: number | null } => {
+    const json = (status: number, body: unknown, extra: { leader?: number | null; group?: number | null; retryAfter?: number | null } = {}) => ({
+      status, leader: extra.leader ?? null, group: extra.group ?? null, retryAfter: extra.retryAfter ?? null, body: Buffer.from(JSON.stringify(body)),
+    });
+    const group = isBkvError(err) && typeof err.details.group === 'number' ? err.details.group : null;
     if (isBkvError(err) && err.details.reason === 'not-leader') {
-      const hint = err.details.leaderHint;
-      if (typeof hint === 'number') reply.header(LEADER_HEADER, String(hint));
-      return reply.code(503).send(errorBody(err.code, err.message, { reason: 'not-leader', leader: typeof hint === 'number' ? hint : null }));
+      const hint = typeof err.details.leaderHint === 'number' ? err.details.leaderHint : null;
+      return json(503, errorBody(err.code, err.message, { reason: 'not-leader', leader: hint, ...(group !== null ? { group } : {}) }), { leader: hint, group });
+    }
+    if (isBkvError(err, 'WRONG_GROUP')) {
+      const owner = typeof err.details.owner === 'number' ? err.details.owner : null;
+      if (err.details.moving === true) {
+        return json(503, errorBody('UNAVAILABLE', `${err.message}; the range is moving between groups, try again shortly`, { reason: 'moving', group: owner }), { group: owner, retryAfter: 1 });
+      }
+      return json(421, errorBody('WRONG_GROUP', err.message, { group, owner }), { group: owner });
     }
     if (isBkvError(err)) {
       const wait = err.details.retryAfterSeconds;
-      if (typeof wait === 'number') reply.header('retry-after', String(wait));
-      return reply.code(HTTP_STATUS[err.code] ?? 500).send(errorBody(err.code, err.message));
+      return json(HTTP_STATUS[err.code] ?? 500, errorBody(err.code, err.message), { retryAfter: typeof wait === 'number' ? wait : null, group });
     }
     const e = err as { statusCode?: number; message?: string };
-    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send(errorBody('MALFORMED', e.message ?? 'bad request'));
+    if (e.statusCode && e.statusCode < 500) return json(e.statusCode, errorBody('MALFORMED', e.message ?? 'bad request'));
     log?.error({ err }, 'unexpected member error');
-    return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
-  });
-
-  /** What the error handler above answers for `err`, as a relay-stream answer (no retry-after). */
-  const relayErrorAnswer = (err: unknown): RelayAnswer => {
-    const json = (status: number, leader: number | null, body: unknown): RelayAnswer => ({ status, leader, body: Buffer.from(JSON.stringify(body)) });
-    if (isBkvError(err) && err.details.reason === 'not-leader') {
-      const hint = typeof err.details.leaderHint === 'number' ? err.details.leaderHint : null;
-      return json(503, hint, errorBody(err.code, err.message, { reason: 'not-leader', leader: hint }));
-    }
-    if (isBkvError(err)) return json(HTTP_STATUS[err.code] ?? 500, null, errorBody(err.code, err.message));
-    log?.error({ err }, 'unexpected member error');
-    return json(500, null, errorBody('INTERNAL', 'internal error'));
+    return json(500, errorBody('INTERNAL', 'internal error'));
   };
-  /** One relayed vault request, over HTTP (`POST /v1/vault`) or the relay stream. */
-  const vaultRequest = async (account: string, body: Uint8Array): Promise<Uint8Array> => {
+  const replicaOf = (g: number | null): GroupReplica => {
+    if (g === null) return first;
+    const r = replicas[g];
+    if (!r) throw new BkvError('USAGE', `this fleet has no replication group ${g} (groups 0 to ${groups.total - 1})`);
+    return r;
+  };
+  /** A not-leader error that names the group. */
+  const tagGroup = (err: unknown, g: number): unknown => {
+    if (isBkvError(err) && err.details.group === undefined) (err.details as Record<string, unknown>).group = g;
+    return err;
+  };
+  /**
+   * One relayed vault request, over HTTP (`POST /v1/vault`) or the relay stream, for the group the
+   * gateway names (its first guess: group 0). A group that refuses the account as not its own names
+   * the owner; this member hands the request to its own node of that group once (which serves it if
+   * it leads there, else names that group's leader). Answers the group that served it.
+   */
+  const vaultRequest = async (account: string, body: Uint8Array, hint: number | null): Promise<{ group: number; body: Uint8Array }> => {
     if (account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
-    const s = node.status();
-    // A member that cannot reach a leader sends the gateway elsewhere before doing any work.
-    if (closing || s.learner || s.leaderId === null) throw new BkvError('UNAVAILABLE', closing ? 'member shutting down' : 'member has no leader');
-    if (migration?.active) throw new BkvError('UNAVAILABLE', 'the fleet is importing the records of release 0.1; try again shortly', { reason: 'migrating' });
-    return vaultCore.handle(account, body);
+    let r = replicaOf(hint);
+    for (let hop = 0; ; hop++) {
+      const s = r.node.status();
+      // A member that cannot reach a leader sends the gateway elsewhere before doing any work.
+      if (closing || s.learner || s.leaderId === null) {
+        throw tagGroup(new BkvError('UNAVAILABLE', closing ? 'member shutting down' : `member has no leader in group ${r.group}`), r.group);
+      }
+      if (migration?.active) throw new BkvError('UNAVAILABLE', 'the fleet is importing the records of release 0.1; try again shortly', { reason: 'migrating' });
+      try {
+        return { group: r.group, body: await r.core.handle(account, body) };
+      } catch (err) {
+        const owner = isBkvError(err, 'WRONG_GROUP') && err.details.moving !== true && typeof err.details.owner === 'number' ? err.details.owner : null;
+        if (hop === 0 && owner !== null && owner !== r.group && replicas[owner]) {
+          wrongGroup.inc({ outcome: 'rerouted' });
+          r = replicas[owner]!;
+          continue;
+        }
+        if (isBkvError(err, 'WRONG_GROUP')) wrongGroup.inc({ outcome: 'returned' });
+        throw tagGroup(err, r.group);
+      }
+    }
+  };
+  const groupHeader = (v: unknown): number | null => {
+    if (v === undefined) return null;
+    const g = Number(v);
+    if (typeof v !== 'string' || !/^\d{1,2}$/.test(v) || !Number.isInteger(g)) throw new BkvError('USAGE', `${GROUP_HEADER} must be a group number`);
+    return g;
   };
   app.post('/v1/vault', async (req, reply) => {
     const account = req.headers[ACCOUNT_HEADER];
     if (typeof account !== 'string' || account.length === 0) throw new BkvError('USAGE', `missing ${ACCOUNT_HEADER}`);
     if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the sealed request as application/octet-stream');
-    const out = await vaultRequest(account, new Uint8Array(req.body));
-    return reply.type('application/octet-stream').send(Buffer.from(out));
+    const out = await vaultRequest(account, new Uint8Array(req.body), groupHeader(req.headers[GROUP_HEADER]));
+    if (groups.multi) reply.header(GROUP_HEADER, String(out.group));
+    return reply.type('application/octet-stream').send(Buffer.from(out.body));
   });
   // The same requests over one persistent connection per gateway (relay-stream.ts), answered as
-  // `POST /v1/vault` would answer them: the status, the leader hint and the body.
-  const closeRelayStreams = serveRelayStream(app.server, async (account, envelope) => {
+  // `POST /v1/vault` would answer them: the status, the leader hint, the group and the body.
+  const closeRelayStreams = serveRelayStream(app.server, async (account, envelope, group) => {
     try {
-      return { status: 200, leader: null, body: await vaultRequest(account, envelope) };
+      if (group !== null && !replicas[group]) throw new BkvError('USAGE', `this fleet has no replication group ${group}`);
+      const out = await vaultRequest(account, envelope, group);
+      return { status: 200, leader: null, group: out.group, body: out.body };
     } catch (err) {
-      return relayErrorAnswer(err);
+      return errorAnswer(err);
     }
   });
   app.post('/v1/raft', async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) throw new BkvError('MALFORMED', 'send the envelope as application/octet-stream');
-    driver.receive(new Uint8Array(req.body));
+    const g = groupHeader(req.headers[GROUP_HEADER]) ?? 0;
+    replicaOf(g).driver.receive(new Uint8Array(req.body));
     return reply.code(204).send();
   });
   app.get('/v1/status', async () => status());
-  // A peer repairing its record store streams this member's whole store (checked by the peer's core).
-  app.get('/v1/store/export', async (_req, reply) => {
-    const exp = await store.export(1024);
+  // A peer repairing its record store streams this member's whole store of a group (checked by the peer's core).
+  app.get('/v1/store/export', async (req, reply) => {
+    const q = (req.query ?? {}) as { group?: string };
+    const r = replicaOf(q.group === undefined ? null : groupHeader(q.group));
+    const exp = await r.store.export(1024);
     reply.type('application/octet-stream');
     return reply.send(Readable.from(exportChunks(exp), { objectMode: false }));
   });
+  // Range transfers between groups (docs/groups.md), driven by `bkv fleet move` / `split`.
+  registerTransferApi(app, { replicaOf, multi: groups.multi, tagGroup });
   app.get('/metrics', async (_req, reply) => {
     for (const [event, v] of Object.entries(transport.stats)) transportGauge.set({ event }, v);
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
-  await transport.listen({ host: me.host, port: me.raftPort });
+  const closeReplicas = async () => {
+    for (const r of replicas) await r.close();
+  };
+  try {
+    await transport.listen({ host: me.host, port: me.raftPort });
+  } catch (e) {
+    await closeReplicas();
+    throw e;
+  }
   try {
     await app.listen({ host: me.host, port: me.apiPort });
   } catch (e) {
     await transport.close();
+    await closeReplicas();
     throw e;
   }
-  driver.start();
-  log?.info({ member: me.id, boot: node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort, store: storeLocation }, 'member started');
+  for (const r of replicas) r.driver.start();
+  log?.info({ member: me.id, boot: first.node.bootNote, api: memberApiUrl(me), raftPort: me.raftPort, store: first.storeLocation, groups: groups.total }, 'member started');
   void migration?.run({
-    node,
-    state: stateMachine,
-    reader: records.reader,
-    batcher,
+    node: first.node,
+    state: first.stateMachine,
+    reader: first.records.reader,
+    batcher: first.batcher,
     storageKey: secrets.storageKey,
     wait,
     say: (line) => log?.info({ member: me.id, migration: migration.status() }, line),
@@ -404,14 +508,16 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
   });
 
   // Role changes in the log.
-  let lastRole = '';
-  let lastTerm = -1;
+  const last = replicas.map(() => ({ role: '', term: -1 }));
   const watch = setInterval(() => {
-    const s = node.status();
-    if (s.role !== lastRole || (s.role === 'leader' && s.term !== lastTerm)) {
-      log?.info({ member: me.id, role: s.role, term: s.term, leader: s.leaderId, commitIndex: s.commitIndex }, 'role');
-      lastRole = s.role;
-      lastTerm = s.term;
+    for (const r of replicas) {
+      const s = r.node.status();
+      const l = last[r.group]!;
+      if (s.role !== l.role || (s.role === 'leader' && s.term !== l.term)) {
+        log?.info({ member: me.id, ...(groups.multi ? { group: r.group } : {}), role: s.role, term: s.term, leader: s.leaderId, commitIndex: s.commitIndex }, 'role');
+        l.role = s.role;
+        l.term = s.term;
+      }
     }
   }, 200);
   watch.unref();
@@ -420,9 +526,10 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     id: me.id,
     url: memberApiUrl(me),
     config,
-    node,
-    driver,
-    core: vaultCore,
+    node: first.node,
+    driver: first.driver,
+    core: first.core,
+    groups: replicas,
     status,
     async close() {
       if (closing) return;
@@ -431,10 +538,9 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
       clearInterval(watch);
       closeRelayStreams();
       await app.close();
-      driver.stop();
+      for (const r of replicas) r.driver.stop();
       await transport.close();
-      await records.close();
-      await storage.close();
+      await closeReplicas();
     },
   };
 }

@@ -12,6 +12,29 @@ export interface MigrationStatus {
   total: number;
 }
 
+/** One replication group as a member of a fleet of several runs it (`groups` in `GET /v1/status`). */
+export interface GroupStatus extends Omit<NodeStatus, 'leaderId' | 'id' | 'bootNote'> {
+  group: number;
+  /** The group's committed range of slots, `[start, end)` (2^32 slots; empty: start = end = 0), and as text. */
+  range: { start: number; end: number; text: string };
+  /** True when it serves its range now (not empty, not all of it moving out). */
+  serving: boolean;
+  leader: number | null;
+  lag: number;
+  catchingUp: string | null;
+  records: number;
+  store: MemberRecordsStatus & { location: string };
+  /** The group's transfers, as committed: the open outgoing and incoming one, and the next transfer number. */
+  transfer: {
+    nextSeq: number;
+    outgoing: { seq: number; dest: number; start: number; end: number } | null;
+    incoming: { source: number; seq: number; start: number; end: number } | null;
+    /** The last transfer decided from each source group. */
+    decided: Array<{ source: number; seq: number; accepted: boolean }>;
+  };
+  trusted: { root: string; batch: number };
+}
+
 export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   fleetId: string;
   site: string;
@@ -31,4 +54,9 @@ export interface MemberStatus extends Omit<NodeStatus, 'leaderId'> {
   migration: MigrationStatus | null;
   pid: number;
   uptimeSeconds: number;
+  /**
+   * A fleet of several replication groups: each group this member serves in (the fields above are
+   * then group 0's). Absent in a fleet without groups.
+   */
+  groups?: GroupStatus[];
 }

@@ -4,6 +4,11 @@
  * peer is unreachable, frames are dropped; a connection whose send buffer backs up (a stopped peer)
  * drops frames too. The frames are consensus envelopes, already authenticated end to end by the
  * members (src/trusted/consensus/auth.ts), so this layer adds no security of its own.
+ *
+ * In a fleet of several replication groups each frame carries the group it is for in one byte
+ * after the length (u32 length of the rest ‖ u8 group ‖ envelope); the receiving member hands it
+ * to its node of that group, whose cluster id the envelope's MAC is keyed with (a frame handed to
+ * the wrong group's node fails authentication there).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -36,7 +41,9 @@ export class PeerTransport {
 
   constructor(
     private readonly peers: ReadonlyMap<number, PeerAddress>,
-    private readonly onFrame: (bytes: Uint8Array) => void,
+    private readonly onFrame: (bytes: Uint8Array, group: number) => void,
+    /** Frames carry a group byte (a fleet of several replication groups). */
+    private readonly tagged = false,
   ) {}
 
   listen(addr: PeerAddress): Promise<void> {
@@ -64,27 +71,35 @@ export class PeerTransport {
           return;
         }
         if (buf.length < 4 + len) break;
-        const frame = new Uint8Array(buf.buffer, buf.byteOffset + 4, len).slice();
+        const skip = this.tagged ? 1 : 0;
+        if (len < skip) {
+          socket.destroy();
+          return;
+        }
+        const group = this.tagged ? buf[4]! : 0;
+        const frame = new Uint8Array(buf.buffer, buf.byteOffset + 4 + skip, len - skip).slice();
         buf = buf.subarray(4 + len);
         this.stats.received++;
-        if (!this.closed) this.onFrame(frame);
+        if (!this.closed) this.onFrame(frame, group);
       }
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.inbound.delete(socket));
   }
 
-  /** Sends one frame to `to`, or drops it when the peer cannot take it now. */
-  send(to: number, bytes: Uint8Array): void {
+  /** Sends one frame to `to` (for `group`'s node there, in a tagged transport), or drops it when the peer cannot take it now. */
+  send(to: number, bytes: Uint8Array, group = 0): void {
     if (this.closed) return;
     const conn = this.conns.get(to) ?? this.connect(to);
     if (!conn) {
       this.stats.dropped++;
       return;
     }
-    const frame = Buffer.allocUnsafe(4 + bytes.length);
-    frame.writeUInt32BE(bytes.length, 0);
-    frame.set(bytes, 4);
+    const skip = this.tagged ? 1 : 0;
+    const frame = Buffer.allocUnsafe(4 + skip + bytes.length);
+    frame.writeUInt32BE(skip + bytes.length, 0);
+    if (this.tagged) frame[4] = group;
+    frame.set(bytes, 4 + skip);
     if (!conn.connected) {
       const queued = conn.pending.reduce((a, b) => a + b.length, 0);
       if (queued + frame.length > MAX_QUEUED_BYTES) this.stats.dropped++;

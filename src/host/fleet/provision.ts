@@ -14,7 +14,7 @@ import { DEFAULT_POLICY } from '../../trusted/core/vault-core.js';
 import { deriveChannelKeyPair } from '../../shared/protocol/channel.js';
 import { toB64 } from '../../shared/protocol/messages.js';
 import { writeFileDurable } from '../../node/fs-durable.js';
-import { FLEET_CONFIG_FORMAT, encodeMemberIdentity, memberPublicKeys, type FleetConfig, type MemberIdentity } from './config.js';
+import { FLEET_CONFIG_FORMAT, encodeMemberIdentity, fleetGroups, memberPublicKeys, type FleetConfig, type MemberIdentity } from './config.js';
 
 export interface CreateFleetOptions {
   /** Number of members: odd, 3 to 9 (default 5). */
@@ -28,6 +28,9 @@ export interface CreateFleetOptions {
   basePort?: number;
   host?: string;
   policy?: { defaultLimit: number; maxLimit: number };
+  /** Replication groups splitting the record-id space at genesis (default 1), and empty spare groups for splits (default 0). */
+  groups?: number;
+  spareGroups?: number;
   env?: CoreEnv;
 }
 
@@ -44,6 +47,13 @@ export const fleetPaths = (dir: string) => ({
   fleetKeys: join(dir, 'fleet-keys.json'),
   member: (id: number) => join(dir, `member-${id}`),
 });
+
+/**
+ * Where a member keeps one group's consensus state and default record store, relative to its
+ * directory: the member directory itself in a fleet of one group (the layout of a fleet without
+ * groups), `group-<g>` in a fleet of several.
+ */
+export const groupDir = (multi: boolean, g: number): string => (multi ? `group-${g}` : '.');
 
 /** Free TCP ports on the loopback interface (bound and released; a race is possible but unlikely). */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
@@ -120,14 +130,20 @@ export async function createFleet(dir: string, opts: CreateFleetOptions = {}): P
     }),
     gateway: { host, port: gatewayPort },
     policy: opts.policy ?? { defaultLimit: DEFAULT_POLICY.defaultLimit, maxLimit: DEFAULT_POLICY.maxLimit },
+    ...((opts.groups ?? 1) > 1 || (opts.spareGroups ?? 0) > 0 ? { groups: opts.groups ?? 1, spareGroups: opts.spareGroups ?? 0 } : {}),
   };
+  const groups = fleetGroups(config);
+  if (groups.total > 64 || groups.genesis < 1 || !Number.isInteger(groups.genesis) || !Number.isInteger(groups.total)) {
+    throw new BkvError('USAGE', 'a fleet runs 1 to 64 replication groups (groups + spare groups)');
+  }
 
   const paths = fleetPaths(dir);
   const memberDirs = new Map<number, string>();
   const encodedSecrets = encodeFleetSecrets(secrets);
   for (const m of identities) {
     const md = paths.member(m.id);
-    await mkdir(join(md, 'state'), { recursive: true, mode: 0o700 });
+    await mkdir(md, { recursive: true, mode: 0o700 });
+    for (let g = 0; g < groups.total; g++) await mkdir(join(md, groupDir(groups.multi, g), 'state'), { recursive: true, mode: 0o700 });
     await writeFileDurable(join(md, 'member.bin'), encodeMemberIdentity(m));
     await writeFileDurable(join(md, 'fleet-secrets.bin'), encodedSecrets);
     memberDirs.set(m.id, md);

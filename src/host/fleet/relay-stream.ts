@@ -18,6 +18,9 @@ import type { Duplex } from 'node:stream';
 
 export const RELAY_PATH = '/v1/relay';
 export const RELAY_PROTOCOL = 'bkv-relay-v1';
+export const RELAY_PROTOCOL_V2 = 'bkv-relay-v2';
+/** The group byte of a request or response that names none. */
+export const NO_GROUP = 0xff;
 /** Largest frame either side accepts (the member API's body limit). */
 export const MAX_RELAY_FRAME = 64 * 1024 * 1024;
 
@@ -25,7 +28,17 @@ export interface RelayAnswer {
   status: number;
   /** The member this one believes leads (a `not-leader` answer), else null. */
   leader: number | null;
+  /** Version 2: the group that answered, or whose leader `leader` names (null: none). */
+  group?: number | null;
   body: Uint8Array;
+}
+
+export interface RelayRequest {
+  id: number;
+  /** Version 2: the group the gateway believes serves the account (null: none). */
+  group: number | null;
+  account: string;
+  envelope: Uint8Array;
 }
 
 /** Splits a byte stream into frames (the bytes after each length prefix). */
@@ -47,55 +60,65 @@ export class FrameReader {
   }
 }
 
-export function encodeRelayRequest(id: number, account: string, envelope: Uint8Array): Buffer {
+export function encodeRelayRequest(id: number, account: string, envelope: Uint8Array, version = 1, group: number | null = null): Buffer {
   const acc = Buffer.from(account, 'utf8');
   if (acc.length > 0xffff) throw new RangeError('account name too long');
-  const out = Buffer.allocUnsafe(4 + 4 + 2 + acc.length + envelope.length);
+  const g = version >= 2 ? 1 : 0;
+  const out = Buffer.allocUnsafe(4 + 4 + g + 2 + acc.length + envelope.length);
   out.writeUInt32BE(out.length - 4, 0);
   out.writeUInt32BE(id >>> 0, 4);
-  out.writeUInt16BE(acc.length, 8);
-  acc.copy(out, 10);
-  out.set(envelope, 10 + acc.length);
+  if (g) out[8] = group ?? NO_GROUP;
+  out.writeUInt16BE(acc.length, 8 + g);
+  acc.copy(out, 10 + g);
+  out.set(envelope, 10 + g + acc.length);
   return out;
 }
 
-export function decodeRelayRequest(frame: Buffer): { id: number; account: string; envelope: Uint8Array } {
-  if (frame.length < 6) throw new RangeError('relay request frame too short');
-  const n = frame.readUInt16BE(4);
-  if (frame.length < 6 + n) throw new RangeError('relay request frame too short for its account');
-  const envelope = frame.subarray(6 + n);
-  return { id: frame.readUInt32BE(0), account: frame.subarray(6, 6 + n).toString('utf8'), envelope: new Uint8Array(envelope.buffer, envelope.byteOffset, envelope.byteLength) };
+export function decodeRelayRequest(frame: Buffer, version = 1): RelayRequest {
+  const g = version >= 2 ? 1 : 0;
+  if (frame.length < 6 + g) throw new RangeError('relay request frame too short');
+  const n = frame.readUInt16BE(4 + g);
+  if (frame.length < 6 + g + n) throw new RangeError('relay request frame too short for its account');
+  const envelope = frame.subarray(6 + g + n);
+  const group = g && frame[4] !== NO_GROUP ? frame[4]! : null;
+  return { id: frame.readUInt32BE(0), group, account: frame.subarray(6 + g, 6 + g + n).toString('utf8'), envelope: new Uint8Array(envelope.buffer, envelope.byteOffset, envelope.byteLength) };
 }
 
-export function encodeRelayResponse(id: number, a: RelayAnswer): Buffer {
-  const out = Buffer.allocUnsafe(4 + 4 + 2 + 2 + a.body.length);
+export function encodeRelayResponse(id: number, a: RelayAnswer, version = 1): Buffer {
+  const g = version >= 2 ? 1 : 0;
+  const out = Buffer.allocUnsafe(4 + 4 + 2 + 2 + g + a.body.length);
   out.writeUInt32BE(out.length - 4, 0);
   out.writeUInt32BE(id >>> 0, 4);
   out.writeUInt16BE(a.status, 8);
   out.writeUInt16BE(a.leader !== null && a.leader > 0 && a.leader <= 0xffff ? a.leader : 0, 10);
-  out.set(a.body, 12);
+  if (g) out[12] = a.group ?? NO_GROUP;
+  out.set(a.body, 12 + g);
   return out;
 }
 
-export function decodeRelayResponse(frame: Buffer): { id: number } & RelayAnswer {
-  if (frame.length < 8) throw new RangeError('relay response frame too short');
+export function decodeRelayResponse(frame: Buffer, version = 1): { id: number } & RelayAnswer {
+  const g = version >= 2 ? 1 : 0;
+  if (frame.length < 8 + g) throw new RangeError('relay response frame too short');
   const leader = frame.readUInt16BE(6);
-  const body = frame.subarray(8);
-  return { id: frame.readUInt32BE(0), status: frame.readUInt16BE(4), leader: leader === 0 ? null : leader, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
+  const body = frame.subarray(8 + g);
+  const group = g && frame[8] !== NO_GROUP ? frame[8]! : null;
+  return { id: frame.readUInt32BE(0), status: frame.readUInt16BE(4), leader: leader === 0 ? null : leader, ...(g ? { group } : {}), body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
 }
 
 /**
  * Member side: serves relay streams on `server` (its HTTP API), answering each request with
  * `handle`. Returns a function that closes every open stream (the HTTP server does not track them).
  */
-export function serveRelayStream(server: Server, handle: (account: string, envelope: Uint8Array) => Promise<RelayAnswer>): () => void {
+export function serveRelayStream(server: Server, handle: (account: string, envelope: Uint8Array, group: number | null) => Promise<RelayAnswer>): () => void {
   const open = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (req.url !== RELAY_PATH || String(req.headers.upgrade ?? '').toLowerCase() !== RELAY_PROTOCOL) {
+    const asked = String(req.headers.upgrade ?? '').toLowerCase();
+    if (req.url !== RELAY_PATH || (asked !== RELAY_PROTOCOL && asked !== RELAY_PROTOCOL_V2)) {
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${RELAY_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    const version = asked === RELAY_PROTOCOL_V2 ? 2 : 1;
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${asked}\r\nconnection: Upgrade\r\n\r\n`);
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     const reader = new FrameReader();
@@ -110,13 +133,13 @@ export function serveRelayStream(server: Server, handle: (account: string, envel
       for (const f of frames) {
         let r: ReturnType<typeof decodeRelayRequest>;
         try {
-          r = decodeRelayRequest(f);
+          r = decodeRelayRequest(f, version);
         } catch {
           socket.destroy();
           return;
         }
-        void handle(r.account, r.envelope).then((a) => {
-          if (!socket.destroyed) socket.write(encodeRelayResponse(r.id, a));
+        void handle(r.account, r.envelope, r.group).then((a) => {
+          if (!socket.destroyed) socket.write(encodeRelayResponse(r.id, a, version));
         });
       }
     };
@@ -149,14 +172,15 @@ export class RelayStreamClient {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly url: URL) {}
+  /** `version` 2 speaks `bkv-relay-v2` (requests and answers name a group). */
+  constructor(private readonly url: URL, private readonly version = 1) {}
 
   private open(timeoutMs: number): Promise<Duplex> {
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     this.opening ??= new Promise<Duplex>((resolve, reject) => {
       const req = request({
         host: this.url.hostname, port: this.url.port, path: RELAY_PATH, method: 'GET',
-        headers: { connection: 'Upgrade', upgrade: RELAY_PROTOCOL }, agent: false,
+        headers: { connection: 'Upgrade', upgrade: this.version >= 2 ? RELAY_PROTOCOL_V2 : RELAY_PROTOCOL }, agent: false,
       });
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`no relay stream within ${timeoutMs} ms`)));
       req.on('upgrade', (_res, socket: Duplex, head: Buffer) => {
@@ -187,7 +211,7 @@ export class RelayStreamClient {
           for (const f of frames) {
             let r: ReturnType<typeof decodeRelayResponse>;
             try {
-              r = decodeRelayResponse(f);
+              r = decodeRelayResponse(f, this.version);
             } catch (e) {
               fail(e as Error);
               return;
@@ -196,7 +220,7 @@ export class RelayStreamClient {
             if (!p) continue; // timed out meanwhile
             this.pending.delete(r.id);
             clearTimeout(p.timer);
-            p.resolve({ status: r.status, leader: r.leader, body: r.body });
+            p.resolve({ status: r.status, leader: r.leader, ...(this.version >= 2 ? { group: r.group ?? null } : {}), body: r.body });
           }
         };
         socket.on('data', onData);
@@ -220,7 +244,7 @@ export class RelayStreamClient {
     return this.opening;
   }
 
-  async call(account: string, envelope: Uint8Array, timeoutMs: number): Promise<RelayAnswer> {
+  async call(account: string, envelope: Uint8Array, timeoutMs: number, group: number | null = null): Promise<RelayAnswer> {
     const t0 = performance.now();
     const socket = await this.open(timeoutMs);
     const left = Math.max(1, timeoutMs - (performance.now() - t0));
@@ -232,7 +256,7 @@ export class RelayStreamClient {
         reject(new Error(`no answer within ${timeoutMs} ms`));
       }, left);
       this.pending.set(id, { resolve, reject, timer });
-      socket.write(encodeRelayRequest(id, account, envelope));
+      socket.write(encodeRelayRequest(id, account, envelope, this.version, group));
     });
   }
 

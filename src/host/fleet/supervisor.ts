@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { memberApiUrl, type FleetConfig } from './config.js';
+import { fleetGroups, memberApiUrl, type FleetConfig } from './config.js';
 import type { MemberStatus } from './member-status.js';
 import { fleetPaths } from './provision.js';
 
@@ -156,18 +156,39 @@ export class FleetSupervisor {
 
   /** Waits until a quorum of members report the same leader; resolves with the leader's id. */
   async waitForLeader(timeoutMs = 20_000): Promise<number> {
+    return (await this.waitForLeaders(timeoutMs))[0]!;
+  }
+
+  /**
+   * Waits until every replication group has a leader a quorum of members follows; returns the
+   * leaders by group (one entry in a fleet without groups).
+   */
+  async waitForLeaders(timeoutMs = 20_000): Promise<number[]> {
     const deadline = performance.now() + timeoutMs;
+    const total = fleetGroups(this.config).total;
     while (performance.now() < deadline) {
       const statuses = await fetchStatuses(this.config, 300);
-      const votes = new Map<number, number>();
-      for (const s of statuses.values()) if (s && s.leader !== null && !s.learner) votes.set(s.leader, (votes.get(s.leader) ?? 0) + 1);
-      for (const [leader, n] of votes) {
-        if (n >= this.config.quorum && statuses.get(leader)?.role === 'leader') return leader;
-      }
+      const found = Array.from({ length: total }, (_, g) => groupLeader(statuses, g, this.config.quorum));
+      if (found.every((l) => l !== null)) return found as number[];
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`no leader within ${timeoutMs} ms`);
+    throw new Error(`no leader${total > 1 ? ' in every group' : ''} within ${timeoutMs} ms`);
   }
+}
+
+/** The member a quorum follows as leader of group `g` (its own status agreeing), from every member's status. */
+export function groupLeader(statuses: Map<number, MemberStatus | null>, g: number, quorum: number): number | null {
+  const votes = new Map<number, number>();
+  const view = (s: MemberStatus) => (s.groups ? s.groups.find((x) => x.group === g) : g === 0 ? s : undefined);
+  for (const s of statuses.values()) {
+    const v = s ? view(s) : undefined;
+    if (v && v.leader !== null && !v.learner) votes.set(v.leader, (votes.get(v.leader) ?? 0) + 1);
+  }
+  for (const [leader, n] of votes) {
+    const ls = statuses.get(leader);
+    if (n >= quorum && ls && view(ls)?.role === 'leader') return leader;
+  }
+  return null;
 }
 
 /** Every member's `GET /v1/status` (null where the member does not answer in time). */
