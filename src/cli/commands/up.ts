@@ -4,7 +4,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFleetArtifact } from '../../shared/fleet-formats/artifact.js';
 import { BkvError } from '../../shared/errors.js';
-import { readFleetConfig } from '../../host/fleet/config.js';
+import { fleetGroups, readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
 import { createFleet, fleetPaths } from '../../host/fleet/provision.js';
 import { FleetSupervisor, memberStoreUrl } from '../../host/fleet/supervisor.js';
@@ -17,6 +17,8 @@ import { makeOutput } from '../output.js';
 interface UpOpts {
   dir: string;
   members: string;
+  groups: string;
+  spareGroups?: string;
   basePort: string;
   sites?: string;
   rateAccount: string;
@@ -34,6 +36,8 @@ export const upCommand: CommandModule = (program: Command) => {
     .description('run a vault fleet on this machine: create it in --dir if empty, start the members and the gateway (runs until interrupted)')
     .requiredOption('--dir <dir>', 'fleet directory (created if missing or empty, else reused)')
     .option('--members <n>', 'number of members for a new fleet (odd, 3 to 9)', '5')
+    .option('--groups <n>', 'replication groups of a new fleet, splitting the record-id space evenly, leaders on different members (docs/groups.md)', '1')
+    .option('--spare-groups <n>', 'empty replication groups of a new fleet, targets of `bkv fleet split` (default: 1 with --groups above 1, else 0)')
     .option('--base-port <port>', 'port plan of a new fleet: gateway base+10, raft base+100+i, API base+200+i (0: free ports)', '7400')
     .option('--sites <list>', 'comma-separated site names for a new fleet, assigned round-robin')
     .option('--rate-account <n>', 'vault requests per account per minute', '120')
@@ -51,9 +55,16 @@ export const upCommand: CommandModule = (program: Command) => {
         if (existsSync(o.dir) && (await readdir(o.dir)).length > 0) throw new BkvError('USAGE', `${o.dir} is neither empty nor a fleet directory`);
         const members = Number(o.members);
         const basePort = Number(o.basePort);
+        const groups = Number(o.groups);
+        const spareGroups = o.spareGroups !== undefined ? Number(o.spareGroups) : groups > 1 ? 1 : 0;
+        if (!Number.isInteger(groups) || groups < 1 || !Number.isInteger(spareGroups) || spareGroups < 0 || groups + spareGroups > 64) {
+          throw new BkvError('USAGE', '--groups is 1 to 64 and --spare-groups 0 or more, at most 64 groups in all');
+        }
         await createFleet(o.dir, {
           members,
           basePort,
+          groups,
+          spareGroups,
           ...(o.sites ? { sites: o.sites.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
         });
         created = true;
@@ -73,7 +84,9 @@ export const upCommand: CommandModule = (program: Command) => {
         const namespace = parseFleetArtifact(new Uint8Array(await readFile(artifactPath))).namespace;
         overTheAir = { witnessUrl: o.witness, namespace };
       }
-      out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}`);
+      const groups = fleetGroups(config);
+      const groupLine = groups.multi ? `, ${groups.genesis} replication groups${groups.total > groups.genesis ? ` and ${groups.total - groups.genesis} spare` : ''}` : '';
+      out.info(`${created ? 'created' : 'reusing'} fleet ${config.fleetId} in ${o.dir}: ${config.members.length} members, quorum ${config.quorum}${groupLine}`);
       out.info(`record stores: ${o.store ? `${displayStoreUrl(memberStoreUrl(o.store, 1))} for member 1, and so on (one per member)` : 'records.sqlite in each member directory'}`);
       const supervisor = new FleetSupervisor(o.dir, config, { restart: true, onEvent: (line) => out.info(line), ...(o.store ? { store: o.store } : {}),
         ...(o.snapshotEvery ? { memberArgs: ['--snapshot-every', o.snapshotEvery] } : {}),
@@ -81,8 +94,8 @@ export const upCommand: CommandModule = (program: Command) => {
       supervisor.startAll();
       let gateway;
       try {
-        const leader = await supervisor.waitForLeader(30_000);
-        out.info(`members up (logs in ${o.dir}/logs); leader: member ${leader}`);
+        const leaders = await supervisor.waitForLeaders(30_000);
+        out.info(`members up (logs in ${o.dir}/logs); ${groups.multi ? `leaders: ${leaders.map((l, g) => `group ${g} member ${l}`).join(', ')}` : `leader: member ${leaders[0]}`}`);
         if (pending !== null) {
           await waitForFleetImport(config, pending, say);
           say(`release 0.1 migration complete: ${pending} records`);
@@ -101,7 +114,7 @@ export const upCommand: CommandModule = (program: Command) => {
       if (overTheAir) out.info(`serving validation bundles for namespace ${overTheAir.namespace} from ${overTheAir.witnessUrl}`);
       out.info(`status: bkv fleet status --fleet ${paths.fleet}`);
       out.info('development tokens enabled: POST /v1/dev/token (never use in production)');
-      out.result('', { url: gateway.url, fleetKeys: gateway.fleetKeysPath, fleet: paths.fleet, fleetId: config.fleetId });
+      out.result('', { url: gateway.url, fleetKeys: gateway.fleetKeysPath, fleet: paths.fleet, fleetId: config.fleetId, groups: groups.total });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

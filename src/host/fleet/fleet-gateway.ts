@@ -41,7 +41,8 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
   const config = await readFleetConfig(opts.fleetPath);
   const fleetKeysPath = opts.fleetKeysPath ?? join(dirname(opts.fleetPath), 'fleet-keys.json');
   const fleetKeys = JSON.parse(await readFile(fleetKeysPath, 'utf8')) as Record<string, string>;
-  const relay = createFleetRelay(config.members.map((m) => ({ id: m.id, url: memberApiUrl(m) })), { groups: fleetGroups(config).total, ...opts.relay });
+  const groups = fleetGroups(config);
+  const relay = createFleetRelay(config.members.map((m) => ({ id: m.id, url: memberApiUrl(m) })), { groups: groups.total, ...opts.relay });
   const devIssuer = opts.verifier ? undefined : await DevTokenIssuer.create();
   const ota = opts.overTheAir;
   const app = await buildGateway({
@@ -68,7 +69,7 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
         ...(h.error ? { error: h.error } : {}),
       }));
       const up = members.filter((m) => m.healthy).length;
-      return { fleetId: config.fleetId, quorum: config.quorum, membersUp: up, serving: up >= config.quorum, members, relay: { ...relay.stats, leader: relay.leader() } };
+      return { fleetId: config.fleetId, quorum: config.quorum, membersUp: up, serving: up >= config.quorum, members, relay: { ...relay.stats, leader: relay.leader(), ...(groups.multi ? { groupLeaders: Array.from({ length: groups.total }, (_, g) => relay.leader(g)) } : {}) } };
     },
     logger: opts.logger ?? false,
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),

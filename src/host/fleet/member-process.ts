@@ -383,7 +383,8 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     }
     if (isBkvError(err)) {
       const wait = err.details.retryAfterSeconds;
-      return json(HTTP_STATUS[err.code] ?? 500, errorBody(err.code, err.message), { retryAfter: typeof wait === 'number' ? wait : null, group });
+      const reason = typeof err.details.reason === 'string' ? { reason: err.details.reason } : {};
+      return json(HTTP_STATUS[err.code] ?? 500, errorBody(err.code, err.message, reason), { retryAfter: typeof wait === 'number' ? wait : null, group });
     }
     const e = err as { statusCode?: number; message?: string };
     if (e.statusCode && e.statusCode < 500) return json(e.statusCode, errorBody('MALFORMED', e.message ?? 'bad request'));
