@@ -6,6 +6,7 @@ import type { CommandModule } from '../context.js';
 import { backupSteps } from '../demo/backup-steps.js';
 import { ceremonySteps } from '../demo/ceremony-steps.js';
 import { fleetFaultSteps, fleetStartSteps } from '../demo/fleet-steps.js';
+import { groupSteps } from '../demo/group-steps.js';
 import { restoreSteps, vaultSteps } from '../demo/vault-steps.js';
 import { webSteps } from '../demo/web-steps.js';
 import type { DemoContext, DemoStep } from '../demo/steps.js';
@@ -19,6 +20,7 @@ export const demoSteps: DemoStep[] = [
   ...vaultSteps, // over-the-air fleet keys, password escrow, a wrong password
   ...fleetFaultSteps, // recovery survives two members dying
   ...restoreSteps, // restore and compare
+  ...groupSteps, // scale out over replication groups, split one
   ...webSteps, // the web app against this fleet and witness
 ];
 

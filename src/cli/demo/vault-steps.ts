@@ -25,7 +25,7 @@ async function fileSizes(path: string): Promise<number> {
 export const DEMO_PASSWORD = 'correct horse battery staple';
 const ACCOUNT = 'alice';
 
-async function devToken(url: string, account: string): Promise<string> {
+export async function devToken(url: string, account: string): Promise<string> {
   const res = await fetch(`${url}/v1/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account }) });
   return ((await res.json()) as { token: string }).token;
 }

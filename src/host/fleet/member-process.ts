@@ -16,7 +16,7 @@ import type { RaftNode } from '../../trusted/consensus/node.js';
 import type { RaftConfig } from '../../trusted/consensus/types.js';
 import type { Replicator } from '../../trusted/core/replication.js';
 import { DEFAULT_POLICY, type VaultCore } from '../../trusted/core/vault-core.js';
-import { formatRange, isEmpty } from '../../trusted/groups/range.js';
+import { isEmpty } from '../../trusted/groups/range.js';
 import { exportChunks, parseExport } from '../record-store/export-stream.js';
 import type { PeerExport } from '../record-store/store-writer.js';
 import { fromB64, toB64 } from '../../shared/protocol/messages.js';
@@ -91,6 +91,12 @@ export const STORE_GROUP = { maxDelayMs: 100, maxBatches: 16 } as const;
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MALFORMED: 400, TAMPERED: 400, USAGE: 400, UNAUTHORIZED: 401, CONFLICT: 409, VERIFICATION_FAILED: 422, WRONG_GROUP: 421, RATE_LIMITED: 429, UNAVAILABLE: 503,
 };
+
+/** A range of slots as `[start, end)` in hex, 8 digits each (the end of the space is 100000000), or `empty`. */
+export function slotRangeText(r: { start: number; end: number }): string {
+  const h = (v: number) => v.toString(16).padStart(8, '0');
+  return r.end <= r.start ? 'empty' : `[${h(r.start)}, ${h(r.end)})`;
+}
 
 /** CSPRNG words for the consensus node (sealing nonces, election timeouts), drawn 1 KiB at a time. */
 const rngPool = new Uint32Array(256);
@@ -308,7 +314,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
     return {
       group: r.group,
       ...s,
-      range: { start: owned.start, end: owned.end, text: formatRange(owned) },
+      range: { start: owned.start, end: owned.end, text: slotRangeText(owned) },
       serving: gs ? !isEmpty(gs.servedRange) : true,
       leader: leaderId,
       lag: Math.max(0, s.leaderCommit - s.lastApplied),

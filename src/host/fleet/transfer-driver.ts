@@ -105,6 +105,7 @@ export async function runTransfer(config: FleetConfig, source: number, dest: num
   let chunks = 0;
   let rounds = 0;
   let lastError = '';
+  let started = false;
 
   while (performance.now() < deadline) {
     try {
@@ -117,9 +118,10 @@ export async function runTransfer(config: FleetConfig, source: number, dest: num
             throw new BkvError('CONFLICT', `group ${source} has transfer ${out.seq} to group ${out.dest} open; finish it first (bkv fleet move --resume)`, { reason: 'busy' });
           }
           open = { dest: out.dest, seq: out.seq, range: { start: out.start, end: out.end } };
-          say(`group ${source}: transfer ${out.seq} to group ${out.dest} is open; continuing it`);
+          if (!started) say(`group ${source}: transfer ${out.seq} to group ${out.dest} is open; continuing it`);
         } else if (range && dest !== null) {
           say(`group ${source} (leader member ${sv.leader}): committing TransferOut of slots [${range.start}, ${range.end}) to group ${dest}`);
+          started = true;
           await call(config, sv.leader, source, { op: 'start', dest, start: range.start, end: range.end }, ct);
           continue; // read the committed outgoing transfer back
         } else {
