@@ -106,3 +106,42 @@ describe('a bkv up fleet on PostgreSQL record stores', () => {
     expect(s.records).toBe(keys.size);
   }, 90_000);
 });
+
+describe('a bkv up fleet of replication groups on PostgreSQL', () => {
+  it('keeps each member and group in its own schema (bkv_member_<id>_g<g>), each holding only its group\'s records', async () => {
+    await f.close(); // one fleet at a time on this machine
+    const g = await startUp(join(root, 'groups'), ['--store', db.url, '--groups', '2', '--spare-groups', '0']);
+    try {
+      const accounts = Array.from({ length: 8 }, (_, i) => `pg-group-${i}`);
+      const escrowed = new Map<string, Uint8Array>();
+      for (const a of accounts) {
+        const k = crypto.getRandomValues(new Uint8Array(32));
+        await g.client(a).registerKey('pw', k);
+        escrowed.set(a, k);
+      }
+      const st = await waitFor('every member and group in step', async () => {
+        const all = await g.statuses();
+        return g.config.members.every((m) => {
+          const gs = all.get(m.id)?.groups;
+          return gs && gs.length === 2 && gs.reduce((n, x) => n + x.records, 0) === 8 && gs.every((x) => x.store.state === 'in-step' && x.store.storeBatch === x.store.coreBatch);
+        }) ? all : null;
+      });
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        for (const m of g.config.members) {
+          for (const gs of st.get(m.id)!.groups!) {
+            expect(gs.store.location).toContain(`schema=bkv_member_${m.id}_g${gs.group}`);
+            const r = await c.query(`SELECT count(*)::int AS n FROM "bkv_member_${m.id}_g${gs.group}".records`);
+            expect(r.rows[0].n).toBe(gs.records);
+          }
+        }
+      } finally {
+        await c.end();
+      }
+      for (const [a, k] of escrowed) expect(await g.client(a).recoverKey('pw')).toEqual(k);
+    } finally {
+      await g.close();
+    }
+  }, 120_000);
+});
