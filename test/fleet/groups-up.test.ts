@@ -200,4 +200,27 @@ describe('bkv up --members 5 --groups 3', () => {
     expect(rows[3]!.range).toMatchObject({ start: range.end });
     await recoverAll();
   }, 120_000);
+
+  it('an interrupted transfer rolls back cleanly: bkv fleet move --resume --cancel has the destination refuse it, and the source serves the range again', async () => {
+    const before = await groupRows();
+    const l1 = await leaderOf(1);
+    const r1 = before[1]!.range!;
+    // The host commits TransferOut of group 1's upper quarter to group 2 and then "crashes": nothing else happens.
+    const cut = r1.end - Math.floor((r1.end - r1.start) / 4);
+    const start = await transferApi(l1, 1, { op: 'start', dest: 2, start: cut, end: r1.end });
+    expect(start.status).toBe(200);
+    const open = await groupRows();
+    expect(open[1]!.transfer).toBe('out 1 to 2');
+    const r = await cli('fleet', 'move', '--fleet', fleetFile(), '--from', '1', '--resume', '--cancel', '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'aborted', source: 1, dest: 2, seq: 1 });
+    const after = await groupRows();
+    expect(after.map((x) => x.range)).toEqual(before.map((x) => x.range));
+    expect(after.every((x) => x.transfer === null)).toBe(true);
+    // A new transfer of group 1 gets the next number: the refused one is used up.
+    const again = await transferApi(await leaderOf(2), 2, { op: 'prepare', offer: start.json.offer });
+    expect(again.status).toBe(409);
+    expect(again.json.error).toMatchObject({ code: 'CONFLICT', reason: 'replayed' });
+    await recoverAll();
+  }, 90_000);
 });
