@@ -21,8 +21,11 @@ const keys = new Map<string, Uint8Array>();
 const PW = 'pw';
 const USERS = 24;
 
-const cli = (...args: string[]) =>
-  promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 120_000 }).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code }));
+const cli = (...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> =>
+  promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 120_000 }).then(
+    (r) => ({ stdout: r.stdout, stderr: r.stderr, code: 0 }),
+    (e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code ?? -1 }),
+  );
 const fleetFile = () => join(f.dir, 'fleet.json');
 type GroupRow = { group: number; range: { start: number; end: number } | null; leader: number | null; records: number | null; serving: boolean; transfer: string | null };
 const groupRows = async (): Promise<GroupRow[]> => {
