@@ -35,6 +35,8 @@ export class TestCluster {
   readonly publicKeys: Map<number, Uint8Array>;
   /** Return false to drop a message. */
   filter: (from: number, to: number, bytes: Uint8Array) => boolean = () => true;
+  /** How long a persist takes (ms). */
+  persistMs = 1;
   /** Every message sent, for tests that tamper with or replay them. */
   readonly wire: Array<{ from: number; to: number; bytes: Uint8Array }> = [];
 
@@ -77,7 +79,7 @@ export class TestCluster {
           if (!this.filter(m.id, to, bytes)) return;
           this.q.schedule(2, () => this.deliver(to, bytes));
         },
-        persist: (record, done) => this.q.schedule(1, () => {
+        persist: (record, done) => this.q.schedule(this.persistMs, () => {
           if (!m.up || m.epoch !== epoch) return;
           m.diskHistory.push(m.disk);
           m.disk = landHardState(landAppends(m.disk, record), record);

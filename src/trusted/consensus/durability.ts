@@ -3,6 +3,7 @@
  * handed to the host and confirmed durable, which sealed frames the host holds, and the messages
  * held back until the state they promise is on disk.
  */
+import type { Message } from './messages.js';
 import { ZERO_DIGEST } from './sealed-state.js';
 import type { MemberId, SnapshotRef } from './types.js';
 
@@ -34,8 +35,12 @@ export interface Durability {
   snapshotDirty: boolean;
   /** The snapshot reference the last sealed hard state carried. */
   snapRef: SnapshotRef;
-  /** Messages that may leave only once the state version they were sent at is durable. */
-  outbox: Array<{ version: number; to: MemberId; bytes: Uint8Array }>;
+  /**
+   * Messages that may leave only once the state version they were sent at is durable, sealed when
+   * they leave. Successful append answers to one leader that will leave with the same write are
+   * merged into one (node.ts `send`).
+   */
+  outbox: Array<{ version: number; to: MemberId; msg: Message }>;
 }
 
 export function newDurability(): Durability {
