@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import { DevTokenIssuer, type AccountVerifier } from '../gateway/auth.js';
 import { buildGateway } from '../gateway/server.js';
 import { buildValidationBundle } from '../../witness/bundle.js';
@@ -71,6 +72,7 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
       const up = members.filter((m) => m.healthy).length;
       return { fleetId: config.fleetId, quorum: config.quorum, membersUp: up, serving: up >= config.quorum, members, relay: { ...relay.stats, leader: relay.leader(), ...(groups.multi ? { groupLeaders: Array.from({ length: groups.total }, (_, g) => relay.leader(g)) } : {}) } };
     },
+    extraMetrics: (registry) => registerRelayMetrics(registry, relay, groups.total),
     logger: opts.logger ?? false,
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
   });
@@ -92,4 +94,30 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Runn
       await app.close();
     },
   };
+}
+
+/** The relay's counters on the gateway's /metrics (docs/fleet.md, "Metrics"). */
+function registerRelayMetrics(registry: Registry, relay: FleetRelay, groups: number): void {
+  new Gauge({
+    name: 'bkv_gateway_relay',
+    help: 'The fleet relay since the gateway started: relayed, attempts, failovers, exhausted, notLeader, hinted, streamed, wrongGroup, moving, cachedRoutes, and cached_accounts (the account-to-group cache)',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    collect() {
+      for (const [field, v] of Object.entries(relay.stats)) this.set({ field }, v);
+      this.set({ field: 'cached_accounts' }, relay.cachedAccounts());
+    },
+  });
+  new Gauge({
+    name: 'bkv_gateway_group',
+    help: 'Per replication group: requests it served through this gateway (served), and the member the gateway believes leads it (leader; 0: none)',
+    labelNames: ['field', 'group'] as const,
+    registers: [registry],
+    collect() {
+      for (let g = 0; g < groups; g++) {
+        this.set({ field: 'served', group: String(g) }, relay.servedByGroup[g] ?? 0);
+        this.set({ field: 'leader', group: String(g) }, relay.leader(g) ?? 0);
+      }
+    },
+  });
 }

@@ -14,7 +14,8 @@
  * a core can tell which group serves an account (record ids are keyed hashes). The relay keeps a
  * bounded cache account → group, learned from the members' answers (the group that served a
  * request, or the owner a 421 `WRONG_GROUP` names), and a leader belief per group; an account it
- * has not seen goes to group 0's leader, whose member hands it to its node of the owner group. The
+ * has not seen goes to the leader of a serving group chosen by a hash of the account, whose member
+ * hands it to its node of the owner group if that is another. The
  * cache is only a routing hint: a wrong entry costs one more hop, never a wrong answer.
  */
 import { Agent, request } from 'node:http';
@@ -76,6 +77,10 @@ export interface FleetRelay {
   leader(group?: number): number | null;
   /** The group the relay believes serves `account`, if it learned one. */
   groupOf(account: string): number | null;
+  /** Requests answered, by the group that served them (index: group; one entry without groups). */
+  servedByGroup: number[];
+  /** Accounts in the account → group cache. */
+  cachedAccounts(): number;
   /** Polls every member once now. */
   refresh(): Promise<void>;
   close(): void;
@@ -124,6 +129,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const stats = { relayed: 0, attempts: 0, failovers: 0, exhausted: 0, notLeader: 0, hinted: 0, streamed: 0, wrongGroup: 0, moving: 0, cachedRoutes: 0 };
   const groupCount = opts.groups ?? 1;
   const multi = groupCount > 1;
+  const servedByGroup = new Array<number>(groupCount).fill(0);
   const streams = new Map<number, RelayStreamClient>(
     opts.stream === false ? [] : list.map((m) => [m.id, new RelayStreamClient(new URL(m.url), multi ? 2 : 1)] as const),
   );
@@ -155,6 +161,20 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
   const forget = (id: number, g?: number) => {
     for (const [k, l] of leaders) if (l.id === id && (g === undefined || g === k)) leaders.delete(k);
   };
+  /** Per group, whether its leader last said it serves a range (an empty spare group does not). */
+  const serving = new Array<boolean>(groupCount).fill(true);
+  /**
+   * The first group to ask for an account the relay has not seen: one of the serving groups, by a
+   * hash of the account, so first contacts spread over the groups' leaders instead of all landing
+   * on one (a wrong guess costs one hop: the member hands the request to the owner group).
+   */
+  const guess = (account: string): number => {
+    const candidates = serving.flatMap((on, g) => (on ? [g] : []));
+    if (candidates.length === 0) return 0;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < account.length; i++) h = Math.imul(h ^ account.charCodeAt(i), 0x01000193);
+    return candidates[(h >>> 0) % candidates.length]!;
+  };
   /** account → group, oldest first (a Map keeps insertion order: a hit moves the account to the end). */
   const accounts = new Map<string, number>();
   const accountCache = opts.accountCache ?? 100_000;
@@ -182,9 +202,10 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       h.healthy = word === 'ok';
       h.error = h.healthy ? undefined : word === 'catching up' && s.catchingUp ? `catching up: ${s.catchingUp}` : word;
       if (h.healthy) h.failures = 0;
-      const views = s.groups ? s.groups.map((gs) => ({ g: gs.group, role: gs.role, term: gs.term })) : [{ g: 0, role: s.role, term: s.term }];
+      const views = s.groups ? s.groups.map((gs) => ({ g: gs.group, role: gs.role, term: gs.term, serving: gs.serving })) : [{ g: 0, role: s.role, term: s.term, serving: true }];
       for (const v of views) {
         const leader = leaders.get(v.g);
+        if (v.role === 'leader' && v.g < groupCount) serving[v.g] = v.serving;
         if (v.role === 'leader') believe(v.g, h.id, v.term);
         else if (leader?.id === h.id && v.term >= leader.term) leaders.delete(v.g); // it stepped down
       }
@@ -234,9 +255,10 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     const deadline = performance.now() + budgetMs;
     let tried = new Set<number>();
     let last = 'no member tried';
-    // The group to ask: the one learned for this account, else none (the member's first guess, group 0).
-    let target: number | null = multi ? (accounts.get(account) ?? null) : null;
-    if (target !== null) stats.cachedRoutes++;
+    // The group to ask: the one learned for this account, else a guess among the serving groups.
+    const known = multi ? (accounts.get(account) ?? null) : null;
+    if (known !== null) stats.cachedRoutes++;
+    let target: number | null = multi ? (known ?? guess(account)) : null;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const left = deadline - performance.now();
       if (left <= 0) break;
@@ -263,6 +285,7 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
       }
       if (r.status === 200) {
         stats.relayed++;
+        servedByGroup[r.group !== null && r.group < groupCount ? r.group : 0]!++;
         learn(account, r.group);
         if (r.group !== null) believe(r.group, h.id, 0);
         return new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength);
@@ -327,6 +350,8 @@ export function createFleetRelay(list: RelayMember[], opts: FleetRelayOptions = 
     stats,
     leader: (g = 0) => leaders.get(g)?.id ?? null,
     groupOf: (account) => accounts.get(account) ?? null,
+    servedByGroup,
+    cachedAccounts: () => accounts.size,
     refresh,
     close() {
       closed = true;

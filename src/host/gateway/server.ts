@@ -17,6 +17,8 @@ export interface GatewayOptions {
   /** Extra health facts (commit index, role, ...). */
   health?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   coreStats?: () => Record<string, number>;
+  /** Registers more collectors on the gateway's metrics registry (the fleet relay's). */
+  extraMetrics?: (registry: import('prom-client').Registry) => void;
   /** Enables POST /v1/dev/token. Development only. */
   devIssuer?: DevTokenIssuer;
   rateLimit?: { perAddressPerMinute?: number; perAccountPerMinute?: number };
@@ -47,6 +49,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     opts.logger ? Fastify({ loggerInstance: opts.logger, bodyLimit: 64 * 1024 }) : Fastify({ logger: false, bodyLimit: 64 * 1024 })
   ) as unknown as FastifyInstance;
   const metrics = createGatewayMetrics(opts.coreStats);
+  opts.extraMetrics?.(metrics.registry);
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
