@@ -10,7 +10,12 @@
  *   results before destruction ≤ limit − 1, and a destroyed key never comes back);
  * - recovery time: from a majority being up again to the first successful operation, printed.
  *
- *   npm run fault-test -- [--rounds 12] [--members 5] [--max-users 400] [--seed N]
+ * With `--groups G` the fleet runs G replication groups and a spare (docs/groups.md), and ranges
+ * move between groups all along (splits into the spare group, moves between adjacent groups, each
+ * through the same driver as `bkv fleet move`, resumed after a timeout): the same checks hold across
+ * the transfers, and at the end no transfer is left open.
+ *
+ *   npm run fault-test -- [--rounds 12] [--members 5] [--groups 3] [--max-users 400] [--seed N]
  *
  * Everything runs on 127.0.0.1; every loop is bounded; every process started here is killed at the end.
  */
@@ -28,7 +33,8 @@ import { readFleetKeys } from '../src/cli/vault-options.js';
 import { memberApiUrl } from '../src/host/fleet/config.js';
 import { startFleetGateway } from '../src/host/fleet/fleet-gateway.js';
 import { createFleet } from '../src/host/fleet/provision.js';
-import { FleetSupervisor, fetchStatuses } from '../src/host/fleet/supervisor.js';
+import { FleetSupervisor, fetchStatuses, groupLeader } from '../src/host/fleet/supervisor.js';
+import { groupViews, runTransfer } from '../src/host/fleet/transfer-driver.js';
 
 const LIGHT_KSF = { memory: 8, iterations: 1, parallelism: 1 };
 const LOCK_LIMIT = 3;
@@ -40,6 +46,8 @@ export interface FaultOptions {
   rounds?: number;
   /** Registrations the load makes before it only recovers. */
   maxUsers?: number;
+  /** Replication groups (default 1); with more, one spare group and ranges moving all along. */
+  groups?: number;
   seed?: number;
   log?: (line: string) => void;
 }
@@ -56,6 +64,8 @@ export interface FaultReport {
   /** Seconds from a majority being up again (or a leader freeze) to the first successful operation. */
   recoverySeconds: { afterMajorityRestart: number; afterLeaderStop: number[]; afterMinorityKill: number[] };
   credentialResponses: number;
+  /** With groups: range transfers started, completed, aborted, and driver runs that timed out or failed (then resumed). */
+  transfers: { started: number; done: number; aborted: number; interrupted: number };
   elapsedSeconds: number;
 }
 
@@ -203,7 +213,8 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
   };
   const t0 = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'bkv-fault-'));
-  const fleet = await createFleet(dir, { members: n, basePort: 0 });
+  const groups = opts.groups ?? 1;
+  const fleet = await createFleet(dir, { members: n, basePort: 0, ...(groups > 1 ? { groups, spareGroups: 1 } : {}) });
   const sup = new FleetSupervisor(dir, fleet.config, { memberArgs: ['--log-level', 'warn'] });
   let gateway: Awaited<ReturnType<typeof startFleetGateway>> | null = null;
   let load: ChildProcess | null = null;
@@ -212,8 +223,59 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
     kills: 0, stops: 0, majorityKills: 0, acknowledged: 0, lost: 0, excess: 0, lockoutUsers: 0,
     operations: { ok: 0, failed: 0 },
     recoverySeconds: { afterMajorityRestart: NaN, afterLeaderStop: [], afterMinorityKill: [] },
-    credentialResponses: 0, elapsedSeconds: 0,
+    credentialResponses: 0, transfers: { started: 0, done: 0, aborted: 0, interrupted: 0 }, elapsedSeconds: 0,
   };
+  let moving = groups > 1;
+  /** Moves ranges between groups until told to stop: a split into an empty group, or a quarter to an adjacent one. */
+  const transferLoop = async (): Promise<void> => {
+    while (moving) {
+      await sleep(300 + rand() * 700);
+      if (!moving) break;
+      try {
+        const v = await groupViews(fleet.config);
+        const open = v.findIndex((x) => x?.status.transfer.outgoing);
+        if (open >= 0) {
+          const r = await runTransfer(fleet.config, open, null, null, { timeoutMs: 15_000 });
+          report.transfers[r.outcome === 'done' ? 'done' : 'aborted']++;
+          log(`  transfer ${open}/${r.seq} resumed: ${r.outcome}`);
+          continue;
+        }
+        const ranges = v.map((x) => x?.status.range ?? null);
+        if (ranges.some((r) => r === null) || v.some((x) => x?.status.transfer.incoming)) continue;
+        const empty = ranges.findIndex((r) => r!.end <= r!.start);
+        let source: number;
+        let dest: number;
+        let range: { start: number; end: number };
+        if (empty >= 0) {
+          source = ranges.reduce((best, r, g) => (r!.end - r!.start > ranges[best]!.end - ranges[best]!.start ? g : best), 0);
+          dest = empty;
+          const r = ranges[source]!;
+          range = { start: r.end - Math.floor((r.end - r.start) / 2), end: r.end };
+        } else {
+          // Two groups whose ranges touch: the lower one gives the upper quarter of its range to the upper one, or the other way round.
+          const pairs: Array<[number, number]> = [];
+          ranges.forEach((a, i) => ranges.forEach((b, j) => { if (a!.end === b!.start) pairs.push([i, j]); }));
+          if (pairs.length === 0) continue;
+          const [lo, hi] = pairs[Math.floor(rand() * pairs.length)]!;
+          const up = rand() < 0.5;
+          source = up ? lo : hi;
+          dest = up ? hi : lo;
+          const r = ranges[source]!;
+          const part = Math.max(1, Math.floor((r.end - r.start) / 4));
+          range = up ? { start: r.end - part, end: r.end } : { start: r.start, end: r.start + part };
+          if (range.end - range.start >= r.end - r.start) continue; // never empty a group here
+        }
+        report.transfers.started++;
+        const r = await runTransfer(fleet.config, source, dest, range, { timeoutMs: 15_000 });
+        report.transfers[r.outcome === 'done' ? 'done' : 'aborted']++;
+        log(`  transfer ${source}/${r.seq} → group ${dest} (${r.records} records): ${r.outcome}`);
+      } catch (e) {
+        report.transfers.interrupted++;
+        log(`  transfer interrupted: ${(e as Error).message.slice(0, 160)}`);
+      }
+    }
+  };
+  let transfers: Promise<void> = Promise.resolve();
   /** Seconds from `at` (Date.now()) to the end of the first successful operation started after it. */
   const firstSuccessAfter = async (at: number, waitMs = 15_000): Promise<number> => {
     const deadline = Date.now() + waitMs;
@@ -226,14 +288,14 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
   };
   try {
     sup.startAll();
-    await sup.waitForLeader(30_000);
+    await sup.waitForLeaders(30_000);
     gateway = await startFleetGateway({
       fleetPath: fleet.fleetPath,
       port: 0,
       rateLimit: { perAccountPerMinute: 1_000_000, perAddressPerMinute: 1_000_000 },
       relay: { pollMs: 200 },
     });
-    log(`fleet ${fleet.config.fleetId}: ${n} member processes, gateway ${gateway.url}`);
+    log(`fleet ${fleet.config.fleetId}: ${n} member processes${groups > 1 ? `, ${groups} replication groups and a spare, ranges moving` : ''}, gateway ${gateway.url}`);
     const fleetKeys: TrustedFleetKeys = await readFleetKeys(fleet.fleetKeysPath);
     void fleetKeys;
     load = spawn(process.execPath, ['--import', 'tsx', SELF, '--load', JSON.stringify({ url: gateway.url, fleetKeys: fleet.fleetKeysPath, maxUsers: opts.maxUsers ?? 400, seed: seed })], {
@@ -248,11 +310,12 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
       }
     });
     await sleep(3000);
+    if (moving) transfers = transferLoop();
 
+    // The leader to freeze: of a random group.
     const leaderNow = async (): Promise<number | null> => {
       const st = await fetchStatuses(fleet.config, 300);
-      for (const [id, s] of st) if (s?.role === 'leader') return id;
-      return null;
+      return groupLeader(st, Math.floor(rand() * (groups > 1 ? groups + 1 : 1)), fleet.config.quorum);
     };
     for (let r = 0; r < rounds; r++) {
       if (r % 3 === 2) {
@@ -306,11 +369,27 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
     load.stdin!.write('stop\n');
     load.stdin!.end();
     await Promise.race([loadDone, sleep(40_000).then(() => load?.kill('SIGKILL'))]);
+    // No transfer left open: finish (or have refused) whatever the loop left.
+    moving = false;
+    await transfers;
+    if (groups > 1) {
+      for (let i = 0; i < 5; i++) {
+        const open = (await groupViews(fleet.config)).findIndex((x) => x?.status.transfer.outgoing);
+        if (open < 0) break;
+        try {
+          const r = await runTransfer(fleet.config, open, null, null, { timeoutMs: 30_000 });
+          report.transfers[r.outcome === 'done' ? 'done' : 'aborted']++;
+          log(`transfer ${open}/${r.seq} finished at the end: ${r.outcome}`);
+        } catch (e) {
+          log(`transfer of group ${open} still open: ${(e as Error).message}`);
+        }
+      }
+    }
 
     // Let every member catch up, then check.
     for (let i = 0; i < 100; i++) {
       const st = [...(await fetchStatuses(fleet.config, 500)).values()];
-      if (st.every((s) => s && !s.learner && s.lag === 0) && new Set(st.map((s) => s!.lastApplied)).size === 1) break;
+      if (st.every((s) => s && !s.learner && s.lag === 0 && (s.groups ?? []).every((g) => g.lag === 0)) && new Set(st.map((s) => s!.lastApplied)).size === 1) break;
       await sleep(200);
     }
     const tokens = async (account: string) => {
@@ -352,8 +431,7 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
     for (const m of fleet.config.members) {
       try {
         const text = await (await fetch(`${memberApiUrl(m)}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
-        const hit = /bkv_core_events\{event="credentialResponses"\} (\d+)/.exec(text);
-        if (hit) report.credentialResponses += Number(hit[1]);
+        for (const hit of text.matchAll(/bkv_core_events\{event="credentialResponses"[^}]*\} (\d+)/g)) report.credentialResponses += Number(hit[1]);
       } catch {
         /* member down */
       }
@@ -361,6 +439,8 @@ export async function runFaultTest(opts: FaultOptions = {}): Promise<FaultReport
     report.elapsedSeconds = (performance.now() - t0) / 1000;
     return report;
   } finally {
+    moving = false;
+    await transfers.catch(() => {});
     load?.kill('SIGKILL');
     await gateway?.close();
     await sup.stop(2000);
@@ -384,13 +464,14 @@ if (process.argv[1] === SELF) {
       },
     );
   } else {
-    runFaultTest({ rounds: arg('rounds', 12), members: arg('members', 5), maxUsers: arg('max-users', 400), seed: arg('seed', Date.now()) }).then(
+    runFaultTest({ rounds: arg('rounds', 12), members: arg('members', 5), groups: arg('groups', 1), maxUsers: arg('max-users', 400), seed: arg('seed', Date.now()) }).then(
       (r) => {
         console.log('\nFault test summary');
         console.log(`  kills (SIGKILL): ${r.kills} (one majority kill), leader SIGSTOPs: ${r.stops}`);
         console.log(`  operations: ${r.operations.ok} answered, ${r.operations.failed} failed (unavailable or outcome unknown)`);
         console.log(`  acknowledged registrations: ${r.acknowledged}, lost: ${r.lost}`);
         console.log(`  lockout accounts: ${r.lockoutUsers}, guess-limit excess: ${r.excess}`);
+        if (r.transfers.started > 0) console.log(`  range transfers: ${r.transfers.started} started, ${r.transfers.done} done, ${r.transfers.aborted} aborted, ${r.transfers.interrupted} driver runs interrupted (resumed)`);
         const f = (xs: number[]) => (xs.length ? `max ${Math.max(...xs).toFixed(2)} s, median ${xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(2)} s` : '-');
         console.log(`  service after a minority kill: ${f(r.recoverySeconds.afterMinorityKill)}; after a leader SIGSTOP: ${f(r.recoverySeconds.afterLeaderStop)}`);
         console.log(`  service back ${r.recoverySeconds.afterMajorityRestart.toFixed(2)} s after a killed majority was restarted`);

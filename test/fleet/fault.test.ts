@@ -16,4 +16,15 @@ describe('fleet under process faults', () => {
     expect(r.kills, summary).toBeGreaterThanOrEqual(4);
     expect(r.recoverySeconds.afterMajorityRestart, summary).toBeLessThan(15);
   }, 90_000);
+
+  it('with 3 replication groups and ranges moving between them all along: nothing lost, no guess beyond the limit, no transfer left open', async () => {
+    const lines: string[] = [];
+    const r = await runFaultTest({ rounds: 4, maxUsers: 40, seed: 11, groups: 3, log: (l) => lines.push(l) });
+    const summary = `${JSON.stringify(r)}\n${lines.join('\n')}`;
+    expect(r.acknowledged, summary).toBeGreaterThan(10);
+    expect(r.lost, summary).toBe(0);
+    expect(r.excess, summary).toBe(0);
+    expect(r.transfers.done, summary).toBeGreaterThanOrEqual(1);
+    expect(lines.some((l) => l.includes('still open')), summary).toBe(false);
+  }, 120_000);
 });
