@@ -89,4 +89,19 @@ describe('sqlite record store in the host', () => {
       expect(() => verifyRecord(meta.root, r.key, r.value, r.proof)).toThrow();
     }
   });
+  it('listKeys is a range search of the primary key, not a scan', async () => {
+    const path = join(dir, 'records.sqlite');
+    store = await openRecordStore(`sqlite:${path}`);
+    await store.apply(1, [write(), write()]);
+    const db = new Database(path, { readonly: true });
+    try {
+      const plan = (sql: string) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(Buffer.alloc(32), Buffer.alloc(32, 0xff), 10) as { detail: string }[]).map((r) => r.detail).join('; ');
+      const between = plan('SELECT key FROM records WHERE key >= ? AND key < ? ORDER BY key LIMIT ?');
+      expect(between).toMatch(/SEARCH records USING PRIMARY KEY \(key>\? AND key<\?\)/);
+      expect(between).not.toMatch(/TEMP B-TREE|SCAN/);
+    } finally {
+      db.close();
+    }
+  });
 });

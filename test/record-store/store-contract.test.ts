@@ -453,6 +453,64 @@ describe.each([memoryEngine, sqliteEngine, postgresEngine])('record store contra
     expect((await ctx.store.meta()).index).toBe(0);
   });
 
+  it('listKeys: the ids of a range in key order, bounded by the limit', async () => {
+    const key = (...b: number[]): Uint8Array => {
+      const x = new Uint8Array(32);
+      x.set(b);
+      return x;
+    };
+    const ones = new Uint8Array(32).fill(0xff);
+    const zero = new Uint8Array(32);
+    // Empty store.
+    expect(await ctx.store.listKeys(zero, null, 10)).toEqual([]);
+    const fixed = [key(0), key(0, 0, 1), key(0x10), key(0x10, 5), key(0x7f, 0xff), key(0x80), key(0xc0, 1), ones];
+    const recs = [...first, ...fixed.map((key, i) => ({ key, value: val(i) }))];
+    await ctx.store.apply(1, recs);
+    const all = recs.map((r) => r.key).sort(compareKeys);
+    // The whole key space, in pages of 7: every id once, increasing.
+    const paged: Uint8Array[] = [];
+    for (let from: Uint8Array | null = zero; from; ) {
+      const page = await ctx.store.listKeys(from, null, 7);
+      expect(page.length).toBeLessThanOrEqual(7);
+      paged.push(...page);
+      if (page.length < 7) break;
+      const next = page[page.length - 1]!.slice();
+      let i = 31;
+      while (i >= 0 && next[i] === 0xff) next[i--] = 0;
+      if (i < 0) break;
+      next[i]!++;
+      from = next;
+    }
+    expect(paged.map(hex)).toEqual(all.map(hex));
+    // Bounds: from inclusive, to exclusive; null is the end of the key space (ones included).
+    const inRange = (f: Uint8Array, t: Uint8Array | null) =>
+      all.filter((x) => compareKeys(x, f) >= 0 && (t === null || compareKeys(x, t) < 0)).map(hex);
+    const ranges: [Uint8Array, Uint8Array | null][] = [
+      [key(0x10), key(0x80)],
+      [key(0x10, 5), key(0x10, 5)],
+      [key(0x10, 5), key(0x10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)],
+      [key(0x80), null],
+      [ones, null],
+      [key(0x80), key(0x10)],
+      [zero, key(0, 0, 1)],
+      [key(0xc0, 2), key(0xff)],
+    ];
+    for (const [f, t] of ranges) {
+      expect((await ctx.store.listKeys(f, t, 1000)).map(hex)).toEqual(inRange(f, t));
+      expect((await ctx.store.listKeys(f, t, 2)).map(hex)).toEqual(inRange(f, t).slice(0, 2));
+    }
+    expect((await ctx.store.listKeys(key(0x10, 5), key(0x10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), 5)).map(hex)).toEqual([hex(key(0x10, 5))]);
+    expect(await ctx.store.listKeys(ones, null, 1)).toEqual([ones]);
+    // A later apply shows in the next listing (new ids, in order).
+    await ctx.store.apply(2, [{ key: key(0x10, 4), value: val(1) }, { key: key(0x10, 5), value: val(2, 1) }]);
+    expect((await ctx.store.listKeys(key(0x10), key(0x11), 10)).map(hex)).toEqual([key(0x10), key(0x10, 4), key(0x10, 5)].map(hex));
+    // Malformed arguments.
+    await expectCode(ctx.store.listKeys(new Uint8Array(31), null, 1), 'USAGE');
+    await expectCode(ctx.store.listKeys(zero, new Uint8Array(33), 1), 'USAGE');
+    await expectCode(ctx.store.listKeys(zero, null, 0), 'USAGE');
+    await expectCode(ctx.store.listKeys(zero, null, 1.5), 'USAGE');
+  });
+
   it('export and replace: a round trip into another store, from one snapshot', async () => {
     await ctx.store.apply(1, first);
     const more = Array.from({ length: 25 }, (_, i) => ({ key: k(200 + i), value: val(200 + i) }));

@@ -108,6 +108,12 @@ export function checkWrites(writes: readonly StoredRecord[]): void {
   for (const w of writes) if (!(w.value instanceof Uint8Array)) throw new BkvError('USAGE', 'record store: a value must be bytes');
 }
 
+/** The arguments of `listKeys`: 32-byte bounds (`to` may be null) and a positive safe integer limit. */
+export function checkRange(from: Uint8Array, to: Uint8Array | null, limit: number): void {
+  checkKeys(to === null ? [from] : [from, to]);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new BkvError('USAGE', 'record store: limit must be a positive safe integer');
+}
+
 export function checkIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) throw new BkvError('USAGE', 'record store: index must be a non-negative safe integer');
 }

@@ -20,6 +20,7 @@ import {
   checkIndex,
   checkKeys,
   checkPageSize,
+  checkRange,
   checkWrites,
   conflict,
   copyMeta,
@@ -56,6 +57,13 @@ export class MemoryRecordStore implements RecordStore {
   private s: State = fresh();
   private closed = false;
   private failNext: 'after-records' | 'after-nodes' | null = null;
+  /**
+   * The record ids in key order (lowercase hex of equal length sorts as the bytes do), the memory
+   * engine's stand-in for a key index: built on the first `listKeys` after a change, then searched.
+   */
+  private sorted: { of: Map<string, StoredRecord>; keys: string[] } | null = null;
+  /** Set by every change to the set of keys of the current map. */
+  private dirtyKeys = false;
 
   private live(): void {
     if (this.closed) throw new BkvError('USAGE', 'record store is closed');
@@ -112,10 +120,44 @@ export class MemoryRecordStore implements RecordStore {
     }
     const s = this.s;
     for (const r of records) s.records.set(hexOf(r.key), r);
+    this.dirtyKeys = true;
     for (const [id, n] of c.nodes) s.nodes.set(id, n);
     s.meta = { index, root: c.rootHash, count: s.meta.count + c.inserted };
     s.rootChild = c.rootChild;
     return copyMeta(s.meta);
+  }
+
+  async listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]> {
+    this.live();
+    checkRange(from, to, limit);
+    const keys = this.sortedKeys();
+    const lo = hexOf(from);
+    const hi = to === null ? null : hexOf(to);
+    // The first key >= from, by binary search.
+    let a = 0;
+    let b = keys.length;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (keys[m]! < lo) a = m + 1;
+      else b = m;
+    }
+    const out: Uint8Array[] = [];
+    for (let i = a; i < keys.length && out.length < limit; i++) {
+      const h = keys[i]!;
+      if (hi !== null && h >= hi) break;
+      out.push(Uint8Array.from(Buffer.from(h, 'hex')));
+    }
+    return out;
+  }
+
+  private sortedKeys(): string[] {
+    const recs = this.s.records;
+    // A replace or a rollback swaps the map; everything else that adds or removes keys sets dirtyKeys.
+    if (!this.sorted || this.sorted.of !== recs || this.dirtyKeys) {
+      this.sorted = { of: recs, keys: [...recs.keys()].sort() };
+      this.dirtyKeys = false;
+    }
+    return this.sorted.keys;
   }
 
   async export(pageSize?: number): Promise<{ meta: StoreMeta; pages: AsyncIterable<StoredRecord[]> }> {
@@ -188,11 +230,13 @@ export class MemoryRecordStore implements RecordStore {
   /** Deletes a record's row (tree untouched). */
   deleteRow(k: Uint8Array): void {
     this.s.records.delete(hexOf(k));
+    this.dirtyKeys = true;
   }
 
   /** Overwrites a record's stored value (tree untouched). */
   forgeValue(k: Uint8Array, bytes: Uint8Array): void {
     this.s.records.set(hexOf(k), { key: k.slice(), value: bytes.slice() });
+    this.dirtyKeys = true;
   }
 
   /**
@@ -203,6 +247,7 @@ export class MemoryRecordStore implements RecordStore {
     checkWrites(writes);
     if (part === 'records') {
       for (const w of writes) this.s.records.set(hexOf(w.key), { key: w.key.slice(), value: w.value.slice() });
+      this.dirtyKeys = true;
       return;
     }
     const c = this.compute(writes);

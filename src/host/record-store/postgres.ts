@@ -20,6 +20,7 @@ import {
   checkIndex,
   checkKeys,
   checkPageSize,
+  checkRange,
   checkWrites,
   conflict,
   decodeChild,
@@ -304,6 +305,31 @@ export class PostgresRecordStore implements RecordStore {
         throw e;
       }
     }, 'apply');
+  }
+
+  async listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]> {
+    this.live();
+    checkRange(from, to, limit);
+    // A range scan of the primary key index (bytea compares bytewise); two statements rather than
+    // one with an optional bound, so the planner always sees a plain index range.
+    const t = this.t;
+    try {
+      const r =
+        to === null
+          ? await this.pool.query<{ key: Buffer }>({
+              name: `rs-keys-from-${this.schema}`,
+              text: `SELECT key FROM ${t.records} WHERE key >= $1 ORDER BY key LIMIT $2`,
+              values: [buf(from), limit],
+            })
+          : await this.pool.query<{ key: Buffer }>({
+              name: `rs-keys-between-${this.schema}`,
+              text: `SELECT key FROM ${t.records} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
+              values: [buf(from), buf(to), limit],
+            });
+      return r.rows.map((x) => plain(x.key));
+    } catch (e) {
+      throw pgError(e, 'listKeys');
+    }
   }
 
   async export(pageSize?: number): Promise<{ meta: StoreMeta; pages: AsyncIterable<StoredRecord[]> }> {

@@ -15,6 +15,7 @@ import {
   checkIndex,
   checkKeys,
   checkPageSize,
+  checkRange,
   checkWrites,
   conflict,
   decodeChild,
@@ -170,6 +171,11 @@ export class SqliteRecordStore implements RecordStore {
       putNode: db.prepare('INSERT INTO nodes (id, l, r) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET l = excluded.l, r = excluded.r'),
       setMeta: db.prepare('UPDATE meta SET idx = ?, root = ?, cnt = ?, root_child = ? WHERE one = 1'),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      // Range scans of the primary key (a WITHOUT ROWID table is its key's b-tree).
+      keysFrom: db.prepare<[Uint8Array, number], Uint8Array>('SELECT key FROM records WHERE key >= ? ORDER BY key LIMIT ?').pluck(),
+      keysBetween: db
+        .prepare<[Uint8Array, Uint8Array, number], Uint8Array>('SELECT key FROM records WHERE key >= ? AND key < ? ORDER BY key LIMIT ?')
+        .pluck(),
     };
   }
 
@@ -243,6 +249,17 @@ export class SqliteRecordStore implements RecordStore {
     } catch (e) {
       this.nodes.clear();
       throw sqliteError(e, 'apply');
+    }
+  }
+
+  async listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]> {
+    this.live();
+    checkRange(from, to, limit);
+    try {
+      const rows = to === null ? this.st.keysFrom.all(buf(from), limit) : this.st.keysBetween.all(buf(from), buf(to), limit);
+      return rows.map(plain);
+    } catch (e) {
+      throw sqliteError(e, 'listKeys');
     }
   }
 

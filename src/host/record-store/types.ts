@@ -37,6 +37,12 @@ export interface RecordStore {
    */
   apply(index: number, writes: StoredRecord[]): Promise<StoreMeta>;
   /**
+   * The ids of the stored records k with from <= k < to (`to` null: up to the end of the key
+   * space), in increasing key order, at most `limit` of them: one range query over the records'
+   * key index, never a scan of the whole store. `limit` is a positive safe integer.
+   */
+  listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]>;
+  /**
    * A consistent export of the whole store in key order, in pages, from one read snapshot. The
    * snapshot is released when the pages have been read to the end or the loop over them is left;
    * `close()` releases any still open.
