@@ -73,36 +73,35 @@ export function lastKeyOf(b: KeyBlock): Uint8Array {
 export function alignedKeyBlocks(from: Uint8Array, to: Uint8Array | null): KeyBlock[] {
   checkKey(from, 'from');
   if (to !== null) checkKey(to, 'to');
+  const SPACE = 1n << 256n;
+  const end = to === null ? SPACE : toBig(to);
   const out: KeyBlock[] = [];
-  // Walk up from `from`: at each step take the largest block that starts at `cur`, is aligned and ends at or before `to`.
-  let cur: Uint8Array | null = from.slice();
-  while (cur !== null && (to === null || compareKeys(cur, to) < 0)) {
-    // Trailing zero bits of cur bound the block size; the distance to `to` bounds it too.
-    let depth = MAX_DEPTH;
-    while (depth > 0 && keyBit(cur, depth - 1) === 0) {
-      const d = depth - 1;
-      const last = lastKeyOf({ key: cur, depth: d });
-      if (to !== null && compareKeys(last, to) >= 0) break;
-      depth = d;
-    }
-    const b = { key: cur, depth };
-    out.push(b);
-    cur = nextKey(lastKeyOf(b));
+  let cur = toBig(from);
+  while (cur < end) {
+    // The largest block that starts at `cur` (its size divides cur) and ends at or before `end`.
+    let size = cur === 0n ? SPACE : cur & -cur;
+    while (cur + size > end) size >>= 1n;
+    let bits = 0;
+    for (let x = size; x > 1n; x >>= 1n) bits++;
+    out.push({ key: fromBig(cur), depth: MAX_DEPTH - bits });
+    cur += size;
   }
   return out;
 }
 
-/** The key after `k`, or null after the last key. */
-function nextKey(k: Uint8Array): Uint8Array | null {
-  const x = k.slice();
+function toBig(k: Uint8Array): bigint {
+  let x = 0n;
+  for (const b of k) x = (x << 8n) | BigInt(b);
+  return x;
+}
+
+function fromBig(x: bigint): Uint8Array {
+  const k = new Uint8Array(KEY_SIZE);
   for (let i = KEY_SIZE - 1; i >= 0; i--) {
-    if (x[i] !== 0xff) {
-      x[i]!++;
-      return x;
-    }
-    x[i] = 0;
+    k[i] = Number(x & 0xffn);
+    x >>= 8n;
   }
-  return null;
+  return k;
 }
 
 /**
