@@ -10,8 +10,12 @@ import { containsId, genesisRange, slotFirstId, type KeyRange } from '../../src/
 import { decodeControl, encodeControl, type ControlEntry, type RangeDrop } from '../../src/trusted/groups/state.js';
 import { CONTROL_APPLIED, CONTROL_REFUSED } from '../../src/trusted/records/record-state.js';
 import { recordId } from '../../src/trusted/records/record-keys.js';
-import { KEYS, settle } from '../records/harness.js';
-import { attempt, fingerprint, makeGroup, register, storeKeys, usersIn, type TestGroup } from './harness.js';
+import { KEYS, settle, wait } from '../records/harness.js';
+import { MemoryRecordStore } from '../../src/host/record-store/memory.js';
+import { MemberRecords } from '../../src/host/record-store/member-records.js';
+import type { PeerExport } from '../../src/host/record-store/store-writer.js';
+import { RecordState } from '../../src/trusted/records/record-state.js';
+import { GROUP_KEYS, attempt, fingerprint, makeGroup, register, storeKeys, usersIn, type TestGroup } from './harness.js';
 
 const HALF = 2 ** 31;
 /** The upper half of group 0's genesis range (of 2): a suffix, adjacent to group 1. */
@@ -182,6 +186,47 @@ describe('range transfer: the source drops the records it moved', () => {
     await tryApply(good);
     await tryApply(await (async () => ({ kind: 'done' as const, reply }))());
     expect(isBkvError(await g0.transfers.finish(reply).catch((e: unknown) => e), 'CONFLICT')).toBe(true);
+  });
+
+  it("a member's store follows the drop like a batch: a failed delete is retried, a store rolled back to before it is repaired", async () => {
+    const { g0, g1, staying } = await setup(20, 6);
+    // A second member of group 0, following the same log with its own store, repairing from the first.
+    const state = new RecordState({ id: 0, groups: 2, keys: GROUP_KEYS });
+    const store = new MemoryRecordStore();
+    const peerExports = async function* (): AsyncGenerator<PeerExport> {
+      const e = await g0.store.export(8);
+      yield { peer: 'member 1', meta: e.meta, pages: e.pages };
+    };
+    const events: string[] = [];
+    const records = new MemberRecords(store, state, { wait, peerExports, onEvent: (l) => events.push(l) });
+    g0.log.entries.forEach((entry, i) => {
+      const result = state.apply(i + 1, entry);
+      records.onOutput({ type: 'committed', index: i + 1, entry, result });
+    });
+    g0.log.members.push({ events, state, store, records } as never);
+    await settle(g0.log);
+    expect((await store.meta()).root).toEqual(g0.state.root);
+
+    const reply = await moveUpTo(g0, g1, MOVING);
+    await settle(g0.log);
+    const beforeDrop = store.snapshot();
+    store.failNextApply('after-nodes'); // the delete fails inside its transaction once
+    expect(await g0.transfers.finish(reply)).toBe('done');
+    await settle(g0.log);
+    expect(events.some((l) => l.includes('write failed'))).toBe(true);
+    expect(await store.meta()).toEqual({ index: g0.log.index, root: g0.state.root, count: staying.length });
+    expect(state.root).toEqual(g0.state.root);
+    expect(state.count).toBe(staying.length);
+
+    // The host puts back a copy from before the drop: the next batch finds the gap, and the store is
+    // repaired from the peer (whose copy has the drop).
+    store.rollbackTo(beforeDrop);
+    await g0.batcher.execute(attempt(staying[0]!));
+    await settle(g0.log);
+    expect(records.writer.stats.repairs).toBeGreaterThanOrEqual(1);
+    expect(await store.meta()).toEqual(await g0.store.meta());
+    expect(await store.listKeys(slotFirstId(MOVING.start), slotFirstId(MOVING.end), 10)).toEqual([]);
+    expect(records.status().state).toBe('in-step');
   });
 
   it('an old-format done entry (version 1, no drop) still decodes and applies: the range goes, the records stay', async () => {
