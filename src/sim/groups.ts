@@ -338,8 +338,6 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
 
   // ---- the host's transfer loop: one open transfer at a time, every step retried until it sticks
   let open: OpenTransfer | null = null;
-  /** Groups that refused a transfer (their stores may keep rows of a range they never owned). */
-  const refusedInto = new Set<number>();
   const oldMessages: Array<{ to: number; bytes: Uint8Array; kind: 'offer' | 'chunk' | 'reply' }> = [];
   const remember = (to: number, bytes: Uint8Array, kind: 'offer' | 'chunk' | 'reply'): void => {
     if (oldMessages.length < 32) oldMessages.push({ to, bytes, kind });
@@ -409,7 +407,6 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     if (last && last.seq === tr.seq) {
       const reply = dst.transfers.reply(tr.source);
       remember(tr.source, reply, 'reply');
-      if (!last.accepted) refusedInto.add(tr.dest);
       const r = await src.transfers.finish(reply);
       if (r === 'done') stats.transfersDone++;
       else stats.transfersAborted++;
@@ -419,7 +416,6 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
     // The destination is busy sending (a start that timed out and committed later): give up on this one.
     if (dg.outgoing) tr.cancel = true;
     if (tr.cancel && (dg.outgoing || rng.chance(0.3))) {
-      refusedInto.add(tr.dest); // its store may keep the chunks it got (dead rows of a range it never owned)
       await dst.transfers.refuse(tr.source, tr.seq, src.transfers.cancel());
       return;
     }
@@ -703,11 +699,11 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
         const content: StoreContent = new Map();
         const e = await m.nodes[g]!.store.export(64);
         for await (const page of e.pages) for (const r of page) content.set(hex(r.key), r.value);
-        // A group drops what it moved out (TransferDone): its store keeps nothing outside its range,
-        // unless it refused a transfer it had received chunks of (those rows are not dropped yet).
+        // A group drops what it moved out (TransferDone) and what the chunks of a transfer it refused
+        // brought (TransferRefuse): its store keeps nothing outside its range.
         const outside = [...content.keys()].filter((k) => !containsId(served, unhexPrefix(k))).length;
-        if (outside > 0 && !refusedInto.has(g)) fail(`member ${m.id}'s store of group ${g} keeps ${outside} records outside the range the group serves`);
-        if (!refusedInto.has(g) && content.size !== finals[g]!.count) fail(`member ${m.id}'s store of group ${g} holds ${content.size} records, the group's state counts ${finals[g]!.count}`);
+        if (outside > 0) fail(`member ${m.id}'s store of group ${g} keeps ${outside} records outside the range the group serves`);
+        if (content.size !== finals[g]!.count) fail(`member ${m.id}'s store of group ${g} holds ${content.size} records, the group's state counts ${finals[g]!.count}`);
         stores.push({ who: `member ${m.id} group ${g}`, content, owns: (k) => containsId(served, unhexPrefix(k)) });
       }
     }

@@ -127,6 +127,33 @@ describe('range transfer: the source drops the records it moved', () => {
     expect(g0.state.count).toBe(users.length);
   });
 
+  it('a destination that refuses after chunks drops them: its tree, count and store are as before the transfer', async () => {
+    const { g0, g1, moving } = await setup(25, 4);
+    const rootBefore = g1.state.root;
+    const countBefore = g1.state.count;
+    const rowsBefore = (await records(g1)).length;
+    const offer = await g0.transfers.start(MOVING, 1);
+    await g1.transfers.prepare(offer);
+    await settle(g0.log);
+    const keys = await storeKeys(g0, MOVING);
+    for (let i = 0; i * 5 < keys.length - 5; i++) await g1.transfers.receive(await g0.transfers.chunk(i, keys.slice(i * 5, i * 5 + 5)));
+    await settle(g1.log);
+    expect(g1.state.count).toBeGreaterThan(countBefore);
+    const reply = await g1.transfers.refuse(0, 1, g0.transfers.cancel());
+    await settle(g1.log);
+    expect(g1.state.root).toEqual(rootBefore);
+    expect(g1.state.count).toBe(countBefore);
+    expect((await g1.store.meta()).root).toEqual(rootBefore);
+    expect((await records(g1)).length).toBe(rowsBefore);
+    expect(g1.state.group!.incoming).toBeNull();
+    // The source takes the range back with its records (it never dropped them).
+    expect(await g0.transfers.finish(reply)).toBe('aborted');
+    expect((await g0.batcher.execute(attempt(moving[3]!))).kind).toBe('attempt');
+    // A refusal of a transfer never prepared carries no drop (version 1), and a drop for it is refused.
+    const never = g1.state.apply(g1.log.index + 1, encodeControl({ kind: 'refuse', source: 0, seq: 7, drop: { blocks: [], witnesses: [] } }));
+    expect(never[0]).toBe(CONTROL_REFUSED);
+  });
+
   it('the done entry carries the block proofs, the counts and a witness where a subtree becomes a single side', async () => {
     const { g0, g1, moving } = await setup();
     const reply = await moveUpTo(g0, g1, MOVING);

@@ -17,7 +17,7 @@ import {
 
 export const CONTROL_TAG = 0x47;
 export const CONTROL_VERSION = 1;
-/** Version 2: kind 5 (done) with the deletion of the moved range's records (docs/formats/groups.md). */
+/** Version 2: kinds 4 (refuse) and 5 (done) with the deletion of the range's records (docs/formats/groups.md). */
 export const CONTROL_VERSION_DROP = 2;
 const MAX_HINTS = 64;
 /** Most witness proofs in a done entry (a handful are needed: see TransferCoordinator.finish). */
@@ -32,7 +32,7 @@ export type ControlEntry =
   | { kind: 'out'; seq: number; range: KeyRange; dest: number; proofs: Uint8Array[] }
   | { kind: 'prepare'; offer: Uint8Array }
   | { kind: 'accept'; source: number; seq: number; proofs: Uint8Array[] }
-  | { kind: 'refuse'; source: number; seq: number }
+  | { kind: 'refuse'; source: number; seq: number; drop?: RangeDrop }
   | { kind: 'done'; reply: Uint8Array; drop?: RangeDrop }
   | { kind: 'abort'; reply: Uint8Array };
 
@@ -68,10 +68,12 @@ export function isControlEntry(bytes: Uint8Array): boolean {
 }
 
 export function encodeControl(e: ControlEntry): Uint8Array {
-  const drop = e.kind === 'done' ? e.drop : undefined;
+  const drop = e.kind === 'done' || e.kind === 'refuse' ? e.drop : undefined;
   const w = new Writer(256).u8(CONTROL_TAG).u8(drop ? CONTROL_VERSION_DROP : CONTROL_VERSION).u8(KIND[e.kind]);
   if (drop) {
-    w.bytes((e as { reply: Uint8Array }).reply).u8(drop.blocks.length);
+    if (e.kind === 'refuse') w.u8(e.source).u64(e.seq);
+    else w.bytes((e as { reply: Uint8Array }).reply);
+    w.u8(drop.blocks.length);
     for (const b of drop.blocks) w.bytes(b.proof).u64(b.count);
     w.u32(drop.witnesses.length);
     for (const x of drop.witnesses) w.raw(x.key).bytes(x.proof);
@@ -97,14 +99,16 @@ export function decodeControl(bytes: Uint8Array): ControlEntry {
   const k = r.u8();
   const proofs = (): Uint8Array[] => Array.from({ length: r.u8() }, () => r.bytes(MAX_PROOF));
   if (v === CONTROL_VERSION_DROP) {
-    if (k !== KIND.done) throw new BkvError('MALFORMED', `group control entry version ${v} is only for kind ${KIND.done}`);
-    const reply = r.bytes(1 << 16);
+    if (k !== KIND.done && k !== KIND.refuse) throw new BkvError('MALFORMED', `group control entry version ${v} is only for kinds ${KIND.refuse} and ${KIND.done}`);
+    const reply = k === KIND.done ? r.bytes(1 << 16) : null;
+    const head = reply ? null : { source: r.u8(), seq: r.u64() };
     const blocks = Array.from({ length: r.u8() }, () => ({ proof: r.bytes(MAX_PROOF), count: r.u64() }));
     const n = r.u32();
-    if (n > MAX_WITNESSES) throw new BkvError('MALFORMED', `a done entry carries at most ${MAX_WITNESSES} witness proofs`);
+    if (n > MAX_WITNESSES) throw new BkvError('MALFORMED', `a drop carries at most ${MAX_WITNESSES} witness proofs`);
     const witnesses = Array.from({ length: n }, () => ({ key: r.raw(32), proof: r.bytes(MAX_PROOF) }));
     r.end();
-    return { kind: 'done', reply, drop: { blocks, witnesses } };
+    const drop = { blocks, witnesses };
+    return reply ? { kind: 'done', reply, drop } : { kind: 'refuse', source: head!.source, seq: head!.seq, drop };
   }
   let e: ControlEntry;
   if (k === KIND.out) e = { kind: 'out', seq: r.u64(), range: readRange(r), dest: r.u8(), proofs: proofs() };
@@ -131,14 +135,20 @@ function refusedDrop(message: string): BkvError {
 }
 
 /**
- * The record root and count once the records of a moved range are dropped, from the drop's proofs
- * against `root` (the root at this index). The block proofs must give the range digest of the
- * TransferOut (the range is frozen: the same records are there), the counts must fit what each
+ * The record root and count once the records of `range` are dropped, from the drop's proofs
+ * against `root` (the root at this index). For a done (`digest` given) the block proofs must give
+ * the range digest of the TransferOut (the range is frozen: the same records are there); a refusal
+ * drops whatever chunks put in the incoming range (the group never owned it). The counts must fit what each
  * proof shows (0 for an empty block, 1 for one record, 2 or more for an internal node; at most
  * `count` in all), and the proofs must show every node the deletion needs. Otherwise CONFLICT
  * (`refused-at-apply`: the root moved since the leader read them, or the entry is bad).
  */
-function dropRange(out: Outgoing, drop: RangeDrop, root: Uint8Array, count: number): { root: Uint8Array; removed: number } {
+function dropRange(
+  out: { seq: number; range: KeyRange; digest: Uint8Array | null },
+  drop: RangeDrop,
+  root: Uint8Array,
+  count: number,
+): { root: Uint8Array; removed: number } {
   const blocks = alignedBlocks(out.range);
   if (drop.blocks.length !== blocks.length) throw refusedDrop(`a drop of transfer ${out.seq} needs ${blocks.length} block proofs, got ${drop.blocks.length}`);
   let digest: Uint8Array;
@@ -147,7 +157,7 @@ function dropRange(out: Outgoing, drop: RangeDrop, root: Uint8Array, count: numb
   } catch {
     throw refusedDrop(`the block proofs of transfer ${out.seq} do not match the record root`);
   }
-  if (!equalBytes(digest, out.digest)) throw refusedDrop(`the records of transfer ${out.seq} differ from those it moved`);
+  if (out.digest && !equalBytes(digest, out.digest)) throw refusedDrop(`the records of transfer ${out.seq} differ from those it moved`);
   let removed = 0;
   blocks.forEach((b, i) => {
     const n = drop.blocks[i]!.count;
@@ -260,10 +270,14 @@ export class GroupState {
         const inc = this.incoming;
         const open = inc !== null && inc.source === entry.source && inc.seq === entry.seq;
         if (!open) this.checkNew(entry.source, entry.seq);
-        return () => {
+        // Version 2: the records the chunks put into the incoming range leave the tree (only an open transfer has any).
+        if (entry.drop && !open) throw wrongPhase(`group ${this.id} has no incoming transfer ${entry.source}/${entry.seq} to drop`);
+        const change: PlannedChange = () => {
           this.lastFrom.set(entry.source, open ? { seq: entry.seq, accepted: false, range: inc.range, digest: inc.digest } : { seq: entry.seq, accepted: false, range: EMPTY_RANGE, digest: new Uint8Array(32) });
           if (open) this.incoming = null;
         };
+        if (entry.drop && inc) change.records = { ...dropRange({ seq: inc.seq, range: inc.range, digest: null }, entry.drop, root, count), range: inc.range };
+        return change;
       }
       case 'done':
       case 'abort': {

@@ -324,12 +324,28 @@ export class TransferCoordinator {
       const m = this.group.open(cancel);
       if (m.phase !== 'cancel' || m.source !== source || m.seq !== seq) throw wrongPhase('not the cancel of this transfer');
     }
-    const last = this.group.lastFrom.get(source);
+    const g = this.group;
+    const last = g.lastFrom.get(source);
     if (last && last.seq === seq) return this.reply(source); // already decided: answer with the decision
-    const entry: ControlEntry = { kind: 'refuse', source, seq };
-    this.group.plan(entry, this.state.root);
-    await this.commit(entry);
-    return this.reply(source);
+    const inc = g.incoming;
+    if (!inc || inc.source !== source || inc.seq !== seq) {
+      const entry: ControlEntry = { kind: 'refuse', source, seq };
+      g.plan(entry, this.state.root);
+      await this.commit(entry);
+      return this.reply(source);
+    }
+    // An open transfer: the records its chunks brought leave the tree with the refusal (as a done drops them at the source).
+    for (let attempt = 0; ; attempt++) {
+      g.plan({ kind: 'refuse', source, seq }, this.state.root);
+      try {
+        const entry: ControlEntry = { kind: 'refuse', source, seq, drop: await this.drop(inc.range) };
+        g.plan(entry, this.state.root, this.state.count);
+        await this.commit(entry);
+        return this.reply(source);
+      } catch (e) {
+        if (attempt >= RETRIES || g.incoming !== inc || !isBkvError(e, 'CONFLICT')) throw e;
+      }
+    }
   }
 
   /** The committed outcome of the last transfer from `source`, as a reply message (resendable). */
