@@ -59,7 +59,7 @@ async function setup(nMoving = 40, nStaying = 12) {
 
 /** The done entry the source's leader would propose now (the coordinator's own reads). */
 async function doneEntry(g: TestGroup, reply: Uint8Array): Promise<Extract<ControlEntry, { kind: 'done' }> & { drop: RangeDrop }> {
-  const drop = await (g.transfers as unknown as { drop(r: KeyRange): Promise<RangeDrop> }).drop(g.state.group!.outgoing!.range);
+  const drop = await (g.transfers as unknown as { drop(r: KeyRange, frozen: boolean): Promise<RangeDrop> }).drop(g.state.group!.outgoing!.range, true);
   return { kind: 'done', reply, drop };
 }
 
@@ -152,6 +152,27 @@ describe('range transfer: the source drops the records it moved', () => {
     // A refusal of a transfer never prepared carries no drop (version 1), and a drop for it is refused.
     const never = g1.state.apply(g1.log.index + 1, encodeControl({ kind: 'refuse', source: 0, seq: 7, drop: { blocks: [], witnesses: [] } }));
     expect(never[0]).toBe(CONTROL_REFUSED);
+  });
+
+  it('counts a block over many pages, and a store that lists fewer ids than it holds is caught before anything is proposed', async () => {
+    const { g0, g1, moving, staying } = await setup(300, 3);
+    const reply = await moveUpTo(g0, g1, MOVING);
+    // The host's listing leaves one id out: the counted records do not make the block's subtree.
+    const reader = g0.records.reader as { listKeys: (f: Uint8Array, t: Uint8Array | null, l: number) => Promise<Uint8Array[]> };
+    const honest = reader.listKeys;
+    reader.listKeys = async (f, t, l) => (await honest(f, t, l)).filter((k) => !containsId(MOVING, k) || k[31] !== recordId(KEYS, moving[7]!)[31]);
+    const index = g0.log.index;
+    const err = await g0.transfers.finish(reply).catch((e: unknown) => e);
+    expect(isBkvError(err, 'UNAVAILABLE')).toBe(true);
+    expect(g0.log.index).toBe(index);
+    expect(g0.state.group!.outgoing).not.toBeNull();
+    // Repaired (here: the listing is honest again, and the store's health is reset by a clean report).
+    reader.listKeys = honest;
+    g0.state.storeApplied(g0.state.lastBatchIndex, (await g0.store.meta()).root);
+    expect(await g0.transfers.finish(reply)).toBe('done');
+    await settle(g0.log);
+    expect(g0.state.count).toBe(staying.length);
+    expect((await g0.store.meta()).count).toBe(staying.length);
   });
 
   it('the done entry carries the block proofs, the counts and a witness where a subtree becomes a single side', async () => {

@@ -140,7 +140,7 @@ export class TransferCoordinator {
       g.plan({ kind: 'done', reply }, this.state.root); // the reply's checks (typed) before reading the store
       const out = g.outgoing as NonNullable<GroupState['outgoing']>;
       try {
-        const entry: ControlEntry = { kind: 'done', reply, drop: await this.drop(out.range) };
+        const entry: ControlEntry = { kind: 'done', reply, drop: await this.drop(out.range, true) };
         g.plan(entry, this.state.root, this.state.count);
         await this.commit(entry);
         return 'done';
@@ -159,7 +159,7 @@ export class TransferCoordinator {
    * exact, and a store that leaves records out is caught); and a witness proof for each node the
    * deletion must tell from a leaf (asked for by the deletion itself; a few at most).
    */
-  private async drop(range: KeyRange): Promise<RangeDrop> {
+  private async drop(range: KeyRange, frozen: boolean): Promise<RangeDrop> {
     await this.inStep();
     const blocks = alignedBlocks(range);
     const keys = blocks.map((b) => slotFirstId(b.slot));
@@ -170,7 +170,7 @@ export class TransferCoordinator {
       const b = blocks[i]!;
       const proof = first.proofs[i]!;
       const shape = blockShape(root, keys[i]!, b.depth, proof);
-      const count = shape === 'empty' ? 0 : shape === 'leaf' ? 1 : await this.countBlock(b, blockRoot(root, keys[i]!, b.depth, proof));
+      const count = shape === 'empty' ? 0 : shape === 'leaf' ? 1 : await this.countBlock(b, blockRoot(root, keys[i]!, b.depth, proof), frozen ? { after: first.index } : { root });
       out.blocks.push({ proof, count });
     }
     const keyed = keys.map((key, i) => ({ key, proof: first.proofs[i]! }));
@@ -187,7 +187,7 @@ export class TransferCoordinator {
         want = hexToBytes(key);
       }
       if (out.witnesses.some((w) => equalBytes(w.key, want))) throw this.storeFailed('the store proved a node the range deletion still cannot read');
-      const w = await this.provenRead([want], root);
+      const w = await this.provenRead([want], { root });
       out.witnesses.push({ key: want, proof: w.proofs[0]! });
     }
   }
@@ -196,10 +196,14 @@ export class TransferCoordinator {
    * Reads `keys` with proofs from this member's store and checks them against the root of the
    * committed batch the store says it is at (`at`: that root must be this one), returning the root.
    */
-  private async provenRead(keys: Uint8Array[], at?: Uint8Array): Promise<{ root: Uint8Array; proofs: Uint8Array[]; values: Array<Uint8Array | null>; hashes: Array<Uint8Array | null> }> {
+  private async provenRead(
+    keys: Uint8Array[],
+    at?: { root: Uint8Array } | { after: number },
+  ): Promise<{ index: number; root: Uint8Array; proofs: Uint8Array[]; values: Array<Uint8Array | null>; hashes: Array<Uint8Array | null> }> {
     const res = await this.reader.read(keys);
     const p = this.state.pointAt(res.meta.index);
-    if (!p || !equalBytes(p.root, res.meta.root) || (at && !equalBytes(at, p.root))) {
+    const fits = !at || ('root' in at ? equalBytes(at.root, res.meta.root) : res.meta.index >= at.after);
+    if (!p || !equalBytes(p.root, res.meta.root) || !fits) {
       throw new BkvError('CONFLICT', "this member's store moved while the range was read; try again", { reason: 'refused-at-apply' });
     }
     const proofs: Uint8Array[] = [];
@@ -218,18 +222,22 @@ export class TransferCoordinator {
         throw this.storeFailed('the store did not prove a record of the range against its committed root');
       }
     }
-    return { root: p.root, proofs, values, hashes };
+    return { index: p.index, root: p.root, proofs, values, hashes };
   }
 
-  /** The number of records in block `b`, listed from the store and checked against the block's subtree `expected`. */
-  private async countBlock(b: { slot: number; depth: number }, expected: Uint8Array): Promise<number> {
+  /**
+   * The number of records in block `b`, listed from the store and checked against the block's
+   * subtree `expected`. Every page is read against `at`: the same root as the block's proof, or,
+   * for a frozen range (the source's, since its TransferOut), any committed root from the first
+   * read on (the range holds the same records in all of them).
+   */
+  private async countBlock(b: { slot: number; depth: number }, expected: Uint8Array, at: { root: Uint8Array } | { after: number }): Promise<number> {
     const list = this.reader.listKeys?.bind(this.reader);
     if (!list) throw new BkvError('USAGE', "this member's record reader cannot list a range");
     const endSlot = b.slot + 2 ** (SLOT_BITS - b.depth);
     const to = endSlot >= SLOTS ? null : slotFirstId(endSlot);
     const builder = new RootBuilder();
     let from: Uint8Array | null = slotFirstId(b.slot);
-    let root: Uint8Array | undefined;
     while (from) {
       const ids = await list(from, to, LIST_PAGE);
       for (let i = 0; i < ids.length; i++) {
@@ -239,9 +247,7 @@ export class TransferCoordinator {
         }
       }
       if (ids.length) {
-        // Every page against the same committed root (the range is frozen, but the rest moves on).
-        const r = await this.provenRead(ids, root);
-        root = r.root;
+        const r = await this.provenRead(ids, at);
         ids.forEach((id, i) => {
           const vh = r.hashes[i];
           if (vh) builder.add(id, vh);
@@ -338,7 +344,7 @@ export class TransferCoordinator {
     for (let attempt = 0; ; attempt++) {
       g.plan({ kind: 'refuse', source, seq }, this.state.root);
       try {
-        const entry: ControlEntry = { kind: 'refuse', source, seq, drop: await this.drop(inc.range) };
+        const entry: ControlEntry = { kind: 'refuse', source, seq, drop: await this.drop(inc.range, false) };
         g.plan(entry, this.state.root, this.state.count);
         await this.commit(entry);
         return this.reply(source);
