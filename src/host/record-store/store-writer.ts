@@ -155,8 +155,13 @@ export class StoreWriter {
   /** The core installed a snapshot from the leader: the store will have a gap unless it is at that batch. */
   restored(): void {
     void this.pump();
-    if (this.meta.index !== this.core.lastBatchIndex && this.queue.length === 0) {
+    if (this.queue.length > 0) return;
+    if (this.meta.index !== this.core.lastBatchIndex) {
       this.needRepair(`a snapshot at batch ${this.core.lastBatchIndex} was installed; the store is at batch ${this.meta.index}`);
+    } else if (!this.repairing) {
+      // The store is already at the snapshot's batch: tell the core (a restore forgets what the
+      // store holds), or a group that gets no further batch would wait for its store forever.
+      this.report(this.core.storeApplied(this.meta.index, this.meta.root));
     }
   }
 
