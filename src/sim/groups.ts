@@ -699,6 +699,11 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
         const content: StoreContent = new Map();
         const e = await m.nodes[g]!.store.export(64);
         for await (const page of e.pages) for (const r of page) content.set(hex(r.key), r.value);
+        // A group drops what it moved out (TransferDone) and what the chunks of a transfer it refused
+        // brought (TransferRefuse): its store keeps nothing outside its range.
+        const outside = [...content.keys()].filter((k) => !containsId(served, unhexPrefix(k))).length;
+        if (outside > 0) fail(`member ${m.id}'s store of group ${g} keeps ${outside} records outside the range the group serves`);
+        if (content.size !== finals[g]!.count) fail(`member ${m.id}'s store of group ${g} holds ${content.size} records, the group's state counts ${finals[g]!.count}`);
         stores.push({ who: `member ${m.id} group ${g}`, content, owns: (k) => containsId(served, unhexPrefix(k)) });
       }
     }

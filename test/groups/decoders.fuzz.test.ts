@@ -18,6 +18,17 @@ function onlyTypedErrors(fn: () => unknown): void {
 const hostile = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
   fc.tuple(fc.constantFrom(0x47, 0x54), fc.integer({ min: 1, max: 7 }), fc.uint8Array({ maxLength: 400 })).map(([t, k, b]) => new Uint8Array([t, 1, k, ...b])),
+  // Version 2 done entries (with a drop): a reply and block proofs of random bytes behind them.
+  fc.tuple(fc.integer({ min: 4, max: 6 }), fc.uint8Array({ maxLength: 400 })).map(([k, b]) => new Uint8Array([0x47, 2, k, ...b])),
+  fc.tuple(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 3 }), fc.uint8Array({ maxLength: 300 })).map(([reply, n, rest]) => {
+    const x = new Uint8Array(3 + 4 + reply.length + 1 + rest.length);
+    x.set([0x47, 2, 5], 0);
+    new DataView(x.buffer).setUint32(3, reply.length);
+    x.set(reply, 7);
+    x[7 + reply.length] = n;
+    x.set(rest, 8 + reply.length);
+    return x;
+  }),
   fc.tuple(fc.integer({ min: 0, max: 3 }), fc.uint8Array({ minLength: 57, maxLength: 400 })).map(([g, b]) => {
     const x = new Uint8Array([0x53, 2, ...b]);
     x.fill(0, 2, 10); // applied index 0 ≥ batch index (also 0) would need bytes 10..17 zero too

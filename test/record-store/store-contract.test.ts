@@ -14,12 +14,13 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
   MemoryRecordStore,
+  encodeChild,
   nodeId,
   openRecordStore,
   type RecordStore,
   type StoredRecord,
 } from '../../src/host/record-store/index.js';
-import { RootBuilder, applyUpdates, compareKeys, keyBit, valueHash, verifyRecord } from '../../src/shared/record-tree/index.js';
+import { RootBuilder, applyUpdates, compareKeys, keyBit, valueHash, verifyRecord, type TreeChild } from '../../src/shared/record-tree/index.js';
 import { isBkvError } from '../../src/shared/errors.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
@@ -91,6 +92,8 @@ interface Ctx {
   failNextApply(): Promise<void>;
   clearFailure(): Promise<void>;
   hostile: Hostile;
+  /** Every stored node row (id and both children, hex), sorted: to compare stores node for node. */
+  nodeRows(): Promise<string[]>;
   dispose(): Promise<void>;
 }
 
@@ -120,6 +123,10 @@ const memoryEngine: Engine = {
       },
       failNextApply: async () => store.failNextApply('after-nodes'),
       clearFailure: async () => undefined,
+      nodeRows: async () =>
+        [...(store.snapshot().state.nodes as Map<string, { left: TreeChild; right: TreeChild }>)]
+          .map(([id, n]) => `${id}/${hex(encodeChild(n.left))}/${hex(encodeChild(n.right))}`)
+          .sort(),
       hostile: {
         swapValues: async (a, b) => store.swapValues(a, b),
         deleteRow: async (a) => store.deleteRow(a),
@@ -163,6 +170,8 @@ const sqliteEngine: Engine = {
       failNextApply: async () =>
         edit((db) => void db.exec("CREATE TRIGGER fail_apply BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'injected failure'); END;")),
       clearFailure: async () => edit((db) => void db.exec('DROP TRIGGER IF EXISTS fail_apply')),
+      nodeRows: async () =>
+        edit((db) => (db.prepare('SELECT id, l, r FROM nodes').all() as { id: Buffer; l: Buffer; r: Buffer }[]).map((r) => `${hex(r.id)}/${hex(r.l)}/${hex(r.r)}`).sort()),
       hostile: {
         swapValues: async (a, b) =>
           edit((db) => {
@@ -230,6 +239,8 @@ const postgresEngine: Engine = {
       clearFailure: async () => {
         await q(`DROP TRIGGER IF EXISTS fail_apply ON ${schema}.meta`);
       },
+      nodeRows: async () =>
+        ((await q(`SELECT id, l, r FROM ${schema}.nodes`)).rows as { id: Buffer; l: Buffer; r: Buffer }[]).map((r) => `${hex(r.id)}/${hex(r.l)}/${hex(r.r)}`).sort(),
       hostile: {
         swapValues: async (a, b) => {
           await q(
@@ -509,6 +520,77 @@ describe.each([memoryEngine, sqliteEngine, postgresEngine])('record store contra
     await expectCode(ctx.store.listKeys(zero, new Uint8Array(33), 1), 'USAGE');
     await expectCode(ctx.store.listKeys(zero, null, 0), 'USAGE');
     await expectCode(ctx.store.listKeys(zero, null, 1.5), 'USAGE');
+  });
+
+  it('deleteRange: records and their nodes go, the tree stays compacted, node for node a fresh store of the rest', async () => {
+    const key = (...b: number[]): Uint8Array => {
+      const x = new Uint8Array(32);
+      x.set(b);
+      return x;
+    };
+    // Random keys and clustered ones (leaves that move up, single-child chains), values of every record.
+    const clustered = [key(0x40), key(0x40, 1), key(0x40, 1, 0, 1), key(0x7f, 0xff), key(0x80), key(0x80, 0, 0, 0, 1), key(0xbf)];
+    const recs = [...first, ...Array.from({ length: 60 }, (_, i) => ({ key: k(300 + i), value: val(300 + i) })), ...clustered.map((key, i) => ({ key, value: val(900 + i) }))];
+    let index = 0;
+    let live = new Map(recs.map((r) => [hex(r.key), r]));
+    await ctx.store.apply(++index, recs);
+    const cases: [Uint8Array, Uint8Array | null][] = [
+      [key(0x40, 1), key(0x40, 2)], // two records of a chain: the third's leaf moves up
+      [key(0x7f), key(0x80, 0, 0, 0, 1)], // across a half boundary
+      [key(0xc0), null], // a suffix
+      [key(0x10, 0x20), key(0x10, 0x20)], // empty
+      [key(0x00), key(0x33, 0x44, 0x55)], // a prefix, not aligned
+    ];
+    for (const [from, to] of cases) {
+      const inRange = (x: Uint8Array) => compareKeys(x, from) >= 0 && (to === null || compareKeys(x, to) < 0);
+      const gone = [...live.values()].filter((r) => inRange(r.key));
+      live = new Map([...live].filter(([, r]) => !inRange(r.key)));
+      const m = await ctx.store.deleteRange(++index, from, to);
+      const rest = [...live.values()];
+      expect(m).toEqual({ index, root: rootOf(rest), count: rest.length });
+      expect(await ctx.store.meta()).toEqual(m);
+      expect(await ctx.store.listKeys(from, to, 1000)).toEqual([]);
+      // Reads: every deleted id proves absent, every other record proves present, against the new root.
+      const failed = await coreCheck(ctx.store, m.root, honestOf(rest), [...gone.map((r) => r.key), ...rest.map((r) => r.key)]);
+      expect([...failed]).toEqual([]);
+      // Node for node what a fresh store of the remaining records holds (no row left behind).
+      const fresh = await engine.create();
+      try {
+        await fresh.store.replace({ index, root: m.root }, pagesOf(rest.sort((a, b) => compareKeys(a.key, b.key)), 50));
+        expect(await ctx.nodeRows()).toEqual(await fresh.nodeRows());
+      } finally {
+        await fresh.dispose();
+      }
+    }
+    // Records written into a deleted range again: the tree grows back as usual.
+    const back = [{ key: key(0x40, 1, 7), value: val(1, 1) }, { key: key(0xc1), value: val(2, 1) }];
+    const m = await ctx.store.apply(++index, back);
+    for (const r of back) live.set(hex(r.key), r);
+    expect(m.root).toEqual(rootOf([...live.values()]));
+    expect(m.count).toBe(live.size);
+    // CONFLICT at an old index, and nothing changes; malformed bounds are USAGE.
+    await expectCode(ctx.store.deleteRange(index, key(0), null), 'CONFLICT');
+    await expectCode(ctx.store.deleteRange(index + 1, new Uint8Array(31), null), 'USAGE');
+    expect(await ctx.store.meta()).toEqual(m);
+    // A deletion that fails inside its transaction changes nothing (records, nodes, meta).
+    const rowsBefore = await ctx.nodeRows();
+    const keysBefore = await ctx.store.listKeys(key(0), null, 1000);
+    await ctx.failNextApply();
+    let failed = false;
+    try {
+      await ctx.store.deleteRange(index + 1, key(0x40), key(0x80));
+    } catch (e) {
+      failed = isBkvError(e);
+    }
+    expect(failed).toBe(true);
+    await ctx.clearFailure();
+    expect(await ctx.store.meta()).toEqual(m);
+    expect(await ctx.nodeRows()).toEqual(rowsBefore);
+    expect(await ctx.store.listKeys(key(0), null, 1000)).toEqual(keysBefore);
+    // Everything.
+    const all = await ctx.store.deleteRange(++index, key(0), null);
+    expect(all).toEqual({ index, root: new Uint8Array(32), count: 0 });
+    expect(await ctx.nodeRows()).toEqual([]);
   });
 
   it('export and replace: a round trip into another store, from one snapshot', async () => {

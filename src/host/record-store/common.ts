@@ -10,7 +10,9 @@ import {
   type NodeReader,
   type TreeChild,
   type TreeNode,
+  type KeyBlock,
   encodeProof,
+  lastKeyOf,
   prove,
   bytesEqual,
 } from '../../shared/record-tree/index.js';
@@ -60,6 +62,20 @@ export function decodeChild(b: Uint8Array): TreeChild {
   if (b.length === KEY_SIZE + HASH_SIZE) return { kind: 'leaf', key: b.subarray(0, KEY_SIZE), valueHash: b.subarray(KEY_SIZE) };
   // A hostile or damaged database: report it as a node the core will not be able to verify.
   throw new BkvError('VERIFICATION_FAILED', `record store: a stored tree child has ${b.length} bytes`);
+}
+
+/**
+ * The node-id interval [lo, hi] of every internal node at or below an aligned block: the block's
+ * first key ‖ 0 up to its last key ‖ (255 − depth) (ids are last key ‖ 255 − depth; the block's
+ * ancestors that end on the same last key have larger last bytes).
+ */
+export function blockNodeIds(b: KeyBlock): { lo: Uint8Array; hi: Uint8Array } {
+  const lo = new Uint8Array(NODE_ID_SIZE);
+  lo.set(b.key, 0);
+  const hi = new Uint8Array(NODE_ID_SIZE);
+  hi.set(lastKeyOf(b), 0);
+  hi[KEY_SIZE] = 255 - b.depth;
+  return { lo, hi };
 }
 
 /** Adapts a lookup of stored rows (l, r) by node id to the tree's reader. */

@@ -47,7 +47,10 @@ export class MemberRecords {
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       ...(opts.group ? { group: opts.group } : {}),
     });
-    this.reader = { read: (keys): Promise<ProvenReads> => store.read(keys) };
+    this.reader = {
+      read: (keys): Promise<ProvenReads> => store.read(keys),
+      listKeys: (from, to, limit) => store.listKeys(from, to, limit),
+    };
     state.onStoreCorrupt = (reason) => this.writer.corrupt(reason);
     state.onStoreWanted = () => this.writer.flush();
   }

@@ -8,10 +8,15 @@ import {
   EMPTY_CHILD,
   RootBuilder,
   TreeUpdater,
+  alignedKeyBlocks,
   childHash,
   compareKeys,
+  deleteBlocks,
   emptyHash,
+  keyBit,
   positionId,
+  type KeyBlock,
+  type NodeReader,
   valueHash,
   type TreeChild,
   type TreeNode,
@@ -50,6 +55,31 @@ function fresh(): State {
 function copyState(s: State): State {
   // Stored objects are never mutated in place (updates replace them), so a shallow copy is a snapshot.
   return { records: new Map(s.records), nodes: new Map(s.nodes), meta: copyMeta(s.meta), rootChild: s.rootChild };
+}
+
+/** Adds the position ids of every internal node at or below block `b` (read from the tree). */
+function subtreeNodes(root: TreeChild, read: NodeReader, b: KeyBlock, out: string[]): void {
+  let c = root;
+  for (let d = 0; d < b.depth; d++) {
+    if (c.kind !== 'node') return;
+    const n = read(d, b.key);
+    if (!n) return;
+    c = keyBit(b.key, d) === 0 ? n.left : n.right;
+  }
+  if (c.kind !== 'node') return;
+  const stack: Array<{ depth: number; key: Uint8Array }> = [{ depth: b.depth, key: b.key }];
+  while (stack.length) {
+    const { depth, key } = stack.pop()!;
+    const n = read(depth, key);
+    if (!n) continue;
+    out.push(positionId(depth, key));
+    if (n.left.kind === 'node') stack.push({ depth: depth + 1, key });
+    if (n.right.kind === 'node') {
+      const k = key.slice();
+      k[depth >> 3]! |= 0x80 >> (depth & 7);
+      stack.push({ depth: depth + 1, key: k });
+    }
+  }
 }
 
 export class MemoryRecordStore implements RecordStore {
@@ -127,13 +157,44 @@ export class MemoryRecordStore implements RecordStore {
     return copyMeta(s.meta);
   }
 
+  async deleteRange(index: number, from: Uint8Array, to: Uint8Array | null): Promise<StoreMeta> {
+    this.live();
+    checkIndex(index);
+    checkRange(from, to, 1);
+    const s = this.s;
+    if (index <= s.meta.index) throw conflict(index, s.meta.index);
+    // Computed and staged first; the store changes only in the synchronous commit below.
+    const blocks = alignedKeyBlocks(from, to);
+    const read = this.read0(s);
+    const r = deleteBlocks(s.rootChild, read, blocks);
+    const goneNodes: string[] = [];
+    for (const b of blocks) subtreeNodes(s.rootChild, read, b, goneNodes);
+    for (const x of r.removed) goneNodes.push(positionId(x.depth, x.key));
+    const goneRecords = this.rangeKeys(from, to, Number.MAX_SAFE_INTEGER);
+    if (this.failNext) {
+      this.failNext = null;
+      throw new BkvError('IO', 'memory record store: injected failure in a range deletion');
+    }
+    for (const h of goneRecords) s.records.delete(h);
+    for (const id of goneNodes) s.nodes.delete(id);
+    for (const c of r.changed) s.nodes.set(positionId(c.depth, c.key), c.node);
+    s.meta = { index, root: r.rootHash, count: s.meta.count - goneRecords.length };
+    s.rootChild = r.root;
+    this.dirtyKeys = true;
+    return copyMeta(s.meta);
+  }
+
   async listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]> {
     this.live();
     checkRange(from, to, limit);
+    return this.rangeKeys(from, to, limit).map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+  }
+
+  /** The stored ids (hex) in [from, to), at most `limit`, by binary search of the sorted ids. */
+  private rangeKeys(from: Uint8Array, to: Uint8Array | null, limit: number): string[] {
     const keys = this.sortedKeys();
     const lo = hexOf(from);
     const hi = to === null ? null : hexOf(to);
-    // The first key >= from, by binary search.
     let a = 0;
     let b = keys.length;
     while (a < b) {
@@ -141,11 +202,11 @@ export class MemoryRecordStore implements RecordStore {
       if (keys[m]! < lo) a = m + 1;
       else b = m;
     }
-    const out: Uint8Array[] = [];
+    const out: string[] = [];
     for (let i = a; i < keys.length && out.length < limit; i++) {
       const h = keys[i]!;
       if (hi !== null && h >= hi) break;
-      out.push(Uint8Array.from(Buffer.from(h, 'hex')));
+      out.push(h);
     }
     return out;
   }

@@ -10,13 +10,17 @@ import { BkvError, isBkvError } from '../../shared/errors.js';
 import {
   RootBuilder,
   TreeUpdater,
+  alignedKeyBlocks,
   childHash,
+  deleteBlocks,
+  lastKeyOf,
   emptyHash,
   valueHash,
   type NodeReader,
   type TreeChild,
 } from '../../shared/record-tree/index.js';
 import {
+  blockNodeIds,
   checkIndex,
   checkKeys,
   checkPageSize,
@@ -305,6 +309,88 @@ export class PostgresRecordStore implements RecordStore {
         throw e;
       }
     }, 'apply');
+  }
+
+  async deleteRange(index: number, from: Uint8Array, to: Uint8Array | null): Promise<StoreMeta> {
+    this.live();
+    checkIndex(index);
+    checkRange(from, to, 1);
+    const blocks = alignedKeyBlocks(from, to);
+    const t = this.t;
+    return this.withClient(async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      try {
+        const m = await c.query<MetaRow>({ name: `rs-lock-${this.schema}`, text: `SELECT idx, root, cnt, root_child FROM ${t.meta} FOR UPDATE` });
+        if (!m.rows[0]) throw new BkvError('VERIFICATION_FAILED', 'postgres record store: the meta row is missing');
+        const { meta, rootChild } = toMeta(m.rows[0]);
+        if (index <= meta.index) throw conflict(index, meta.index);
+        // The nodes on the blocks' paths, then any node the deletion asks for besides (a sibling it
+        // must tell from a leaf), fetched with its path until the deletion goes through.
+        const nodes = new Map<string, { l: Uint8Array; r: Uint8Array }>();
+        const fetch = async (ids: Uint8Array[]): Promise<void> => {
+          const rows = await c.query<{ id: Buffer; l: Buffer; r: Buffer }>({
+            name: `rs-path-${this.schema}`,
+            text: `SELECT id, l, r FROM ${t.nodes} WHERE id = ANY($1::bytea[])`,
+            values: [ids.map(buf)],
+          });
+          for (const r of rows.rows) nodes.set(hexOf(r.id), { l: plain(r.l), r: plain(r.r) });
+        };
+        await fetch(pathIds(blocks.map((b) => b.key), Math.min(256, guessDepth(meta.count))));
+        const read: NodeReader = (d, k) => {
+          const row = nodes.get(hexOf(nodeId(d, k)));
+          return row ? { left: decodeChild(row.l), right: decodeChild(row.r) } : undefined;
+        };
+        let result: ReturnType<typeof deleteBlocks> | null = null;
+        for (let round = 0; round < 600 && !result; round++) {
+          try {
+            result = deleteBlocks(rootChild, read, blocks);
+          } catch (e) {
+            const d = (e as { details?: { depth?: unknown; key?: unknown } }).details;
+            if (!isBkvError(e, 'VERIFICATION_FAILED') || typeof d?.depth !== 'number' || typeof d.key !== 'string') throw e;
+            const id = nodeId(d.depth, Uint8Array.from(Buffer.from(d.key, 'hex')));
+            if (nodes.has(hexOf(id))) throw e;
+            const before = nodes.size;
+            await fetch(pathIds([Uint8Array.from(Buffer.from(d.key, 'hex'))], d.depth + 1));
+            if (nodes.size === before) throw e; // the store does not have it: inconsistent
+          }
+        }
+        if (!result) throw new BkvError('INTERNAL', 'postgres record store: a range deletion needed too many nodes');
+        let gone = 0;
+        for (const b of blocks) {
+          const ids = blockNodeIds(b);
+          const r = await c.query(`DELETE FROM ${t.records} WHERE key >= $1 AND key <= $2`, [buf(b.key), buf(lastKeyOf(b))]);
+          gone += r.rowCount ?? 0;
+          await c.query(`DELETE FROM ${t.nodes} WHERE id >= $1 AND id <= $2`, [buf(ids.lo), buf(ids.hi)]);
+        }
+        if (result.removed.length) {
+          await c.query(`DELETE FROM ${t.nodes} WHERE id = ANY($1::bytea[])`, [result.removed.map((x) => buf(nodeId(x.depth, x.key)))]);
+        }
+        const next: StoreMeta = { index, root: result.rootHash, count: meta.count - gone };
+        await c.query({
+          text: `
+            WITH n AS (
+              INSERT INTO ${t.nodes} (id, l, r) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
+              ON CONFLICT (id) DO UPDATE SET l = excluded.l, r = excluded.r
+            )
+            UPDATE ${t.meta} SET idx = $4, root = $5, cnt = $6, root_child = $7 WHERE idx < $4`,
+          values: [
+            result.changed.map((n) => buf(nodeId(n.depth, n.key))),
+            result.changed.map((n) => buf(encodeChild(n.node.left))),
+            result.changed.map((n) => buf(encodeChild(n.node.right))),
+            index,
+            buf(next.root),
+            next.count,
+            buf(encodeChild(result.root)),
+          ],
+        });
+        await c.query('COMMIT');
+        this.countHint = next.count;
+        return next;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    }, 'deleteRange');
   }
 
   async listKeys(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]> {

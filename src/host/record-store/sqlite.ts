@@ -10,8 +10,19 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BkvError, isBkvError } from '../../shared/errors.js';
-import { RootBuilder, TreeUpdater, childHash, emptyHash, valueHash, type TreeChild } from '../../shared/record-tree/index.js';
 import {
+  RootBuilder,
+  TreeUpdater,
+  alignedKeyBlocks,
+  childHash,
+  deleteBlocks,
+  emptyHash,
+  lastKeyOf,
+  valueHash,
+  type TreeChild,
+} from '../../shared/record-tree/index.js';
+import {
+  blockNodeIds,
   checkIndex,
   checkKeys,
   checkPageSize,
@@ -171,6 +182,9 @@ export class SqliteRecordStore implements RecordStore {
       putNode: db.prepare('INSERT INTO nodes (id, l, r) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET l = excluded.l, r = excluded.r'),
       setMeta: db.prepare('UPDATE meta SET idx = ?, root = ?, cnt = ?, root_child = ? WHERE one = 1'),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      deleteRecords: db.prepare('DELETE FROM records WHERE key >= ? AND key <= ?'),
+      deleteNodes: db.prepare('DELETE FROM nodes WHERE id >= ? AND id <= ?'),
+      deleteNode: db.prepare('DELETE FROM nodes WHERE id = ?'),
       // Range scans of the primary key (a WITHOUT ROWID table is its key's b-tree).
       keysFrom: db.prepare<[Uint8Array, number], Uint8Array>('SELECT key FROM records WHERE key >= ? ORDER BY key LIMIT ?').pluck(),
       keysBetween: db
@@ -249,6 +263,39 @@ export class SqliteRecordStore implements RecordStore {
     } catch (e) {
       this.nodes.clear();
       throw sqliteError(e, 'apply');
+    }
+  }
+
+  async deleteRange(index: number, from: Uint8Array, to: Uint8Array | null): Promise<StoreMeta> {
+    this.live();
+    checkIndex(index);
+    checkRange(from, to, 1);
+    const blocks = alignedKeyBlocks(from, to);
+    try {
+      return this.db.transaction(() => {
+        this.checkDataVersion();
+        const { meta, rootChild } = this.metaRow();
+        if (index <= meta.index) throw conflict(index, meta.index);
+        const r = deleteBlocks(rootChild, rowReader((id) => this.nodeRow(id)), blocks);
+        let gone = 0;
+        for (const b of blocks) {
+          gone += this.st.deleteRecords.run(buf(b.key), buf(lastKeyOf(b))).changes;
+          const ids = blockNodeIds(b);
+          this.st.deleteNodes.run(buf(ids.lo), buf(ids.hi));
+        }
+        for (const x of r.removed) this.st.deleteNode.run(buf(nodeId(x.depth, x.key)));
+        for (const c of r.changed) {
+          this.st.putNode.run(buf(nodeId(c.depth, c.key)), buf(encodeChild(c.node.left)), buf(encodeChild(c.node.right)));
+        }
+        const next: StoreMeta = { index, root: r.rootHash, count: meta.count - gone };
+        this.st.setMeta.run(index, buf(r.rootHash), next.count, buf(encodeChild(r.root)));
+        return next;
+      }).immediate();
+    } catch (e) {
+      throw sqliteError(e, 'deleteRange');
+    } finally {
+      // Rows went away: the cache starts over (a range deletion is rare).
+      this.nodes.clear();
     }
   }
 

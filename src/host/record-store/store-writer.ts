@@ -19,7 +19,9 @@
 import { equalBytes } from '../../shared/bytes.js';
 import { isBkvError } from '../../shared/errors.js';
 import { decodeBatch, isBatch } from '../../trusted/records/batch.js';
-import { decodeAppliedOutcome, type BatchPoint, type StoreHealth } from '../../trusted/records/record-state.js';
+import { decodeAppliedOutcome, decodeControlDrop, type BatchPoint, type StoreHealth } from '../../trusted/records/record-state.js';
+import { isControlEntry } from '../../trusted/groups/state.js';
+import { SLOTS, slotFirstId } from '../../trusted/groups/range.js';
 import type { RecordStore, StoreMeta, StoredRecord } from './types.js';
 
 /** What the writer needs from the member's core. */
@@ -63,6 +65,8 @@ interface PendingBatch {
   index: number;
   prev: number;
   writes: StoredRecord[];
+  /** A range whose records leave the store at this index (a done entry of a range transfer), written alone. */
+  drop?: { from: Uint8Array; to: Uint8Array | null };
 }
 
 export type WriterState = 'in-step' | 'writing' | 'gap' | 'repairing' | 'corrupt';
@@ -110,6 +114,22 @@ export class StoreWriter {
 
   /** Hands over one committed log entry and its result (every member, every entry). */
   committed(index: number, entry: Uint8Array, result: Uint8Array): void {
+    if (isControlEntry(entry)) {
+      // A done entry that dropped the moved range from the tree: the store deletes the range's rows
+      // at this index, in log order with the batches (gap checks and repairs as for a batch).
+      let d;
+      try {
+        d = decodeControlDrop(result);
+      } catch {
+        return;
+      }
+      if (!d) return;
+      const drop = { from: slotFirstId(d.range.start), to: d.range.end >= SLOTS ? null : slotFirstId(d.range.end) };
+      this.queue.push({ index, prev: d.prev, writes: [], drop });
+      if (this.opts.group && this.queue.length >= this.opts.group.maxBatches) this.wake?.();
+      void this.pump();
+      return;
+    }
     if (!isBatch(entry)) return;
     let outcome;
     try {
@@ -135,8 +155,13 @@ export class StoreWriter {
   /** The core installed a snapshot from the leader: the store will have a gap unless it is at that batch. */
   restored(): void {
     void this.pump();
-    if (this.meta.index !== this.core.lastBatchIndex && this.queue.length === 0) {
+    if (this.queue.length > 0) return;
+    if (this.meta.index !== this.core.lastBatchIndex) {
       this.needRepair(`a snapshot at batch ${this.core.lastBatchIndex} was installed; the store is at batch ${this.meta.index}`);
+    } else if (!this.repairing) {
+      // The store is already at the snapshot's batch: tell the core (a restore forgets what the
+      // store holds), or a group that gets no further batch would wait for its store forever.
+      this.report(this.core.storeApplied(this.meta.index, this.meta.root));
     }
   }
 
@@ -188,16 +213,18 @@ export class StoreWriter {
           if (this.queue[0] !== b) continue; // a repair replaced the queue meanwhile
         }
         // The batches that follow this one without a gap, up to the group size, in one transaction.
+        // A range deletion goes alone, in its own transaction.
         const group = [b];
-        const max = this.opts.group?.maxBatches ?? 1;
+        const max = b.drop ? 1 : this.opts.group?.maxBatches ?? 1;
         for (let k = 1; k < this.queue.length && group.length < max; k++) {
           const nb = this.queue[k]!;
-          if (nb.prev !== group[group.length - 1]!.index) break;
+          if (nb.prev !== group[group.length - 1]!.index || nb.drop) break;
           group.push(nb);
         }
         const last = group[group.length - 1]!;
         try {
-          this.meta = await this.store.apply(last.index, group.length === 1 ? b.writes : group.flatMap((g) => g.writes));
+          if (b.drop) this.meta = await this.store.deleteRange(b.index, b.drop.from, b.drop.to);
+          else this.meta = await this.store.apply(last.index, group.length === 1 ? b.writes : group.flatMap((g) => g.writes));
         } catch (e) {
           if (isBkvError(e, 'CONFLICT')) {
             this.meta = await this.store.meta();

@@ -37,6 +37,13 @@ export interface RecordStore {
    */
   apply(index: number, writes: StoredRecord[]): Promise<StoreMeta>;
   /**
+   * Atomically (one transaction): deletes the records k with from <= k < to (`to` null: up to the
+   * end of the key space) and every tree node that goes with them (the tree stays compacted: see
+   * docs/formats/record-tree.md, "Deleting ranges"), and sets meta to (index, new root, count −
+   * records deleted). `index` must be > meta.index, else BkvError('CONFLICT') and nothing changes.
+   */
+  deleteRange(index: number, from: Uint8Array, to: Uint8Array | null): Promise<StoreMeta>;
+  /**
    * The ids of the stored records k with from <= k < to (`to` null: up to the end of the key
    * space), in increasing key order, at most `limit` of them: one range query over the records'
    * key index, never a scan of the whole store. `limit` is a positive safe integer.

@@ -48,3 +48,12 @@ export {
   applyUpdates,
 } from './tree.js';
 export { RootBuilder, type NodeSink } from './root-builder.js';
+export {
+  type KeyBlock,
+  type DeleteResult,
+  alignedKeyBlocks,
+  checkBlocks,
+  deleteBlocks,
+  lastKeyOf,
+  missingPosition,
+} from './delete.js';

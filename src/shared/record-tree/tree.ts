@@ -6,7 +6,7 @@
  *
  * A child of an internal node is empty, one leaf (a subtree with exactly one record is that
  * record's leaf, wherever it sits), or another internal node known by its hash. An internal node
- * always has at least two leaves below it (there are no deletions).
+ * always has at least two leaves below it (a range deletion, `delete.ts`, keeps it so).
  */
 import { BkvError } from '../errors.js';
 import {

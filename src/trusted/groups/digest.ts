@@ -33,6 +33,18 @@ export function blockRoot(root: Uint8Array, prefix: Uint8Array, depth: number, p
 }
 
 /**
+ * What a block holds according to a proof of its first id (which must verify against `root`):
+ * nothing, one record (a leaf), or two or more (an internal node).
+ */
+export function blockShape(root: Uint8Array, prefix: Uint8Array, depth: number, proofBytes: Uint8Array): 'empty' | 'leaf' | 'node' {
+  verifyProof(root, prefix, proofBytes);
+  const proof = decodeProof(proofBytes);
+  if (proof.siblings.length > depth) return 'node';
+  const t = proof.terminal;
+  return t.kind === 'leaf' && commonPrefixBits(t.key, prefix) >= depth ? 'leaf' : 'empty';
+}
+
+/**
  * The range digest from one proof per aligned block (in block order) against `root`.
  * Throws VERIFICATION_FAILED (reason 'digest') for a wrong number of proofs or a proof that does not verify.
  */

@@ -8,15 +8,20 @@
 import { BkvError } from '../../shared/errors.js';
 import { equalBytes } from '../../shared/bytes.js';
 import { Reader, Writer } from '../core/codec.js';
-import { rangeDigest } from './digest.js';
+import { deleteBlocks, partialTree } from '../../shared/record-tree/index.js';
+import { blockShape, rangeDigest } from './digest.js';
 import { openMessage, type GroupKeys, type TransferMessage } from './messages.js';
 import {
-  EMPTY_RANGE, MAX_GROUPS, containsId, genesisRange, isEmpty, join, readRange, removeEnd, sameRange, writeRange, type KeyRange,
+  EMPTY_RANGE, MAX_GROUPS, alignedBlocks, containsId, genesisRange, isEmpty, join, readRange, removeEnd, sameRange, slotFirstId, writeRange, type KeyRange,
 } from './range.js';
 
 export const CONTROL_TAG = 0x47;
 export const CONTROL_VERSION = 1;
+/** Version 2: kinds 4 (refuse) and 5 (done) with the deletion of the range's records (docs/formats/groups.md). */
+export const CONTROL_VERSION_DROP = 2;
 const MAX_HINTS = 64;
+/** Most witness proofs in a done entry (a handful are needed: see TransferCoordinator.finish). */
+export const MAX_WITNESSES = 512;
 const MAX_PROOF = 2 + 64 + 2 + 32 + 256 * 32 + 64;
 
 export interface Outgoing { seq: number; range: KeyRange; dest: number; digest: Uint8Array }
@@ -27,9 +32,23 @@ export type ControlEntry =
   | { kind: 'out'; seq: number; range: KeyRange; dest: number; proofs: Uint8Array[] }
   | { kind: 'prepare'; offer: Uint8Array }
   | { kind: 'accept'; source: number; seq: number; proofs: Uint8Array[] }
-  | { kind: 'refuse'; source: number; seq: number }
-  | { kind: 'done'; reply: Uint8Array }
+  | { kind: 'refuse'; source: number; seq: number; drop?: RangeDrop }
+  | { kind: 'done'; reply: Uint8Array; drop?: RangeDrop }
   | { kind: 'abort'; reply: Uint8Array };
+
+/**
+ * What a done entry carries to drop the moved range's records from the source's tree: per aligned
+ * block of the range, the proof of its first id and its number of records (against the root when
+ * the leader proposed it), and proofs of further ids (witnesses) that show the nodes the deletion
+ * must tell from leaves.
+ */
+export interface RangeDrop {
+  blocks: Array<{ proof: Uint8Array; count: number }>;
+  witnesses: Array<{ key: Uint8Array; proof: Uint8Array }>;
+}
+
+/** The change a planned entry makes; `records` when it also changes the record tree (a done with a drop). */
+export type PlannedChange = (() => void) & { records?: { root: Uint8Array; removed: number; range: KeyRange } };
 
 const KIND = { out: 1, prepare: 2, accept: 3, refuse: 4, done: 5, abort: 6 } as const;
 
@@ -49,7 +68,17 @@ export function isControlEntry(bytes: Uint8Array): boolean {
 }
 
 export function encodeControl(e: ControlEntry): Uint8Array {
-  const w = new Writer(256).u8(CONTROL_TAG).u8(CONTROL_VERSION).u8(KIND[e.kind]);
+  const drop = e.kind === 'done' || e.kind === 'refuse' ? e.drop : undefined;
+  const w = new Writer(256).u8(CONTROL_TAG).u8(drop ? CONTROL_VERSION_DROP : CONTROL_VERSION).u8(KIND[e.kind]);
+  if (drop) {
+    if (e.kind === 'refuse') w.u8(e.source).u64(e.seq);
+    else w.bytes((e as { reply: Uint8Array }).reply);
+    w.u8(drop.blocks.length);
+    for (const b of drop.blocks) w.bytes(b.proof).u64(b.count);
+    w.u32(drop.witnesses.length);
+    for (const x of drop.witnesses) w.raw(x.key).bytes(x.proof);
+    return w.finish();
+  }
   if (e.kind === 'out') {
     writeRange(w.u64(e.seq), e.range).u8(e.dest).u8(e.proofs.length);
     for (const p of e.proofs) w.bytes(p);
@@ -66,9 +95,21 @@ export function decodeControl(bytes: Uint8Array): ControlEntry {
   const r = new Reader(bytes, 'group control entry');
   if (r.u8() !== CONTROL_TAG) throw new BkvError('MALFORMED', 'not a group control entry');
   const v = r.u8();
-  if (v !== CONTROL_VERSION) throw new BkvError('MALFORMED', `group control entry version ${v} is not supported`);
+  if (v !== CONTROL_VERSION && v !== CONTROL_VERSION_DROP) throw new BkvError('MALFORMED', `group control entry version ${v} is not supported`);
   const k = r.u8();
   const proofs = (): Uint8Array[] => Array.from({ length: r.u8() }, () => r.bytes(MAX_PROOF));
+  if (v === CONTROL_VERSION_DROP) {
+    if (k !== KIND.done && k !== KIND.refuse) throw new BkvError('MALFORMED', `group control entry version ${v} is only for kinds ${KIND.refuse} and ${KIND.done}`);
+    const reply = k === KIND.done ? r.bytes(1 << 16) : null;
+    const head = reply ? null : { source: r.u8(), seq: r.u64() };
+    const blocks = Array.from({ length: r.u8() }, () => ({ proof: r.bytes(MAX_PROOF), count: r.u64() }));
+    const n = r.u32();
+    if (n > MAX_WITNESSES) throw new BkvError('MALFORMED', `a drop carries at most ${MAX_WITNESSES} witness proofs`);
+    const witnesses = Array.from({ length: n }, () => ({ key: r.raw(32), proof: r.bytes(MAX_PROOF) }));
+    r.end();
+    const drop = { blocks, witnesses };
+    return reply ? { kind: 'done', reply, drop } : { kind: 'refuse', source: head!.source, seq: head!.seq, drop };
+  }
   let e: ControlEntry;
   if (k === KIND.out) e = { kind: 'out', seq: r.u64(), range: readRange(r), dest: r.u8(), proofs: proofs() };
   else if (k === KIND.prepare) e = { kind: 'prepare', offer: r.bytes(1 << 16) };
@@ -87,6 +128,52 @@ export function wrongPhase(message: string): BkvError {
 
 export function replayed(message: string): BkvError {
   return new BkvError('CONFLICT', message, { reason: 'replayed' });
+}
+
+function refusedDrop(message: string): BkvError {
+  return new BkvError('CONFLICT', message, { reason: 'refused-at-apply' });
+}
+
+/**
+ * The record root and count once the records of `range` are dropped, from the drop's proofs
+ * against `root` (the root at this index). For a done (`digest` given) the block proofs must give
+ * the range digest of the TransferOut (the range is frozen: the same records are there); a refusal
+ * drops whatever chunks put in the incoming range (the group never owned it). The counts must fit what each
+ * proof shows (0 for an empty block, 1 for one record, 2 or more for an internal node; at most
+ * `count` in all), and the proofs must show every node the deletion needs. Otherwise CONFLICT
+ * (`refused-at-apply`: the root moved since the leader read them, or the entry is bad).
+ */
+function dropRange(
+  out: { seq: number; range: KeyRange; digest: Uint8Array | null },
+  drop: RangeDrop,
+  root: Uint8Array,
+  count: number,
+): { root: Uint8Array; removed: number } {
+  const blocks = alignedBlocks(out.range);
+  if (drop.blocks.length !== blocks.length) throw refusedDrop(`a drop of transfer ${out.seq} needs ${blocks.length} block proofs, got ${drop.blocks.length}`);
+  let digest: Uint8Array;
+  try {
+    digest = rangeDigest(root, out.range, drop.blocks.map((b) => b.proof));
+  } catch {
+    throw refusedDrop(`the block proofs of transfer ${out.seq} do not match the record root`);
+  }
+  if (out.digest && !equalBytes(digest, out.digest)) throw refusedDrop(`the records of transfer ${out.seq} differ from those it moved`);
+  let removed = 0;
+  blocks.forEach((b, i) => {
+    const n = drop.blocks[i]!.count;
+    const shape = blockShape(root, slotFirstId(b.slot), b.depth, drop.blocks[i]!.proof);
+    if (shape === 'empty' ? n !== 0 : shape === 'leaf' ? n !== 1 : n < 2) throw refusedDrop(`block ${i} of transfer ${out.seq} cannot hold ${n} records`);
+    removed += n;
+  });
+  if (removed > count) throw refusedDrop(`transfer ${out.seq} cannot drop ${removed} of ${count} records`);
+  const keyed = blocks.map((b, i) => ({ key: slotFirstId(b.slot), proof: drop.blocks[i]!.proof }));
+  try {
+    const p = partialTree(root, [...keyed, ...drop.witnesses]);
+    const r = deleteBlocks(p.root, p.read, blocks.map((b) => ({ key: slotFirstId(b.slot), depth: b.depth })));
+    return { root: r.rootHash, removed };
+  } catch {
+    throw refusedDrop(`the proofs of transfer ${out.seq} do not show every node its deletion needs`);
+  }
 }
 
 export class GroupState {
@@ -133,7 +220,7 @@ export class GroupState {
    * Checks `entry` against the committed state and the record root `root` and returns the change
    * it makes, without making it. Throws a typed BkvError for an entry that must not apply.
    */
-  plan(entry: ControlEntry, root: Uint8Array): () => void {
+  plan(entry: ControlEntry, root: Uint8Array, count = Number.MAX_SAFE_INTEGER): PlannedChange {
     switch (entry.kind) {
       case 'out': {
         if (entry.seq < this.nextSeq) throw replayed(`transfer ${entry.seq} of group ${this.id} was already started`);
@@ -183,10 +270,14 @@ export class GroupState {
         const inc = this.incoming;
         const open = inc !== null && inc.source === entry.source && inc.seq === entry.seq;
         if (!open) this.checkNew(entry.source, entry.seq);
-        return () => {
+        // Version 2: the records the chunks put into the incoming range leave the tree (only an open transfer has any).
+        if (entry.drop && !open) throw wrongPhase(`group ${this.id} has no incoming transfer ${entry.source}/${entry.seq} to drop`);
+        const change: PlannedChange = () => {
           this.lastFrom.set(entry.source, open ? { seq: entry.seq, accepted: false, range: inc.range, digest: inc.digest } : { seq: entry.seq, accepted: false, range: EMPTY_RANGE, digest: new Uint8Array(32) });
           if (open) this.incoming = null;
         };
+        if (entry.drop && inc) change.records = { ...dropRange({ seq: inc.seq, range: inc.range, digest: null }, entry.drop, root, count), range: inc.range };
+        return change;
       }
       case 'done':
       case 'abort': {
@@ -205,13 +296,16 @@ export class GroupState {
         }
         if (entry.kind === 'abort') return () => { this.outgoing = null; };
         const owned = removeEnd(this.owned, out.range) as KeyRange;
-        return () => {
+        const change: PlannedChange = () => {
           this.owned = owned;
           this.outgoing = null;
           this.forget(out.range);
           this.hints.unshift({ range: out.range, group: out.dest });
           if (this.hints.length > MAX_HINTS) this.hints.length = MAX_HINTS;
         };
+        // Version 1 (no drop): the records stay as dead leaves. Version 2: they leave the tree.
+        if (entry.kind === 'done' && entry.drop) change.records = { ...dropRange(out, entry.drop, root, count), range: out.range };
+        return change;
       }
     }
   }

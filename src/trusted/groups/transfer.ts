@@ -5,20 +5,36 @@
  * what does not fit with typed errors before proposing anything. The host carries the messages
  * between groups and decides when to retry; it cannot make a group commit a step out of order.
  */
-import { BkvError } from '../../shared/errors.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { BkvError, isBkvError } from '../../shared/errors.js';
 import { equalBytes } from '../../shared/bytes.js';
-import { compareKeys, valueHash, verifyProof } from '../../shared/record-tree/index.js';
+import { RootBuilder, compareKeys, deleteBlocks, partialTree, valueHash, verifyProof } from '../../shared/record-tree/index.js';
 import type { Replicator } from '../core/replication.js';
 import { encodeBatch, MAX_BATCH_KEYS, type BatchItem } from '../records/batch.js';
 import type { RecordReader, Leadership } from '../records/batcher.js';
 import { notLeader } from '../records/batcher.js';
-import { CONTROL_APPLIED, decodeAppliedOutcome, type RecordState } from '../records/record-state.js';
-import { digestKeys, rangeDigest } from './digest.js';
+import { CONTROL_APPLIED, CONTROL_APPLIED_DROP, decodeAppliedOutcome, type RecordState } from '../records/record-state.js';
+import { blockRoot, blockShape, digestKeys, rangeDigest } from './digest.js';
 import { encodeMessage, type TransferMessage } from './messages.js';
-import { containsId, sameRange, type KeyRange } from './range.js';
-import { encodeControl, replayed, wrongPhase, type ControlEntry, type GroupState } from './state.js';
+import { SLOTS, SLOT_BITS, alignedBlocks, containsId, sameRange, slotFirstId, type KeyRange } from './range.js';
+import { MAX_WITNESSES, encodeControl, replayed, wrongPhase, type ControlEntry, type GroupState, type RangeDrop } from './state.js';
 
 const RETRIES = 3;
+/** Ids listed per page when counting a block's records. */
+const LIST_PAGE = 256;
+
+/** The id after `k`, or null after the last one. */
+function keyAfter(k: Uint8Array): Uint8Array | null {
+  const x = k.slice();
+  for (let i = x.length - 1; i >= 0; i--) {
+    if (x[i] !== 0xff) {
+      x[i]!++;
+      return x;
+    }
+    x[i] = 0;
+  }
+  return null;
+}
 
 export class TransferCoordinator {
   constructor(
@@ -103,14 +119,145 @@ export class TransferCoordinator {
     return encodeMessage(g.config.keys, { phase: 'chunk', source: g.id, dest: out.dest, seq: out.seq, range: out.range, digest: out.digest, index, records });
   }
 
-  /** Ends the outgoing transfer on the destination's committed reply: 'done' (accepted) or 'aborted' (refused). */
+  /**
+   * Ends the outgoing transfer on the destination's committed reply: 'done' (accepted) or 'aborted'
+   * (refused). A done entry also drops the moved range's records from this group's tree: it carries
+   * the proofs every member checks and the number of records dropped (see `drop`). If a batch
+   * changed the root before the entry applied, it applies as refused, and this reads the proofs
+   * again and retries.
+   */
   async finish(reply: Uint8Array): Promise<'done' | 'aborted'> {
-    const m = this.group.open(reply);
+    const g = this.group;
+    const m = g.open(reply);
     if (m.phase !== 'accepted' && m.phase !== 'refused') throw wrongPhase(`a ${m.phase} message is not a reply`);
-    const entry: ControlEntry = m.phase === 'accepted' ? { kind: 'done', reply } : { kind: 'abort', reply };
-    this.group.plan(entry, this.state.root);
-    await this.commit(entry);
-    return m.phase === 'accepted' ? 'done' : 'aborted';
+    if (m.phase === 'refused') {
+      const entry: ControlEntry = { kind: 'abort', reply };
+      g.plan(entry, this.state.root);
+      await this.commit(entry);
+      return 'aborted';
+    }
+    for (let attempt = 0; ; attempt++) {
+      g.plan({ kind: 'done', reply }, this.state.root); // the reply's checks (typed) before reading the store
+      const out = g.outgoing as NonNullable<GroupState['outgoing']>;
+      try {
+        const entry: ControlEntry = { kind: 'done', reply, drop: await this.drop(out.range, true) };
+        g.plan(entry, this.state.root, this.state.count);
+        await this.commit(entry);
+        return 'done';
+      } catch (e) {
+        // The root moved between the reads and the commit (a batch went first): read again.
+        if (attempt >= RETRIES || g.outgoing !== out || !isBkvError(e, 'CONFLICT')) throw e;
+      }
+    }
+  }
+
+  /**
+   * What a done entry needs to drop `range`'s records, read from this member's store and checked
+   * against a root this member committed: the proof of each aligned block's first id; the number of
+   * records in each block (an internal block is listed from the store in pages, each record read
+   * with a proof, and the records' RootBuilder root must be the block's subtree: so the count is
+   * exact, and a store that leaves records out is caught); and a witness proof for each node the
+   * deletion must tell from a leaf (asked for by the deletion itself; a few at most).
+   */
+  private async drop(range: KeyRange, frozen: boolean): Promise<RangeDrop> {
+    await this.inStep();
+    const blocks = alignedBlocks(range);
+    const keys = blocks.map((b) => slotFirstId(b.slot));
+    const first = await this.provenRead(keys);
+    const root = first.root;
+    const out: RangeDrop = { blocks: [], witnesses: [] };
+    for (let i = 0; i < blocks.length; i++) {
+      const b = blocks[i]!;
+      const proof = first.proofs[i]!;
+      const shape = blockShape(root, keys[i]!, b.depth, proof);
+      const count = shape === 'empty' ? 0 : shape === 'leaf' ? 1 : await this.countBlock(b, blockRoot(root, keys[i]!, b.depth, proof), frozen ? { after: first.index } : { root });
+      out.blocks.push({ proof, count });
+    }
+    const keyed = keys.map((key, i) => ({ key, proof: first.proofs[i]! }));
+    const kb = blocks.map((b, i) => ({ key: keys[i]!, depth: b.depth }));
+    for (;;) {
+      let want: Uint8Array;
+      try {
+        const p = partialTree(root, [...keyed, ...out.witnesses]);
+        deleteBlocks(p.root, p.read, kb);
+        return out;
+      } catch (e) {
+        const key = (e as { details?: { key?: unknown } }).details?.key;
+        if (!isBkvError(e, 'VERIFICATION_FAILED') || typeof key !== 'string' || out.witnesses.length >= MAX_WITNESSES) throw e;
+        want = hexToBytes(key);
+      }
+      if (out.witnesses.some((w) => equalBytes(w.key, want))) throw this.storeFailed('the store proved a node the range deletion still cannot read');
+      const w = await this.provenRead([want], { root });
+      out.witnesses.push({ key: want, proof: w.proofs[0]! });
+    }
+  }
+
+  /**
+   * Reads `keys` with proofs from this member's store and checks them against the root of the
+   * committed batch the store says it is at (`at`: that root must be this one), returning the root.
+   */
+  private async provenRead(
+    keys: Uint8Array[],
+    at?: { root: Uint8Array } | { after: number },
+  ): Promise<{ index: number; root: Uint8Array; proofs: Uint8Array[]; values: Array<Uint8Array | null>; hashes: Array<Uint8Array | null> }> {
+    const res = await this.reader.read(keys);
+    const p = this.state.pointAt(res.meta.index);
+    const fits = !at || ('root' in at ? equalBytes(at.root, res.meta.root) : res.meta.index >= at.after);
+    if (!p || !equalBytes(p.root, res.meta.root) || !fits) {
+      throw new BkvError('CONFLICT', "this member's store moved while the range was read; try again", { reason: 'refused-at-apply' });
+    }
+    const proofs: Uint8Array[] = [];
+    const values: Array<Uint8Array | null> = [];
+    const hashes: Array<Uint8Array | null> = [];
+    for (const key of keys) {
+      const r = res.reads.find((x) => equalBytes(x.key, key));
+      try {
+        if (!r) throw new Error('missing');
+        const vh = verifyProof(p.root, key, r.proof);
+        if (vh !== null && (r.value === null || !equalBytes(valueHash(r.value), vh))) throw new Error('value');
+        proofs.push(r.proof);
+        values.push(r.value);
+        hashes.push(vh);
+      } catch {
+        throw this.storeFailed('the store did not prove a record of the range against its committed root');
+      }
+    }
+    return { index: p.index, root: p.root, proofs, values, hashes };
+  }
+
+  /**
+   * The number of records in block `b`, listed from the store and checked against the block's
+   * subtree `expected`. Every page is read against `at`: the same root as the block's proof, or,
+   * for a frozen range (the source's, since its TransferOut), any committed root from the first
+   * read on (the range holds the same records in all of them).
+   */
+  private async countBlock(b: { slot: number; depth: number }, expected: Uint8Array, at: { root: Uint8Array } | { after: number }): Promise<number> {
+    const list = this.reader.listKeys?.bind(this.reader);
+    if (!list) throw new BkvError('USAGE', "this member's record reader cannot list a range");
+    const endSlot = b.slot + 2 ** (SLOT_BITS - b.depth);
+    const to = endSlot >= SLOTS ? null : slotFirstId(endSlot);
+    const builder = new RootBuilder();
+    let from: Uint8Array | null = slotFirstId(b.slot);
+    while (from) {
+      const ids = await list(from, to, LIST_PAGE);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        if (compareKeys(id, from) < 0 || (to && compareKeys(id, to) >= 0) || (i > 0 && compareKeys(ids[i - 1]!, id) >= 0)) {
+          throw this.storeFailed('the store listed ids outside the range or out of order');
+        }
+      }
+      if (ids.length) {
+        const r = await this.provenRead(ids, at);
+        ids.forEach((id, i) => {
+          const vh = r.hashes[i];
+          if (vh) builder.add(id, vh);
+        });
+      }
+      if (ids.length < LIST_PAGE) break;
+      from = keyAfter(ids[ids.length - 1]!);
+    }
+    if (!equalBytes(builder.finish(), expected)) throw this.storeFailed('the store did not list every record of the range');
+    return builder.count;
   }
 
   // ---- destination side
@@ -183,12 +330,28 @@ export class TransferCoordinator {
       const m = this.group.open(cancel);
       if (m.phase !== 'cancel' || m.source !== source || m.seq !== seq) throw wrongPhase('not the cancel of this transfer');
     }
-    const last = this.group.lastFrom.get(source);
+    const g = this.group;
+    const last = g.lastFrom.get(source);
     if (last && last.seq === seq) return this.reply(source); // already decided: answer with the decision
-    const entry: ControlEntry = { kind: 'refuse', source, seq };
-    this.group.plan(entry, this.state.root);
-    await this.commit(entry);
-    return this.reply(source);
+    const inc = g.incoming;
+    if (!inc || inc.source !== source || inc.seq !== seq) {
+      const entry: ControlEntry = { kind: 'refuse', source, seq };
+      g.plan(entry, this.state.root);
+      await this.commit(entry);
+      return this.reply(source);
+    }
+    // An open transfer: the records its chunks brought leave the tree with the refusal (as a done drops them at the source).
+    for (let attempt = 0; ; attempt++) {
+      g.plan({ kind: 'refuse', source, seq }, this.state.root);
+      try {
+        const entry: ControlEntry = { kind: 'refuse', source, seq, drop: await this.drop(inc.range, false) };
+        g.plan(entry, this.state.root, this.state.count);
+        await this.commit(entry);
+        return this.reply(source);
+      } catch (e) {
+        if (attempt >= RETRIES || g.incoming !== inc || !isBkvError(e, 'CONFLICT')) throw e;
+      }
+    }
   }
 
   /** The committed outcome of the last transfer from `source`, as a reply message (resendable). */
@@ -244,7 +407,7 @@ export class TransferCoordinator {
   private async commit(entry: ControlEntry): Promise<void> {
     if (!this.leadership.isLeader()) throw notLeader(this.leadership.leaderHint());
     const out = await this.replicator.propose(encodeControl(entry));
-    if (out[0] !== CONTROL_APPLIED) {
+    if (out[0] !== CONTROL_APPLIED && out[0] !== CONTROL_APPLIED_DROP) {
       throw new BkvError('CONFLICT', `the group refused the ${entry.kind} entry at apply: ${new TextDecoder().decode(out.subarray(1))}`, { reason: 'refused-at-apply' });
     }
   }

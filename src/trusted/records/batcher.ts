@@ -30,6 +30,12 @@ export interface ProvenReads {
 /** The host's store, as the core reads it. Untrusted: everything it returns is checked. */
 export interface RecordReader {
   read(keys: Uint8Array[]): Promise<ProvenReads>;
+  /**
+   * The ids the host's store holds in [from, to) (`to` null: to the end), increasing, at most
+   * `limit`: untrusted, a hint of what to read (a range transfer's leader counts the records it
+   * drops with it and checks the count against its root).
+   */
+  listKeys?(from: Uint8Array, to: Uint8Array | null, limit: number): Promise<Uint8Array[]>;
 }
 
 /** Who leads, from the consensus layer. */

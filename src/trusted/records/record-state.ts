@@ -13,6 +13,7 @@ import { Reader, Writer } from '../core/codec.js';
 import type { ReplicatedStateMachine } from '../core/replication.js';
 import { decodeBatch, encodeOutcome, isBatch, type BatchOutcome } from './batch.js';
 import { GroupState, decodeControl, isControlEntry, type GroupConfig } from '../groups/state.js';
+import { readRange, writeRange, type KeyRange } from '../groups/range.js';
 
 export const SNAPSHOT_TAG = 0x53;
 export const SNAPSHOT_VERSION = 1;
@@ -21,6 +22,8 @@ export const SNAPSHOT_VERSION_GROUPS = 2;
 /** Outcome of a control entry: applied, or refused (followed by the reason, UTF-8). */
 export const CONTROL_APPLIED = 0x10;
 export const CONTROL_REFUSED = 0x11;
+/** Outcome of a control entry that also changed the record tree (a done that drops the moved range): see decodeControlDrop. */
+export const CONTROL_APPLIED_DROP = 0x12;
 /** Roots remembered per applied batch: bounds trusted memory (about 100 bytes each). */
 export const ROOT_HISTORY = 8192;
 
@@ -99,7 +102,7 @@ export class RecordState implements ReplicatedStateMachine {
 
   apply(index: number, entry: Uint8Array): Uint8Array {
     this.appliedIndex = index;
-    if (this.group && isControlEntry(entry)) return this.applyControl(entry);
+    if (this.group && isControlEntry(entry)) return this.applyControl(index, entry);
     if (!isBatch(entry)) return encodeOutcome({ status: 'invalid' });
     let batch;
     try {
@@ -152,12 +155,20 @@ export class RecordState implements ReplicatedStateMachine {
   }
 
   /** A group control entry: checked in full against the committed state and root, then applied. */
-  private applyControl(entry: Uint8Array): Uint8Array {
+  private applyControl(index: number, entry: Uint8Array): Uint8Array {
     try {
-      const change = (this.group as GroupState).plan(decodeControl(entry), this.point.root);
+      const change = (this.group as GroupState).plan(decodeControl(entry), this.point.root, this.point.count);
       change();
       this.groupNow = (this.group as GroupState).bytes();
-      return new Uint8Array([CONTROL_APPLIED]);
+      const drop = change.records;
+      if (!drop) return new Uint8Array([CONTROL_APPLIED]);
+      // The moved range's records left the tree: a new batch point, which the host's store follows
+      // (it deletes the range's rows at this index, in log order with the batches).
+      const prev = this.point.index;
+      this.point = { index, root: drop.root, count: this.point.count - drop.removed, importOpen: this.point.importOpen, group: this.groupNow };
+      this.history.push(this.point);
+      if (this.history.length > ROOT_HISTORY) this.history.splice(0, this.history.length - ROOT_HISTORY);
+      return writeRange(new Writer(81).u8(CONTROL_APPLIED_DROP).raw(drop.root).u64(this.point.count).u64(prev), drop.range).finish();
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       return new Writer(64).u8(CONTROL_REFUSED).raw(new TextEncoder().encode(why.slice(0, 200))).finish();
@@ -274,6 +285,20 @@ export function decodeAppliedOutcome(bytes: Uint8Array): (BatchOutcome & { prev?
   if (s === 2) return { status: 'stale' };
   if (s === 0) return { status: 'invalid' };
   throw new BkvError('MALFORMED', `unknown batch outcome ${s}`);
+}
+
+/**
+ * The outcome of a control entry that dropped a moved range's records: the new root and count,
+ * the previous batch point (for the store's gap check, as with batches) and the range dropped.
+ * Null for any other outcome.
+ */
+export function decodeControlDrop(bytes: Uint8Array): { root: Uint8Array; count: number; prev: number; range: KeyRange } | null {
+  if (bytes.length === 0 || bytes[0] !== CONTROL_APPLIED_DROP) return null;
+  const r = new Reader(bytes, 'control outcome');
+  r.u8();
+  const out = { root: r.raw(32), count: r.u64(), prev: r.u64(), range: readRange(r) };
+  r.end();
+  return out;
 }
 
 /** Version 1 without a group (59 bytes, as before groups); version 2 with the group state after it. */
