@@ -159,12 +159,17 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
   const nets = Array.from({ length: groupCount }, (_, g) => new SimNetwork(q, rng.fork(), (to, bytes) => {
     const m = members[to];
     const d = m?.up ? m.nodes[g]!.driver : null;
+    const own = m?.up ? m.nodes[g]!.node : null;
+    const ownDrops = (): number => (own ? own.stats.droppedAuth + own.stats.droppedMalformed : 0);
+    const ownBefore = ownDrops();
     if (d) d.receive(bytes);
+    // A frame its own group's node dropped (the network corrupted it) says nothing about misrouting.
+    const genuine = d !== null && own !== null && ownDrops() === ownBefore;
     // A hostile host also hands some frames to the member's node of another group: its MAC key is
     // that group's (groups/cluster-id.ts), so the frame must be dropped as unauthenticated there.
     if (faultsOn && m?.up && misroute.float() < 0.01) {
       const other = m.nodes[(g + 1 + misroute.int(0, groupCount - 2)) % groupCount]!;
-      if (other.node && other.driver) {
+      if (other.node && other.driver && genuine) {
         const before = other.node.stats.droppedAuth;
         other.driver.receive(bytes);
         stats.misrouted++;
