@@ -21,7 +21,7 @@
  * (means over the runs of each configuration; CPU of members and gateway per recovery; n the
  * distinct members leading the 3 groups, fewest over the runs).
  *
- *   npx tsx bench/groups.bench.ts [--users 150] [--recoveries 900] [--concurrency 16] [--idle-ms 3000] [--order 1,3,3,1]
+ *   npx tsx bench/groups.bench.ts [--users 150] [--recoveries 900] [--concurrency 16] [--idle-ms 5000] [--order 1,3,3,1]
  */
 import * as opaque from '@serenity-kit/opaque';
 import { spawn } from 'node:child_process';
@@ -43,7 +43,7 @@ import { capacityPlan, idlePerGroup, splitLeaderFollower, type CapacityInputs, t
 const USERS = numberArg('users', 150);
 const RECOVERIES = numberArg('recoveries', 900);
 const CONCURRENCY = numberArg('concurrency', 16);
-const IDLE_MS = numberArg('idle-ms', 3000);
+const IDLE_MS = numberArg('idle-ms', 5000);
 const ORDER = (process.argv.includes('--order') ? process.argv[process.argv.indexOf('--order') + 1]! : '1,3,3,1').split(',').map(Number);
 if (ORDER.some((g) => !Number.isInteger(g) || g < 1) || !ORDER.includes(1) || !ORDER.includes(3)) {
   console.error('--order lists group counts, 1 and 3 each at least once, e.g. 1,3,3,1');
@@ -80,6 +80,7 @@ interface MemberMetrics {
   requests: Map<number, number>;
   role: Map<number, number>;
   term: Map<number, number>;
+  commit: Map<number, number>;
   rerouted: number;
 }
 
@@ -94,6 +95,7 @@ async function scrape(config: FleetConfig): Promise<Map<number, MemberMetrics>> 
         requests: byGroup(/^bkv_core_events\{event="requests",group="(\d+)"\} (\d+)/gm),
         role: byGroup(/^bkv_member_raft\{field="role",group="(\d+)"\} (\d+)/gm),
         term: byGroup(/^bkv_member_raft\{field="term",group="(\d+)"\} (\d+)/gm),
+        commit: byGroup(/^bkv_member_raft\{field="commit_index",group="(\d+)"\} (\d+)/gm),
         rerouted: Number(/^bkv_member_wrong_group_total\{outcome="rerouted"\} (\d+)/m.exec(text)?.[1] ?? 0),
       });
     }),
@@ -124,6 +126,8 @@ interface RunResult {
   split: LeaderFollowerSplit;
   leaders: number[];
   leadersStable: boolean;
+  /** Log entries (command batches) committed per recovery, all groups together. */
+  entries: number;
   /** Relay attempts per relayed request, WRONG_GROUP answers seen by the gateway, requests rerouted by members: during the measured phase. */
   attemptsPerRequest: number;
   wrongGroup: number;
@@ -219,6 +223,8 @@ async function runConfig(groups: number, secrets: Uint8Array[]): Promise<RunResu
       }
       return best;
     });
+    const highest = (m: Map<number, MemberMetrics>, g: number) => Math.max(...ids.map((id) => m.get(id)!.commit.get(g) ?? 0));
+    const entries = [...Array(groups).keys()].reduce((a, g) => a + highest(m1, g) - highest(m0, g), 0) / RECOVERIES;
     const leadersStable = ids.every((id) => [...Array(groups).keys()].every((g) => m0.get(id)!.term.get(g) === m1.get(id)!.term.get(g)));
     const perMember = ids.map((id) => {
       const leads = ledBy.flatMap((l, g) => (l === id ? [g] : []));
@@ -248,6 +254,7 @@ async function runConfig(groups: number, secrets: Uint8Array[]): Promise<RunResu
       split,
       leaders: ledBy,
       leadersStable,
+      entries,
       attemptsPerRequest: (h1.attempts - h0.attempts) / Math.max(1, h1.relayed - h0.relayed),
       wrongGroup: h1.wrongGroup - h0.wrongGroup,
       rerouted: ids.reduce((a, id) => a + m1.get(id)!.rerouted - m0.get(id)!.rerouted, 0),
@@ -283,12 +290,12 @@ export async function main(): Promise<void> {
   const cores = availableParallelism();
 
   console.log(`\nReplication groups: 5 member processes + gateway (bkv up) on loopback, ${USERS} users, ${RECOVERIES} recoveries at concurrency ${CONCURRENCY} after a warm-up recovery of every user; load generator, gateway and members share ${cores} cores; order ${ORDER.join(',')}`);
-  console.log('| run | groups | load | rec/s | p50 ms | p99 ms | CPU ms per recovery: members + gateway | load generator | leaders (group: member) | attempts per request | WRONG_GROUP at gateway / rerouted by members |');
-  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|');
+  console.log('| run | groups | load | rec/s | p50 ms | p99 ms | CPU ms per recovery: members + gateway | load generator | leaders (group: member) | commands per batch | attempts per request | WRONG_GROUP at gateway / rerouted by members |');
+  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|');
   runs.forEach((r, i) =>
     console.log(
       `| ${i + 1} | ${r.groups} | ${r.loadavg.map(f1).join('–')} | ${r.rate.toFixed(0)} | ${f1(r.p50)} | ${f1(r.p99)} | ${f1(r.members)} + ${f1(r.gateway)} = ${f1(r.members + r.gateway)} | ${f1(r.load)} | ` +
-        `${r.leaders.map((l, g) => `${g}:${l}`).join(' ')}${r.leadersStable ? '' : ' (a term moved)'} | ${f2(r.attemptsPerRequest)} | ${r.wrongGroup} / ${r.rerouted} |`,
+        `${r.leaders.map((l, g) => `${g}:${l}`).join(' ')}${r.leadersStable ? '' : ' (a term moved)'} | ${f1(2 / r.entries)} | ${f2(r.attemptsPerRequest)} | ${r.wrongGroup} / ${r.rerouted} |`,
     ),
   );
 
