@@ -38,7 +38,7 @@ import { nativeChannelPrimitives } from '../src/host/fleet/native-crypto.js';
 import { createFleet } from '../src/host/fleet/provision.js';
 import { BKV_BIN, fetchStatuses, groupLeader } from '../src/host/fleet/supervisor.js';
 import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
-import { capacityPlan, idlePerGroup, splitLeaderFollower, type CapacityInputs, type LeaderFollowerSplit } from './lib/group-costs.js';
+import { capacityPlan, idlePerGroup, perEntryFit, splitLeaderFollower, type CapacityInputs, type LeaderFollowerSplit } from './lib/group-costs.js';
 
 const USERS = numberArg('users', 150);
 const RECOVERIES = numberArg('recoveries', 900);
@@ -324,6 +324,7 @@ export async function main(): Promise<void> {
       L: mean(rs.map((r) => r.split.leaderMs)),
       F: mean(rs.map((r) => r.split.followerMs)),
       idle,
+      entries: mean(rs.map((r) => r.entries)),
       p50: mean(rs.map((r) => r.p50)),
       p99: mean(rs.map((r) => r.p99)),
       leaderMembers: Math.min(...rs.map((r) => new Set(r.leaders).size)),
@@ -340,22 +341,42 @@ export async function main(): Promise<void> {
   }
   console.log(`idle member: ${f1(idle.baseMs)} ms/s per process + ${f1(idle.perGroupMs)} ms/s per group it serves (line through the 1- and 3-group means)`);
 
-  // The capacity model: costs of the 3-group configuration (groups as deployed), the idle line above.
-  const costs = { leaderMs: a3.L, followerMs: a3.F, idlePerReplicaMs: Math.max(0, idle.perGroupMs), idlePerMemberMs: Math.max(0, idle.baseMs), gatewayMs: a3.gateway };
-  console.log(`\nCapacity from the 3-group costs (L ${f2(costs.leaderMs)}, F ${f2(costs.followerMs)}, idle ${f1(costs.idlePerMemberMs)} + ${f1(costs.idlePerReplicaMs)}/group ms/s, gateway ${f2(costs.gatewayMs)} ms per recovery), 5 replicas per group, each member on its own machine, 50 % of each core used`);
-  console.log('| target rec/s | cores per member | layout | members | groups | busiest member ms/s (budget) | gateway cores |');
-  console.log('|---:|---:|---|---:|---:|---:|---:|');
-  for (const rate of [1000, 10_000]) {
-    for (const c of [8, 32]) {
-      for (const layout of ['process-per-group', 'one-process'] as const) {
-        if (layout === 'one-process' && c === 32) continue; // one event loop: the cores do not matter
-        const inp: CapacityInputs = { ...costs, replicas: 5, cores: c, utilisation: 0.5, layout, maxGroups: 4096 };
+  // What the costs allow when every member has a core of its own (not this machine: here all share 2 cores).
+  // 1 group: its leader is the busiest member. 3 groups on 5 members: a leader of one group follows the other two.
+  const ceiling1 = (1000 - a1.idle) / a1.L;
+  const ceiling3 = (1000 - a3.idle) / ((a3.L + 2 * a3.F) / 3);
+  console.log(
+    `one core per member (idle cost included, 100 % busy): 1 group ${ceiling1.toFixed(0)} recoveries/s (its leader's core), ` +
+      `3 groups ${ceiling3.toFixed(0)}/s (each leader also follows two groups): ${f2(ceiling3 / ceiling1)}x`,
+  );
+  // L and F as a part per recovery plus a part per log entry, through the two configurations' batch sizes.
+  const fitL = perEntryFit(a1.entries, a1.L, a3.entries, a3.L);
+  const fitF = perEntryFit(a1.entries, a1.F, a3.entries, a3.F);
+  console.log(
+    `per log entry (batch): L = ${f2(fitL.perRecovery)} + ${f2(fitL.perEntry)}·e, F = ${f2(fitF.perRecovery)} + ${f2(fitF.perEntry)}·e ms per recovery, ` +
+      `e = log entries per recovery (${f2(a1.entries)} with 1 group, ${f2(a3.entries)} with 3)`,
+  );
+
+  const ceiling3same = (1000 - a3.idle) / ((fitL.at(a1.entries) + 2 * fitF.at(a1.entries)) / 3);
+  console.log(`one core per member, 3 groups at the 1-group batch size (fit): ${ceiling3same.toFixed(0)}/s, ${f2(ceiling3same / ceiling1)}x the 1-group ceiling`);
+
+  // The capacity model: the 3-group costs as measured, and the fit at 5 and at 1 command per batch; the idle line above.
+  const idleCosts = { idlePerReplicaMs: Math.max(0, idle.perGroupMs), idlePerMemberMs: Math.max(0, idle.baseMs), gatewayMs: a3.gateway };
+  const costSets = [
+    { name: `3 groups as measured (${f1(2 / a3.entries)} commands per batch)`, leaderMs: a3.L, followerMs: a3.F },
+    { name: '5 commands per batch (fit)', leaderMs: fitL.at(0.4), followerMs: fitF.at(0.4) },
+    { name: '1 command per batch (fit)', leaderMs: fitL.at(2), followerMs: fitF.at(2) },
+  ];
+  console.log(`\nCapacity (idle ${f1(idleCosts.idlePerMemberMs)} ms/s per member + ${f1(idleCosts.idlePerReplicaMs)} ms/s per group replica, gateway ${f2(idleCosts.gatewayMs)} ms per recovery), 5 replicas per group, each member on its own machine, 50 % of each core used`);
+  console.log('| costs | L ms | F ms | target rec/s | cores per member | layout | members | groups | busiest member ms/s (budget) | gateway cores |');
+  console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---:|');
+  for (const cs of costSets) {
+    for (const rate of [1000, 10_000]) {
+      for (const [c, layout] of [[8, 'process-per-group'], [32, 'process-per-group'], [8, 'one-process']] as const) {
+        const inp: CapacityInputs = { ...idleCosts, leaderMs: cs.leaderMs, followerMs: cs.followerMs, replicas: 5, cores: c, utilisation: 0.5, layout, maxGroups: 4096 };
         const p = capacityPlan(inp, rate);
-        console.log(
-          p
-            ? `| ${rate} | ${layout === 'one-process' ? 'any' : c} | ${layout} | ${p.members} | ${p.groups} | ${p.memberMs.toFixed(0)} (${p.budgetMs.toFixed(0)}) | ${f1(p.gatewayCores)} |`
-            : `| ${rate} | ${c} | ${layout} | none within 10,000 members | | | |`,
-        );
+        const head = `| ${cs.name} | ${f2(cs.leaderMs)} | ${f2(cs.followerMs)} | ${rate} | ${layout === 'one-process' ? 'any' : c} | ${layout}`;
+        console.log(p ? `${head} | ${p.members} | ${p.groups} | ${p.memberMs.toFixed(0)} (${p.budgetMs.toFixed(0)}) | ${f1(p.gatewayCores)} |` : `${head} | none within 10,000 members | | | |`);
       }
     }
   }

@@ -152,3 +152,16 @@ export function capacityPlan(inp: CapacityInputs, rate: number, maxMembers = 10_
   }
   return null;
 }
+
+/**
+ * A cost per recovery as a part per recovery plus a part per log entry (command batch), from two
+ * measurements at different batch sizes: `y = perRecovery + perEntry·e`, with `e` the log entries
+ * committed per recovery (2 / commands per batch: a recovery is two commands). The line through
+ * the two points; `at(e)` gives the cost at another batch size.
+ */
+export function perEntryFit(e1: number, y1: number, e2: number, y2: number): { perRecovery: number; perEntry: number; at(e: number): number } {
+  if (Math.abs(e1 - e2) < 1e-9) throw new Error('two different batch sizes are needed');
+  const perEntry = (y1 - y2) / (e1 - e2);
+  const perRecovery = y1 - perEntry * e1;
+  return { perRecovery, perEntry, at: (e) => perRecovery + perEntry * e };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capacityPlan, idlePerGroup, leastSquares, memberLoad, splitLeaderFollower, type CapacityInputs, type MemberSample } from '../../bench/lib/group-costs.js';
+import { capacityPlan, idlePerGroup, leastSquares, memberLoad, perEntryFit, splitLeaderFollower, type CapacityInputs, type MemberSample } from '../../bench/lib/group-costs.js';
 
 /** Members' busy CPU made from known costs: member i leads the groups in `leads[i]`, follows the others. */
 function synthetic(L: number, F: number, perGroup: number[], leads: number[][], noise: number[] = []): MemberSample[] {
@@ -130,5 +130,16 @@ describe('capacityPlan', () => {
 
   it('returns null when no fleet within the limits serves the rate', () => {
     expect(capacityPlan({ ...base, maxGroups: 1 }, 1000, 50)).toBeNull();
+  });
+});
+
+describe('perEntryFit', () => {
+  it('separates the per-recovery and the per-batch cost and predicts another batch size', () => {
+    // 3 ms per recovery plus 4 ms per log entry: 5 commands per batch (0.4 entries per recovery) and 2 (1.0).
+    const fit = perEntryFit(0.4, 3 + 4 * 0.4, 1.0, 3 + 4 * 1.0);
+    expect(fit.perRecovery).toBeCloseTo(3, 9);
+    expect(fit.perEntry).toBeCloseTo(4, 9);
+    expect(fit.at(2)).toBeCloseTo(11, 9);
+    expect(() => perEntryFit(1, 2, 1, 3)).toThrow();
   });
 });
