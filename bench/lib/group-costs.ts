@@ -84,7 +84,7 @@ export interface CapacityInputs {
   followerMs: number;
   /** Idle CPU ms per second of each group replica a member serves (heartbeats, ticks). */
   idlePerReplicaMs: number;
-  /** Idle CPU ms per second of a member process whatever its groups. */
+  /** Idle CPU ms per second of a member process whatever its groups (paid once per process). */
   idlePerMemberMs: number;
   /** Gateway CPU ms per recovery (the gateways run on machines of their own). */
   gatewayMs: number;
@@ -127,11 +127,14 @@ export function memberLoad(inp: CapacityInputs, rate: number, members: number, g
   const leads = Math.ceil(groups / members);
   const holds = Math.max(leads, Math.ceil((r * groups) / members));
   const perGroup = rate / groups;
-  const memberMs = inp.idlePerMemberMs + holds * inp.idlePerReplicaMs + perGroup * (leads * inp.leaderMs + (holds - leads) * inp.followerMs);
+  // Idle: one process's fixed cost, plus each replica's; with a process per replica, each pays the fixed cost too.
+  const processes = inp.layout === 'one-process' ? 1 : holds;
+  const idleMs = processes * inp.idlePerMemberMs + holds * inp.idlePerReplicaMs;
+  const memberMs = idleMs + perGroup * (leads * inp.leaderMs + (holds - leads) * inp.followerMs);
   const usable = inp.layout === 'one-process' ? 1 : Math.min(inp.cores, holds);
   const budgetMs = inp.utilisation * 1000 * usable;
   // One event loop: a leader replica alone may use one core; in one process, all the member's replicas share it.
-  const replicaMs = inp.layout === 'one-process' ? memberMs : inp.idlePerReplicaMs + perGroup * inp.leaderMs;
+  const replicaMs = inp.layout === 'one-process' ? memberMs : inp.idlePerMemberMs + inp.idlePerReplicaMs + perGroup * inp.leaderMs;
   return { members, groups, leads, holds, memberMs, budgetMs, replicaMs };
 }
 

@@ -82,18 +82,21 @@ describe('memberLoad', () => {
     const l = memberLoad(base, 40, 5, 1);
     expect(l).toMatchObject({ leads: 1, holds: 1, budgetMs: 500 });
     expect(l.memberMs).toBeCloseTo(10 + 5 + 40 * 10, 9);
-    expect(l.replicaMs).toBeCloseTo(5 + 40 * 10, 9);
+    expect(l.replicaMs).toBeCloseTo(10 + 5 + 40 * 10, 9);
   });
 
   it('five groups on five members: each member leads one and follows four', () => {
     const l = memberLoad(base, 500, 5, 5);
     expect(l).toMatchObject({ leads: 1, holds: 5, budgetMs: 2500 });
-    // 100/s per group: 100·10 as leader + 4·100·2 as follower + idle.
-    expect(l.memberMs).toBeCloseTo(10 + 25 + 1000 + 800, 9);
+    // 100/s per group: 100·10 as leader + 4·100·2 as follower + idle of five processes, one per replica.
+    expect(l.memberMs).toBeCloseTo(5 * 10 + 25 + 1000 + 800, 9);
   });
 
-  it('one process: the budget is one core whatever the machine', () => {
-    expect(memberLoad({ ...base, layout: 'one-process' }, 500, 5, 5).budgetMs).toBe(500);
+  it('one process: the budget is one core whatever the machine, and the fixed idle cost is paid once', () => {
+    const l = memberLoad({ ...base, layout: 'one-process' }, 500, 5, 5);
+    expect(l.budgetMs).toBe(500);
+    expect(l.memberMs).toBeCloseTo(10 + 25 + 1000 + 800, 9);
+    expect(l.replicaMs).toBe(l.memberMs);
   });
 });
 
