@@ -22,6 +22,7 @@
  *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--idle-ms 3000] [--profile DIR]
  */
 import * as opaque from '@serenity-kit/opaque';
+import { devClients } from './lib/dev-clients.js';
 import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,9 +32,6 @@ import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { httpTransport } from '../src/client/sdk/transport.js';
-import { VaultClient } from '../src/client/sdk/vault-client.js';
-import { readFleetKeys } from '../src/cli/vault-options.js';
 import { decodeFleetSecrets } from '../src/trusted/core/fleet-secrets.js';
 import { deriveRecordKeys, recordId, sealRecord } from '../src/trusted/records/record-keys.js';
 import { RootBuilder, compareKeys, valueHash } from '../src/shared/record-tree/index.js';
@@ -217,18 +215,7 @@ async function runFleet(preloadCount: number, profile: string | null) {
     });
     const { url } = JSON.parse(line) as { url?: string };
     if (!url) throw new Error(`bkv up did not start the fleet: ${line}`);
-    const keys = await readFleetKeys(fleet.fleetKeysPath);
-    const tokens = new Map<string, string>();
-    const tokenFor = async (account: string) => {
-      let t = tokens.get(account);
-      if (!t) {
-        const res = await fetch(`${url}/v1/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account }) });
-        t = ((await res.json()) as { token: string }).token;
-        tokens.set(account, t);
-      }
-      return t;
-    };
-    const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, channelPrimitives: nativeChannelPrimitives, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
+    const { tokenFor, client } = await devClients(url, fleet.fleetKeysPath);
     const secrets = Array.from({ length: USERS }, () => crypto.getRandomValues(new Uint8Array(32)));
     for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
     const statuses = [...(await fetchStatuses(fleet.config)).values()];

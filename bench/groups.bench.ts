@@ -30,14 +30,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { httpTransport } from '../src/client/sdk/transport.js';
-import { VaultClient } from '../src/client/sdk/vault-client.js';
-import { readFleetKeys } from '../src/cli/vault-options.js';
 import { memberApiUrl, type FleetConfig } from '../src/host/fleet/config.js';
-import { nativeChannelPrimitives } from '../src/host/fleet/native-crypto.js';
 import { createFleet } from '../src/host/fleet/provision.js';
 import { BKV_BIN, fetchStatuses, groupLeader } from '../src/host/fleet/supervisor.js';
-import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
+import { devClients } from './lib/dev-clients.js';
+import { bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
 import { capacityPlan, idlePerGroup, perEntryFit, splitLeaderFollower, type CapacityInputs, type LeaderFollowerSplit } from './lib/group-costs.js';
 
 const USERS = numberArg('users', 150);
@@ -161,18 +158,7 @@ async function runConfig(groups: number, secrets: Uint8Array[]): Promise<RunResu
     }
     const statuses = await fetchStatuses(config);
     const pids = new Map(ids.map((id) => [id, statuses.get(id)?.pid ?? -1]));
-    const keys = await readFleetKeys(fleet.fleetKeysPath);
-    const tokens = new Map<string, string>();
-    const tokenFor = async (account: string) => {
-      let t = tokens.get(account);
-      if (!t) {
-        const res = await fetch(`${url}/v1/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account }) });
-        t = ((await res.json()) as { token: string }).token;
-        tokens.set(account, t);
-      }
-      return t;
-    };
-    const client = (account: string) => new VaultClient({ account, fleet: keys, ksf: LIGHT_KSF, channelPrimitives: nativeChannelPrimitives, transport: httpTransport({ gatewayUrl: url, token: () => tokenFor(account) }) });
+    const { tokenFor, client } = await devClients(url, fleet.fleetKeysPath);
     for (let i = 0; i < USERS; i++) await tokenFor(`user${i}`);
 
     const cpu = () => ({ member: new Map(ids.map((id) => [id, cpuSeconds(pids.get(id)!)])), gateway: cpuSeconds(up.pid ?? -1), load: cpuSeconds(process.pid) });
