@@ -221,9 +221,18 @@ async function runFleet(preloadCount: number, profile: string | null) {
     const statuses = [...(await fetchStatuses(fleet.config)).values()];
     const memberPids = statuses.map((s) => s?.pid ?? -1);
     roles = Object.fromEntries([...statuses.map((s) => [String(s?.pid), s?.role ?? 'unknown']), [String(up.pid), 'gateway']]);
-    const cpu = () => ({ members: memberPids.reduce((a, p) => a + cpuSeconds(p), 0), gateway: cpuSeconds(up.pid ?? -1), load: cpuSeconds(process.pid) });
+    const leaderPid = statuses.find((s) => s?.role === 'leader')?.pid ?? -1;
+    const cpu = () => ({
+      members: memberPids.reduce((a, p) => a + cpuSeconds(p), 0),
+      leader: cpuSeconds(leaderPid),
+      gateway: cpuSeconds(up.pid ?? -1),
+      load: cpuSeconds(process.pid),
+    });
     const perOp = (a: ReturnType<typeof cpu>, b: ReturnType<typeof cpu>, n: number) => ({
       members: ((b.members - a.members) * 1000) / n,
+      // The member that led when the run began (NaN if none did), and the mean of the others.
+      leader: ((b.leader - a.leader) * 1000) / n,
+      follower: ((b.members - a.members - (b.leader - a.leader)) * 1000) / n / (memberPids.length - 1),
       gateway: ((b.gateway - a.gateway) * 1000) / n,
       load: ((b.load - a.load) * 1000) / n,
     });
@@ -319,7 +328,8 @@ export async function main(): Promise<Record<string, number>> {
     console.log(`| ${name} | recoveries | ${r.rec.rate.toFixed(0)} | ${r.rec.p50.toFixed(1)} | ${r.rec.p99.toFixed(1)} | ${b.recRate.toFixed(0)} | ${(r.rec.rate / b.recRate).toFixed(2)}x | ${r.lat.p50} / ${r.lat.p99} | ${rssText(r.rss)} |`);
   }
   console.log('\nCPU ms per recovery (user + system, from /proc): members together / gateway process / load generator (client side of OPAQUE, Argon2id, HPKE, HTTP)');
-  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerRec.members.toFixed(1)} / ${r.cpuPerRec.gateway.toFixed(1)} / ${r.cpuPerRec.load.toFixed(1)}`);
+  const split = (c: { leader: number; follower: number }) => `(leader ${c.leader.toFixed(1)}, each follower ${c.follower.toFixed(1)})`;
+  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerRec.members.toFixed(1)} ${split(r.cpuPerRec)} / ${r.cpuPerRec.gateway.toFixed(1)} / ${r.cpuPerRec.load.toFixed(1)}`);
   // What these cores could serve if the load came from elsewhere, and what the CPU use allows at
   // all: derived from the measured CPU per recovery, not measured directly.
   const cores = (await import('node:os')).availableParallelism();
@@ -338,7 +348,7 @@ export async function main(): Promise<Record<string, number>> {
     );
   }
   console.log('\nCPU ms per registration: members together / gateway process / load generator');
-  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerReg.members.toFixed(1)} / ${r.cpuPerReg.gateway.toFixed(1)} / ${r.cpuPerReg.load.toFixed(1)}`);
+  for (const [name, r] of rows) console.log(`  ${name}: ${r.cpuPerReg.members.toFixed(1)} ${split(r.cpuPerReg)} / ${r.cpuPerReg.gateway.toFixed(1)} / ${r.cpuPerReg.load.toFixed(1)}`);
   for (const [name, r] of rows) {
     // An idle fleet's cost per second (ticks, heartbeats, polls), and the part of each operation's CPU it explains at the measured rates.
     const idleMs = r.idle.members + r.idle.gateway;
