@@ -210,7 +210,7 @@ export async function runGroupSimulation(opts: GroupSimOptions): Promise<GroupSi
         persist: (record, done) => nd.disk.persist(record, done),
       },
       driver: {
-        tickMs: 10, requestTimeoutMs: 3000,
+        tickMs: 10, sparseTicks: true, requestTimeoutMs: 3000,
         onOutput: (o) => {
           if (o.type === 'committed') {
             checkers[g]!.onApply(who, o.index, o.entry);

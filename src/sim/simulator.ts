@@ -181,7 +181,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         persist: (record, done) => m.disk.persist(record, done),
       },
       driver: {
-        tickMs: 10, requestTimeoutMs: 3000,
+        tickMs: 10, sparseTicks: true, requestTimeoutMs: 3000,
         onOutput: (o) => {
           if (o.type === 'committed') checker.onApply(who, o.index, o.entry);
           else if (o.type === 'restored') checker.onRestored(who, o.index);
@@ -228,7 +228,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         persist: (record, done) => m.disk.persist(record, done),
       },
       driver: {
-        tickMs: 10, requestTimeoutMs: 3000,
+        tickMs: 10, sparseTicks: true, requestTimeoutMs: 3000,
         onOutput: (o) => {
           if (o.type === 'committed') checker.onApply(who, o.index, o.entry);
           else if (o.type === 'restored') checker.onRestored(who, o.index);

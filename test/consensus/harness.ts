@@ -37,6 +37,10 @@ export class TestCluster {
   filter: (from: number, to: number, bytes: Uint8Array) => boolean = () => true;
   /** How long a persist takes (ms). */
   persistMs = 1;
+  /** Driver options on top of the defaults (a 10 ms tick), for members started from now on. */
+  driverOptions: { sparseTicks?: boolean; maxTickMs?: number } = {};
+  /** Timers each member's driver set (ticks, request timeouts, persist retries), by member id. */
+  readonly timersSet = new Map<number, number>();
   /** Every message sent, for tests that tamper with or replay them. */
   readonly wire: Array<{ from: number; to: number; bytes: Uint8Array }> = [];
 
@@ -72,7 +76,12 @@ export class TestCluster {
       },
       env: {
         now: () => this.q.now,
-        setTimer: (d, fn) => this.q.schedule(d, () => { if (m.up && m.epoch === epoch) fn(); }),
+        setTimer: (d, fn) => {
+          this.timersSet.set(m.id, (this.timersSet.get(m.id) ?? 0) + 1);
+          let cancelled = false;
+          this.q.schedule(d, () => { if (!cancelled && m.up && m.epoch === epoch) fn(); });
+          return { cancel: () => { cancelled = true; } };
+        },
         send: (to, bytes) => {
           if (!m.up || m.epoch !== epoch) return;
           this.wire.push({ from: m.id, to, bytes });
@@ -86,7 +95,7 @@ export class TestCluster {
           done();
         }),
       },
-      driver: { tickMs: 10, requestTimeoutMs: 2000, onOutput: (o) => m.outputs.push(o) },
+      driver: { tickMs: 10, requestTimeoutMs: 2000, ...this.driverOptions, onOutput: (o) => m.outputs.push(o) },
     });
     m.node = parts.node;
     m.driver = parts.driver;

@@ -57,6 +57,8 @@ export interface GroupReplicaOptions {
   policy: VaultPolicy;
   requestTimeoutMs: number;
   tickMs: number;
+  /** Tick only when the consensus node has timed work due (DriverOptions.sparseTicks). */
+  sparseTicks?: boolean;
   storeGroup: { maxDelayMs: number; maxBatches: number };
   /** Peers' exports of this group's store, leader first. */
   peerExports: () => AsyncGenerator<PeerExport>;
@@ -111,6 +113,7 @@ export async function openGroupReplica(o: GroupReplicaOptions): Promise<GroupRep
     driver: {
       requestTimeoutMs: o.requestTimeoutMs,
       tickMs: o.tickMs,
+      ...(o.sparseTicks ? { sparseTicks: true } : {}),
       onOutput(out) {
         if (out.type === 'committed') o.onApplied?.();
         records?.onOutput(out);

@@ -79,7 +79,7 @@ export interface RunningMember {
  * 10 ms tick, 60 ms heartbeats and 300-600 ms timeouts five idle members used about 0.45 of a core
  * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU").
  */
-export const MEMBER_TIMING = { tickMs: 20, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
+export const MEMBER_TIMING = { tickMs: 20, sparseTicks: process.env.BKV_DENSE_TICKS ? false : true, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
 /**
  * A follower writes committed batches to its record store in groups: a batch waits at most
  * `maxDelayMs` for later ones, at most `maxBatches` per transaction. The leader writes each at once,
@@ -181,6 +181,7 @@ export async function startMember(opts: MemberOptions): Promise<RunningMember> {
         policy: { ...DEFAULT_POLICY, ...config.policy },
         requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
         tickMs: MEMBER_TIMING.tickMs,
+        sparseTicks: MEMBER_TIMING.sparseTicks,
         storeGroup: STORE_GROUP,
         peerExports: () => peerExports(g),
         onApplied: () => metrics.applied.inc({ group }),

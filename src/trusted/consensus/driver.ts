@@ -38,8 +38,17 @@ export interface DriverEnv {
 }
 
 export interface DriverOptions {
-  /** Tick period in ms (default 10). */
+  /** Tick period in ms (default 10); with `sparseTicks`, the shortest gap between ticks. */
   tickMs?: number;
+  /**
+   * Tick only when the node has timed work due (`RaftNode.nextTickDue`: a heartbeat, an election
+   * deadline, a commit to tell), at most every `tickMs` and at least every `maxTickMs`, and move the
+   * node's clock on with every step (a `clock` input). An idle follower then wakes for its election
+   * deadline instead of every tick. Default false: a tick every `tickMs`.
+   */
+  sparseTicks?: boolean;
+  /** With `sparseTicks`, the longest gap between ticks in ms (default 1000). */
+  maxTickMs?: number;
   /** A proposal or read that has not finished by then rejects with UNAVAILABLE (default 5000). */
   requestTimeoutMs?: number;
   /** Observes every node output (metrics, simulator checks). */
@@ -65,6 +74,10 @@ export class RaftDriver implements Replicator {
   private readonly proposals = new Map<number, Pending<SubmitResult>>();
   private readonly reads = new Map<number, Pending<number>>();
   private tickTimer: TimerHandle | null = null;
+  /** When the armed tick timer fires (env clock). */
+  private tickAt = Infinity;
+  private readonly sparse: boolean;
+  private readonly maxTickMs: number;
   private stopped = false;
   private queued: NodeInput[] = [];
 
@@ -74,6 +87,8 @@ export class RaftDriver implements Replicator {
     private readonly opts: DriverOptions = {},
   ) {
     this.tickMs = opts.tickMs ?? 10;
+    this.sparse = opts.sparseTicks ?? false;
+    this.maxTickMs = Math.max(this.tickMs, opts.maxTickMs ?? 1000);
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
   }
 
@@ -81,7 +96,7 @@ export class RaftDriver implements Replicator {
   start(): void {
     this.stopped = false;
     this.run([{ type: 'tick', now: this.env.now() }]);
-    this.scheduleTick();
+    if (!this.sparse) this.scheduleTick();
   }
 
   /** Stops timers and fails every pending request (process shutdown). */
@@ -89,6 +104,7 @@ export class RaftDriver implements Replicator {
     this.stopped = true;
     this.tickTimer?.cancel();
     this.tickTimer = null;
+    this.tickAt = Infinity;
     for (const id of [...this.proposals.keys()]) this.finish(this.proposals, id, unavailable('member stopped'));
     for (const id of [...this.reads.keys()]) this.finish(this.reads, id, unavailable('member stopped'));
   }
@@ -152,6 +168,23 @@ export class RaftDriver implements Replicator {
     });
   }
 
+  /** Sparse ticks: when the next tick should come, from what the node has due. */
+  private nextTickAt(now: number): number {
+    return Math.min(Math.max(this.node.nextTickDue(), now + this.tickMs), now + this.maxTickMs);
+  }
+
+  /** Sparse ticks: (re)arms the one tick timer to fire at `at`. */
+  private armTick(now: number, at: number): void {
+    this.tickTimer?.cancel();
+    this.tickAt = at;
+    this.tickTimer = this.env.setTimer(at - now, () => {
+      this.tickTimer = null;
+      this.tickAt = Infinity;
+      // The step that runs this tick arms the next one (runNow).
+      this.run([{ type: 'tick', now: this.env.now() }]);
+    });
+  }
+
   private run(inputs: NodeInput[]): void {
     const defer = this.env.defer;
     if (defer === undefined) {
@@ -169,8 +202,18 @@ export class RaftDriver implements Replicator {
   }
 
   private runNow(inputs: NodeInput[]): void {
-    const outputs = this.node.step(inputs);
+    if (!this.sparse) {
+      for (const o of this.node.step(inputs)) this.handle(o);
+      return;
+    }
+    const outputs = this.node.step([{ type: 'clock', now: this.env.now() }, ...inputs]);
     for (const o of outputs) this.handle(o);
+    if (this.stopped) return;
+    // Work this step made due earlier than the armed tick (a commit to tell, a new role's
+    // deadlines), or no tick armed yet: arm it. At most one re-arm per `tickMs` under load.
+    const now = this.env.now();
+    const at = this.nextTickAt(now);
+    if (this.tickTimer === null || at < this.tickAt) this.armTick(now, at);
   }
 
   private handle(o: NodeOutput): void {

@@ -250,6 +250,9 @@ export class RaftNode {
       case 'tick':
         this.now = Math.max(this.now, i.now);
         return this.onTick();
+      case 'clock':
+        this.now = Math.max(this.now, i.now);
+        return;
       case 'receive':
         return this.onReceive(i.bytes);
       case 'propose':
@@ -382,6 +385,22 @@ export class RaftNode {
 
   private resetElectionTimer(): void {
     this.electionDeadline = this.now + this.randomTimeout();
+  }
+
+  /**
+   * When a tick next has work to do, on the node's clock: the leader's heartbeat or check-quorum,
+   * a follower's or candidate's election deadline, a learner's rejoin probe; `now` itself when a
+   * tick is wanted as soon as the host next ticks (a commit some peer has not been told). Infinity
+   * when no tick is due. A host may skip the ticks before it (a tick earlier does no harm), as long
+   * as it moves the clock on with every step (a `clock` input). A leader's hand-over to the
+   * preferred leader is then checked at its heartbeats.
+   */
+  nextTickDue(): number {
+    let due = Infinity;
+    if (this.learner && this.rejoinTerm === null) due = this.probeDue;
+    if (this.role === 'leader') return this.commitNotify ? this.now : Math.min(due, this.quorumCheckAt, this.heartbeatDue);
+    if (!this.learner) due = Math.min(due, this.electionDeadline);
+    return due;
   }
 
   private onTick(): void {

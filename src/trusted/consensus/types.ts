@@ -27,6 +27,8 @@ export interface LogEntry {
 
 export type NodeInput =
   | { type: 'tick'; now: number }
+  /** Moves the node's clock on without a tick's timed work (a host that ticks only when work is due sends one with every step). */
+  | { type: 'clock'; now: number }
   | { type: 'receive'; bytes: Uint8Array }
   | { type: 'propose'; requestId: number; entry: Uint8Array }
   | { type: 'readIndex'; requestId: number }
