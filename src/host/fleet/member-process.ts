@@ -77,7 +77,9 @@ export interface RunningMember {
  * 500-1000 ms (etcd's ratio of one to five and above). An idle fleet's CPU is mostly these wake-ups
  * (ticks, and a heartbeat and its answer per peer), which every recovery pays a share of: with a
  * 10 ms tick, 60 ms heartbeats and 300-600 ms timeouts five idle members used about 0.45 of a core
- * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU").
+ * on the 2-core benchmark machine (BENCHMARKS.md, "Fleet CPU"). Ticks are sparse (docs/consensus.md,
+ * "Sparse ticks"): a member ticks only when its node has timed work due, so an idle follower wakes
+ * about once per election timeout; `BKV_DENSE_TICKS=1` ticks every `tickMs` instead (comparisons).
  */
 export const MEMBER_TIMING = { tickMs: 20, sparseTicks: process.env.BKV_DENSE_TICKS ? false : true, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
 /**
