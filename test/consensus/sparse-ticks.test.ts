@@ -10,6 +10,14 @@ function sparseCluster(n: number, seed: number, config = {}): TestCluster {
   return c;
 }
 
+/** A started sparse cluster once it has one leader, and that leader. */
+function withLeader(n: number, seed: number): { c: TestCluster; leader: number } {
+  const c = sparseCluster(n, seed);
+  c.startAll();
+  expect(c.runUntil(() => c.leaders().length === 1)).toBe(true);
+  return { c, leader: c.leaders()[0] as number };
+}
+
 /** Timers set by each member over `ms` of a steady cluster. */
 function timersOver(c: TestCluster, ms: number): Map<number, number> {
   const before = new Map(c.timersSet);
@@ -45,10 +53,7 @@ describe('sparse ticks (the driver ticks only when the node has timed work due)'
   });
 
   it('commits proposals and every follower applies them (the commit index reaches a follower within a tick)', () => {
-    const c = sparseCluster(5, 5);
-    c.startAll();
-    c.runUntil(() => c.leaders().length === 1);
-    const leader = c.leaders()[0] as number;
+    const { c, leader } = withLeader(5, 5);
     for (let u = 1; u <= 20; u++) expect(c.propose(leader, reg(u)).ok).toBe(true);
     const commit = c.status(leader).commitIndex;
     // Nothing else is proposed: only the leader's commit notice (one tick later) tells the followers.
@@ -71,10 +76,7 @@ describe('sparse ticks (the driver ticks only when the node has timed work due)'
   });
 
   it("tells the follower's clock at every step: a heartbeat after a long quiet spell does not arm an election in the past", () => {
-    const c = sparseCluster(3, 9);
-    c.startAll();
-    c.runUntil(() => c.leaders().length === 1);
-    const leader = c.leaders()[0] as number;
+    const { c, leader } = withLeader(3, 9);
     const term = c.status(leader).term;
     // Quiet for 20 s of heartbeats only: followers tick about once per election timeout, and every
     // heartbeat moves their deadline from the time it arrived, so no election starts.
@@ -84,10 +86,7 @@ describe('sparse ticks (the driver ticks only when the node has timed work due)'
   });
 
   it('nextTickDue: a follower is due at its election deadline, a leader at its next heartbeat, and at once with a commit to tell', () => {
-    const c = sparseCluster(3, 11);
-    c.startAll();
-    c.runUntil(() => c.leaders().length === 1);
-    const leader = c.leaders()[0] as number;
+    const { c, leader } = withLeader(3, 11);
     const follower = c.members.find((m) => m.id !== leader)!.id;
     const now = c.q.now;
     const ld = c.member(leader).node!.nextTickDue();

@@ -81,7 +81,7 @@ export interface RunningMember {
  * "Sparse ticks"): a member ticks only when its node has timed work due, so an idle follower wakes
  * about once per election timeout; `BKV_DENSE_TICKS=1` ticks every `tickMs` instead (comparisons).
  */
-export const MEMBER_TIMING = { tickMs: 20, sparseTicks: process.env.BKV_DENSE_TICKS ? false : true, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
+export const MEMBER_TIMING = { tickMs: 20, sparseTicks: !process.env.BKV_DENSE_TICKS, heartbeatInterval: 100, electionTimeoutMin: 500, electionTimeoutMax: 1000 } as const;
 /**
  * A follower writes committed batches to its record store in groups: a batch waits at most
  * `maxDelayMs` for later ones, at most `maxBatches` per transaction. The leader writes each at once,
