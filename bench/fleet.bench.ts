@@ -19,20 +19,30 @@
  * writes DIR/phases.json: each process's pid and role, and the monotonic time (µs) at which the
  * registration and recovery phases began and ended, for `scripts/cpuprofile-summary.ts`.
  *
- * Before the idle and timed phases, a warm-up (`--warmup N`, default 600; 0 skips it) registers
- * N/6 users of its own and runs N recoveries for them, untimed: the first operations after the
- * processes start are dominated by V8 compiling the hot paths (about a fifth of the CPU of 600
- * cold recoveries), which a fleet that runs for months pays once. The timed figures are the steady
- * state; `--warmup 0` gives the cold ones.
+ * Before the idle and timed phases, a warm-up (`--warmup N`, default 3,000; 0 skips it) registers
+ * N/6 users of its own and runs N recoveries for them, untimed. Right after start V8 is still
+ * compiling the hot paths: 600 cold recoveries cost about a fifth more CPU each than 600 after a
+ * warm-up, and V8's compiler threads were still busy after a warm-up of 600 and had settled after
+ * 3,000. A fleet that runs for months pays that once, so the timed figures are the steady state;
+ * `--warmup 0` gives the cold ones.
  *
- *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--idle-ms 3000] [--warmup 600] [--profile DIR]
+ * `--perf DIR` (Linux, with `perf` installed) starts `bkv up` and its members with
+ * `--perf-basic-prof --interpreted-frames-native-stack` (symbol maps for V8's compiled and
+ * interpreted code) and records every fleet process with
+ * `perf record -g` (software CPU clock, `--perf-hz`, default 999 Hz), one recording for the
+ * registrations (DIR/registration.perf.data) and one for the recoveries (DIR/recovery.perf.data),
+ * each enabled exactly while its phase runs; with phases.json, for `scripts/perf-summary.ts`.
+ * Unlike `--cpu-prof` (the main thread's stack whenever it is not idle, blocked syscalls
+ * included), perf samples only time on a CPU, in every thread and in the kernel.
+ *
+ *   npx tsx bench/fleet.bench.ts [--users 200] [--recoveries 1500] [--concurrency 16] [--preload 1000000] [--serial 200] [--idle-ms 3000] [--warmup 3000] [--profile DIR | --perf DIR]
  */
 import * as opaque from '@serenity-kit/opaque';
 import { devClients } from './lib/dev-clients.js';
 import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile, rm, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -56,8 +66,12 @@ const PRELOAD = numberArg('preload', 1_000_000);
 const SERIAL = numberArg('serial', 200);
 const IDLE_MS = numberArg('idle-ms', 3000);
 /** Untimed operations first, so that start-up work (V8 compiling the hot paths) is not charged to the timed ones. */
-const WARMUP = numberArg('warmup', 600);
-const PROFILE_DIR = process.argv.includes('--profile') ? resolvePath(process.argv[process.argv.indexOf('--profile') + 1]!) : null;
+const WARMUP = numberArg('warmup', 3000);
+const dirArg = (name: string) => (process.argv.includes(name) ? resolvePath(process.argv[process.argv.indexOf(name) + 1]!) : null);
+const PROFILE_DIR = dirArg('--profile');
+const PERF_DIR = dirArg('--perf');
+const PERF_HZ = numberArg('perf-hz', 999);
+if (PROFILE_DIR && PERF_DIR) throw new Error('--profile and --perf do not go together (the V8 profiler would be in perf\'s samples)');
 
 /** Monotonic microseconds, the clock V8's CPU profiles time their samples with. */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -194,7 +208,44 @@ async function rssMiB(config: FleetConfig): Promise<number[]> {
   return [...st.values()].map((s) => (s ? Number(execFileSync('ps', ['-o', 'rss=', '-p', String(s.pid)]).toString().trim()) / 1024 : NaN));
 }
 
-async function runFleet(preloadCount: number, profile: string | null) {
+/**
+ * `perf record` attached to `pids`, writing `out`, started disabled and switched on and off through
+ * its control FIFO (each command acknowledged), so that a recording holds exactly one phase.
+ */
+async function startPerf(pids: number[], out: string) {
+  const ctlPath = `${out}.ctl`;
+  const ackPath = `${out}.ack`;
+  await rm(ctlPath, { force: true });
+  await rm(ackPath, { force: true });
+  execFileSync('mkfifo', [ctlPath, ackPath]);
+  const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(PERF_HZ), '-g', '-D', '-1', '--control', `fifo:${ctlPath},${ackPath}`, '-p', pids.join(','), '-o', out], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => perf.once('exit', () => resolve()));
+  perf.once('error', (e) => console.error(`perf: ${e.message}`));
+  const ctl = await open(ctlPath, 'w');
+  const ack = await open(ackPath, 'r');
+  const command = async (c: string) => {
+    await ctl.write(`${c}\n`);
+    const buf = Buffer.alloc(16);
+    const { bytesRead } = await ack.read(buf, 0, buf.length);
+    if (!buf.subarray(0, bytesRead).toString().startsWith('ack')) throw new Error(`perf did not acknowledge ${c}`);
+  };
+  return {
+    enable: () => command('enable'),
+    async stop() {
+      await command('disable');
+      await ctl.close();
+      await ack.close();
+      perf.kill('SIGINT');
+      await exited;
+      await rm(ctlPath, { force: true });
+      await rm(ackPath, { force: true });
+    },
+  };
+}
+
+async function runFleet(preloadCount: number, profile: string | null, perfDir: string | null = null) {
   const dir = await mkdtemp(join(tmpdir(), 'bkv-bench-fleet-'));
   const fleet = await createFleet(dir, { members: 5, basePort: 0 });
   let preloadSecs = 0;
@@ -205,8 +256,9 @@ async function runFleet(preloadCount: number, profile: string | null) {
     collectGarbage();
   }
   // The supervisor in `bkv up` passes these flags on to the members it starts (profilingArgs).
-  const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : perfDir ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : [];
   if (profile) await mkdir(profile, { recursive: true });
+  if (perfDir) await mkdir(perfDir, { recursive: true });
   const up = spawn(process.execPath, [...profArgs, BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const phases: Record<string, number> = {};
   /** CPU seconds of each profiled process at each phase mark (pid → mark → seconds). */
@@ -262,6 +314,9 @@ async function runFleet(preloadCount: number, profile: string | null) {
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const idle = perOp(cpuI0, cpu(), IDLE_MS / 1000);
     mark('idleEnd');
+    const fleetPids = [...memberPids, up.pid ?? -1].filter((p) => p > 0);
+    const regPerf = perfDir ? await startPerf(fleetPids, join(perfDir, 'registration.perf.data')) : null;
+    await regPerf?.enable();
     const cpuR0 = cpu();
     mark('registrationStart');
     const reg = await runPool(USERS, CONCURRENCY, async (i) => {
@@ -269,11 +324,14 @@ async function runFleet(preloadCount: number, profile: string | null) {
     });
     mark('registrationEnd');
     const cpuPerReg = perOp(cpuR0, cpu(), USERS);
+    await regPerf?.stop();
     // The client's round-trip-free work (KE1 and its HPKE sealing) is prepared before the clock and
     // the CPU counters start, as an app does while the user types: the timed part is the server's.
     const clients = Array.from({ length: RECOVERIES }, (_, i) => client(`user${i % USERS}`));
     const prepared = await Promise.all(clients.map((c, i) => c.prepareRecovery(`password ${i % USERS}`)));
     const work0 = await workCounters(fleet.config);
+    const recPerf = perfDir ? await startPerf(fleetPids, join(perfDir, 'recovery.perf.data')) : null;
+    await recPerf?.enable();
     const cpu0 = cpu();
     mark('recoveryStart');
     const rec = await runPool(RECOVERIES, CONCURRENCY, async (i) => {
@@ -285,6 +343,7 @@ async function runFleet(preloadCount: number, profile: string | null) {
     mark('recoveryEnd');
     /** CPU milliseconds per recovery: all members together, the gateway process, the load generator. */
     const cpuPerRec = perOp(cpu0, cpu(), RECOVERIES);
+    await recPerf?.stop();
     const work1 = await workCounters(fleet.config);
     /** Per recovery: log entries (batches) committed, and consensus frames sent by all members. */
     const workPerRec = {
@@ -326,7 +385,9 @@ async function runFleet(preloadCount: number, profile: string | null) {
       await new Promise((r) => up.once('exit', r));
     }
     await rm(dir, { recursive: true, force: true });
-    if (profile) await writeFile(join(profile, 'phases.json'), JSON.stringify({ roles, phases, cpu: phaseCpu, users: USERS, recoveries: RECOVERIES }, null, 2));
+    for (const d of [profile, perfDir]) {
+      if (d) await writeFile(join(d, 'phases.json'), JSON.stringify({ roles, phases, cpu: phaseCpu, users: USERS, recoveries: RECOVERIES, perfHz: PERF_HZ }, null, 2));
+    }
   }
 }
 
@@ -335,7 +396,7 @@ export async function main(): Promise<Record<string, number>> {
   // One-second measurements of the bare server calls, three before the fleet runs and three after,
   // the median of each figure: on a shared machine one alone moved by half.
   const bs = [await bareOpaqueRates(1), await bareOpaqueRates(1), await bareOpaqueRates(1)];
-  const empty = await runFleet(0, PROFILE_DIR);
+  const empty = await runFleet(0, PROFILE_DIR, PERF_DIR);
   bs.push(await bareOpaqueRates(1), await bareOpaqueRates(1), await bareOpaqueRates(1));
   const med = (k: keyof (typeof bs)[number]) => {
     const v = bs.map((x) => x[k]).sort((a, c) => a - c);

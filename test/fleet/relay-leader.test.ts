@@ -120,12 +120,14 @@ describe('store URLs', () => {
     expect(relay.leader()).toBe(3);
   });
   it("passes Node's profiling flags on to the members it starts, and no other flag", () => {
-    expect(profilingArgs(['--cpu-prof', '--cpu-prof-dir=/p', '--inspect=9229', '--max-old-space-size=512', '--heap-prof-interval=1024', '--prof'])).toEqual([
+    expect(profilingArgs(['--cpu-prof', '--cpu-prof-dir=/p', '--inspect=9229', '--max-old-space-size=512', '--heap-prof-interval=1024', '--prof', '--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'])).toEqual([
       '--cpu-prof',
       '--cpu-prof-dir=/p',
       '--heap-prof-interval=1024',
       '--prof',
+      '--perf-basic-prof-only-functions',
+      '--interpreted-frames-native-stack',
     ]);
-    expect(profilingArgs(['--profx', '--cpu-profile'])).toEqual([]);
+    expect(profilingArgs(['--profx', '--cpu-profile', '--perf', '--perf-basic-profx'])).toEqual([]);
   });
 });
