@@ -259,7 +259,11 @@ async function runFleet(preloadCount: number, profile: string | null, perfDir: s
   const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : perfDir ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : [];
   if (profile) await mkdir(profile, { recursive: true });
   if (perfDir) await mkdir(perfDir, { recursive: true });
-  const up = spawn(process.execPath, [...profArgs, BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With --perf, V8 also writes a code-event log (isolate-*.log) into each process's working directory: DIR.
+  const up = spawn(process.execPath, [...profArgs, BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(perfDir ? { cwd: perfDir } : {}),
+  });
   const phases: Record<string, number> = {};
   /** CPU seconds of each profiled process at each phase mark (pid → mark → seconds). */
   const phaseCpu: Record<string, Record<string, number>> = {};
@@ -301,7 +305,9 @@ async function runFleet(preloadCount: number, profile: string | null, perfDir: s
       const warmUsers = Math.max(1, Math.ceil(WARMUP / 6));
       const warmSecrets = Array.from({ length: warmUsers }, () => crypto.getRandomValues(new Uint8Array(32)));
       for (let i = 0; i < warmUsers; i++) await tokenFor(`warm${i}`);
-      await runPool(warmUsers, CONCURRENCY, (i) => retried(() => client(`warm${i}`).registerKey(`warm password ${i}`, warmSecrets[i]!)));
+      await runPool(warmUsers, CONCURRENCY, async (i) => {
+        await retried(() => client(`warm${i}`).registerKey(`warm password ${i}`, warmSecrets[i]!));
+      });
       await runPool(WARMUP, CONCURRENCY, async (i) => {
         const k = await retried(() => client(`warm${i % warmUsers}`).recoverKey(`warm password ${i % warmUsers}`));
         if (k[0] !== warmSecrets[i % warmUsers]![0]) throw new Error('recovered the wrong key');
