@@ -72,6 +72,13 @@ const PROFILE_DIR = dirArg('--profile');
 const PERF_DIR = dirArg('--perf');
 const PERF_HZ = numberArg('perf-hz', 999);
 if (PROFILE_DIR && PERF_DIR) throw new Error('--profile and --perf do not go together (the V8 profiler would be in perf\'s samples)');
+if (PERF_DIR) {
+  try {
+    execFileSync('perf', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('--perf needs Linux perf (Debian: apt-get install linux-perf)');
+  }
+}
 
 /** Monotonic microseconds, the clock V8's CPU profiles time their samples with. */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -221,24 +228,29 @@ async function startPerf(pids: number[], out: string) {
   const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(PERF_HZ), '-g', '-D', '-1', '--control', `fifo:${ctlPath},${ackPath}`, '-p', pids.join(','), '-o', out], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const exited = new Promise<void>((resolve) => perf.once('exit', () => resolve()));
-  perf.once('error', (e) => console.error(`perf: ${e.message}`));
-  const ctl = await open(ctlPath, 'w');
-  const ack = await open(ackPath, 'r');
+  const exited = new Promise<number | string | null>((resolve) => perf.once('exit', (code, sig) => resolve(sig ?? code)));
+  // A perf that cannot record (no permission: kernel.perf_event_paranoid) exits at once: fail, not hang.
+  const died = exited.then((how) => {
+    throw new Error(`perf record exited (${how}) before the phase ended`);
+  });
+  died.catch(() => undefined);
+  // Read-write opens: on Linux they do not wait for the other end of a FIFO.
+  const ctl = await open(ctlPath, 'r+');
+  const ack = await open(ackPath, 'r+');
   const command = async (c: string) => {
     await ctl.write(`${c}\n`);
     const buf = Buffer.alloc(16);
-    const { bytesRead } = await ack.read(buf, 0, buf.length);
+    const { bytesRead } = await Promise.race([ack.read(buf, 0, buf.length), died]);
     if (!buf.subarray(0, bytesRead).toString().startsWith('ack')) throw new Error(`perf did not acknowledge ${c}`);
   };
   return {
     enable: () => command('enable'),
     async stop() {
       await command('disable');
-      await ctl.close();
-      await ack.close();
       perf.kill('SIGINT');
       await exited;
+      await ctl.close();
+      await ack.close();
       await rm(ctlPath, { force: true });
       await rm(ackPath, { force: true });
     },
