@@ -21,9 +21,9 @@
  *
  * Before the idle and timed phases, a warm-up (`--warmup N`, default 3,000; 0 skips it) registers
  * N/6 users of its own and runs N recoveries for them, untimed. Right after start V8 is still
- * compiling the hot paths: 600 cold recoveries cost about a fifth more CPU each than 600 after a
- * warm-up, and V8's compiler threads were still busy after a warm-up of 600 and had settled after
- * 3,000. A fleet that runs for months pays that once, so the timed figures are the steady state;
+ * compiling the hot paths: 600 cold recoveries cost about two thirds more fleet CPU each than 600
+ * after this warm-up (BENCHMARKS.md), and V8's compiler threads were still busy after a warm-up of
+ * 600 and had settled after 3,000. A fleet that runs for months pays that once, so the timed figures are the steady state;
  * `--warmup 0` gives the cold ones.
  *
  * `--perf DIR` (Linux, with `perf` installed) starts `bkv up` and its members with
