@@ -96,7 +96,8 @@ function mainThreadCategory(frames: Sample['frames']): string {
     const url = urlOf(f.sym);
     for (const [name, re] of INTERNAL) if (url && re.test(url)) return name;
   }
-  if (/libc\.so|malloc|free|memmove|memcpy/.test(`${leaf.sym} ${leaf.dso}`)) return 'V8 and native (unattributed)';
+  // glibc (malloc, memmove) has no frame pointers, so its callers are lost; V8's builtins reached
+  // from there, and V8 and Node's own C++, have no source location to decide by.
   return 'V8 and native (unattributed)';
 }
 
