@@ -68,7 +68,7 @@ const isKernel = (f: { dso: string }) => f.dso.includes('kernel');
 
 function kernelCategory(frames: Sample['frames']): string {
   const s = frames.filter(isKernel).map((f) => f.sym).join(' ');
-  if (/fsync|fdatasync|jbd2|ext4|blk_|submit_bio|iomap|filemap|generic_perform_write|vfs_write|ksys_pwrite|ksys_write.*file/.test(s) && !/sock|tcp/.test(s)) {
+  if (/fsync|fdatasync|jbd2|ext4|blk_|submit_bio|iomap|filemap|generic_perform_write|vfs_write|ksys_pwrite/.test(s) && !/sock|tcp/.test(s)) {
     return 'kernel: file writes and syncs';
   }
   if (/tcp|sock|inet|skb|net_rx|__dev_queue|loopback|ip_(finish|output|rcv)/.test(s)) return 'kernel: loopback TCP';
@@ -81,14 +81,13 @@ function mainThreadCategory(frames: Sample['frames']): string {
   if (frames.length > 0 && isKernel(frames[0]!)) return kernelCategory(frames);
   const leaf = frames[0];
   if (!leaf) return 'unknown';
-  if (/better_sqlite3/.test(leaf.dso)) return 'SQLite';
   if (/Heap::|Scavenge|MarkCompact|Marking|Sweeper|GCTracer|ArrayBufferSweeper/.test(leaf.sym)) return 'GC';
   for (const f of frames) {
     if (/better_sqlite3/.test(f.dso)) return 'SQLite';
     if (!f.sym.startsWith('JS:')) continue;
-    // WebAssembly (OPAQUE's Rust compiled to wasm) has Rust paths for names and no source URL.
-    if (!urlOf(f.sym) && f.sym.includes('::')) return 'OPAQUE';
     const url = urlOf(f.sym);
+    // WebAssembly (OPAQUE's Rust compiled to wasm) has Rust paths for names and no source URL.
+    if (!url && f.sym.includes('::')) return 'OPAQUE';
     if (!url || PASS_THROUGH.test(url)) continue;
     for (const [name, re] of DECIDING) if (re.test(url)) return name;
   }

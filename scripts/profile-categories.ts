@@ -37,4 +37,3 @@ export const INTERNAL: Array<[string, RegExp]> = [
   ['fs', /node:fs|node:internal\/fs/],
   ['event loop (timers, ticks, events)', /node:internal\/timers|task_queues|node:events|node:internal\/async_hooks|node:timers/],
 ];
-

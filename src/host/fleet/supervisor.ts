@@ -33,10 +33,10 @@ export function memberStoreUrl(store: string, id: number): string {
 }
 
 /**
- * Node's profiling flags this process was started with (`--cpu-prof`, `--cpu-prof-dir=…`, `--heap-prof…`,
- * `--prof`, `--perf-basic-prof…` and `--interpreted-frames-native-stack` for Linux perf's symbol maps), passed on to the members:
- * `node --cpu-prof --cpu-prof-dir=D bin/bkv.js up` profiles the gateway and every member (Node
- * refuses most of these flags in NODE_OPTIONS).
+ * Node's profiling flags this process was started with (`--cpu-prof`, `--cpu-prof-dir=…`,
+ * `--heap-prof…`, `--prof`; `--perf-basic-prof…` and `--interpreted-frames-native-stack` for Linux
+ * perf's symbol maps), passed on to the members: `node --cpu-prof --cpu-prof-dir=D bin/bkv.js up`
+ * profiles the gateway and every member (Node refuses most of these flags in NODE_OPTIONS).
  */
 export function profilingArgs(execArgv: readonly string[] = process.execArgv): string[] {
   return execArgv.filter((a) => /^--(cpu-prof|heap-prof|prof|perf-basic-prof|perf-prof|interpreted-frames-native-stack)(-[a-z-]+)?(=|$)/.test(a));
