@@ -21,6 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parsePerfScript, type PerfSample } from '../bench/lib/perf-script.js';
 import { DECIDING, INTERNAL, PASS_THROUGH } from './profile-categories.js';
 
 interface Phases {
@@ -30,32 +31,9 @@ interface Phases {
   perfHz?: number;
 }
 
-interface Sample {
-  pid: string;
-  tid: string;
-  /** Frames, leaf first: the symbol and its object (binary, map file or [kernel.kallsyms]). */
-  frames: Array<{ sym: string; dso: string }>;
-}
-
 /** `perf script` output of one recording, parsed into samples. */
-function readSamples(file: string): Sample[] {
-  const text = execFileSync('perf', ['script', '-i', file, '-F', 'pid,tid,ip,sym,dso'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-  const out: Sample[] = [];
-  let cur: Sample | null = null;
-  for (const line of text.split('\n')) {
-    if (line.length === 0) continue;
-    if (!line.startsWith('\t') && !line.startsWith(' ')) {
-      const m = /^\s*(\d+)\/(\d+)/.exec(line);
-      if (!m) continue;
-      cur = { pid: m[1]!, tid: m[2]!, frames: [] };
-      out.push(cur);
-      continue;
-    }
-    // "\t    7f38382129a6 JS:*apply file:///…/dist/host/record-store/sqlite.js:196:10 (/tmp/perf-1.map)"
-    const m = /^\s*[0-9a-f]+ (.*) \(([^()]*)\)\s*$/.exec(line);
-    if (cur && m) cur.frames.push({ sym: m[1]!, dso: m[2]! });
-  }
-  return out;
+function readSamples(file: string): PerfSample[] {
+  return parsePerfScript(execFileSync('perf', ['script', '-i', file, '-F', 'pid,tid,ip,sym,dso'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] }).toString());
 }
 
 /** The source location V8 wrote into a perf map symbol (`JS:*name file:///…:line:col`), or ''. */
@@ -66,7 +44,7 @@ function urlOf(sym: string): string {
 
 const isKernel = (f: { dso: string }) => f.dso.includes('kernel');
 
-function kernelCategory(frames: Sample['frames']): string {
+function kernelCategory(frames: PerfSample['frames']): string {
   const s = frames.filter(isKernel).map((f) => f.sym).join(' ');
   if (/fsync|fdatasync|jbd2|ext4|blk_|submit_bio|iomap|filemap|generic_perform_write|vfs_write|ksys_pwrite/.test(s) && !/sock|tcp/.test(s)) {
     return 'kernel: file writes and syncs';
@@ -77,7 +55,7 @@ function kernelCategory(frames: Sample['frames']): string {
   return 'kernel: other';
 }
 
-function mainThreadCategory(frames: Sample['frames']): string {
+function mainThreadCategory(frames: PerfSample['frames']): string {
   if (frames.length > 0 && isKernel(frames[0]!)) return kernelCategory(frames);
   const leaf = frames[0];
   if (!leaf) return 'unknown';
@@ -100,7 +78,7 @@ function mainThreadCategory(frames: Sample['frames']): string {
   return 'V8 and native (unattributed)';
 }
 
-function otherThreadCategory(frames: Sample['frames']): string {
+function otherThreadCategory(frames: PerfSample['frames']): string {
   const s = frames.map((f) => f.sym).join(' ');
   if (/compiler::|Compile|Maglev|Turbofan|TurboFan|OptimizingCompile|Baseline.*Batch/.test(s)) return 'threads: V8 compiler';
   if (/Heap::|Scavenge|Marking|Sweeper|GC|Concurrent(Marking|Sweeper)|ArrayBufferSweeper|Evacuat/.test(s)) return 'threads: V8 GC';
