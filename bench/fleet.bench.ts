@@ -27,11 +27,16 @@
  * `--warmup 0` gives the cold ones.
  *
  * `--perf DIR` (Linux, with `perf` installed) starts `bkv up` and its members with
- * `--perf-basic-prof --interpreted-frames-native-stack` (symbol maps for V8's compiled and
- * interpreted code) and records every fleet process with
- * `perf record -g` (software CPU clock, `--perf-hz`, default 999 Hz), one recording for the
- * registrations (DIR/registration.perf.data) and one for the recoveries (DIR/recovery.perf.data),
- * each enabled exactly while its phase runs; with phases.json, for `scripts/perf-summary.ts`.
+ * `--perf-prof --interpreted-frames-native-stack` (V8 writes every piece of code it compiles, with
+ * its address and the time, to DIR/jit-<pid>.dump) and records every fleet process with
+ * `perf record -g -k mono` (software CPU clock, `--perf-hz`, default 999 Hz), one recording for the
+ * registrations and one for the recoveries, each enabled exactly while its phase runs. After the
+ * fleet has stopped, `perf inject --jit` names each sample's compiled code by the dump entry that
+ * was live at the sample's time (DIR/registration.perf.data, DIR/recovery.perf.data, and one
+ * jitted-<pid>-<n>.so per code object beside them, a few hundred MB in all); with phases.json, for
+ * `scripts/perf-summary.ts`. (`--perf-basic-prof` symbol maps cannot do this: V8 reuses the
+ * addresses of code it has freed, and a map keeps the first name an address had. In a run with
+ * them up to a third of the gateway's samples carried the names of module start-up code.)
  * Unlike `--cpu-prof` (the main thread's stack whenever it is not idle, blocked syscalls
  * included), perf samples only time on a CPU, in every thread and in the kernel.
  *
@@ -41,7 +46,7 @@ import * as opaque from '@serenity-kit/opaque';
 import { devClients } from './lib/dev-clients.js';
 import { LIGHT_KSF, bareOpaqueRates, numberArg, percentile, runPool } from './lib/load.js';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile, rm, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -220,12 +225,13 @@ async function rssMiB(config: FleetConfig): Promise<number[]> {
  * its control FIFO (each command acknowledged), so that a recording holds exactly one phase.
  */
 async function startPerf(pids: number[], out: string) {
+  const raw = rawPerfPath(out);
   const ctlPath = `${out}.ctl`;
   const ackPath = `${out}.ack`;
   await rm(ctlPath, { force: true });
   await rm(ackPath, { force: true });
   execFileSync('mkfifo', [ctlPath, ackPath]);
-  const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(PERF_HZ), '-g', '-D', '-1', '--control', `fifo:${ctlPath},${ackPath}`, '-p', pids.join(','), '-o', out], {
+  const perf = spawn('perf', ['record', '-q', '-k', 'mono', '-e', 'cpu-clock', '-F', String(PERF_HZ), '-g', '-D', '-1', '--control', `fifo:${ctlPath},${ackPath}`, '-p', pids.join(','), '-o', raw], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | string | null>((resolve) => perf.once('exit', (code, sig) => resolve(sig ?? code)));
@@ -257,6 +263,24 @@ async function startPerf(pids: number[], out: string) {
   };
 }
 
+/** Where a phase's recording goes before `perf inject --jit` names its compiled code. */
+const rawPerfPath = (out: string) => out.replace(/\.perf\.data$/, '.raw.perf.data');
+
+/**
+ * After the fleet has stopped (the injection is CPU work that must not land in a timed phase):
+ * each raw recording becomes DIR/<phase>.perf.data, its compiled code named from the processes'
+ * jit dumps; the raw one is removed.
+ */
+async function injectJit(perfDir: string): Promise<void> {
+  for (const phase of ['registration', 'recovery']) {
+    const out = join(perfDir, `${phase}.perf.data`);
+    const raw = rawPerfPath(out);
+    if (!existsSync(raw)) continue;
+    execFileSync('perf', ['inject', '--jit', '-i', raw, '-o', out], { cwd: perfDir, stdio: ['ignore', 'ignore', 'inherit'] });
+    await rm(raw, { force: true });
+  }
+}
+
 async function runFleet(preloadCount: number, profile: string | null, perfDir: string | null = null) {
   const dir = await mkdtemp(join(tmpdir(), 'bkv-bench-fleet-'));
   const fleet = await createFleet(dir, { members: 5, basePort: 0 });
@@ -268,10 +292,10 @@ async function runFleet(preloadCount: number, profile: string | null, perfDir: s
     collectGarbage();
   }
   // The supervisor in `bkv up` passes these flags on to the members it starts (profilingArgs).
-  const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : perfDir ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : [];
+  const profArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : perfDir ? ['--perf-prof', '--interpreted-frames-native-stack'] : [];
   if (profile) await mkdir(profile, { recursive: true });
   if (perfDir) await mkdir(perfDir, { recursive: true });
-  // With --perf, V8 also writes a code-event log (isolate-*.log) into each process's working directory: DIR.
+  // With --perf, V8 writes its jit-<pid>.dump (and a code-event log, isolate-*.log) into each process's working directory: DIR.
   const up = spawn(process.execPath, [...profArgs, BKV_BIN, 'up', '--dir', dir, '--json', '--rate-account', '100000000', '--rate-address', '100000000'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     ...(perfDir ? { cwd: perfDir } : {}),
@@ -416,6 +440,7 @@ export async function main(): Promise<Record<string, number>> {
   const bs = [await bareOpaqueRates(1), await bareOpaqueRates(1), await bareOpaqueRates(1)];
   const empty = await runFleet(0, PROFILE_DIR, PERF_DIR);
   bs.push(await bareOpaqueRates(1), await bareOpaqueRates(1), await bareOpaqueRates(1));
+  if (PERF_DIR) await injectJit(PERF_DIR);
   const med = (k: keyof (typeof bs)[number]) => {
     const v = bs.map((x) => x[k]).sort((a, c) => a - c);
     return (v[2]! + v[3]!) / 2;

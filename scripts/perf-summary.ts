@@ -11,7 +11,8 @@
  * unlike a V8 profile, a syscall that blocks (an fdatasync, SQLite's WAL sync) counts only for the
  * CPU the kernel spent, and the helper threads (V8's compiler and GC threads, libuv's thread pool)
  * and the kernel's work for the process (loopback TCP, file writes, wake-ups) are in it. V8's
- * compiled code is named through the `--perf-basic-prof` maps the processes wrote to /tmp.
+ * compiled code is named by the jitted-*.so files `perf inject --jit` wrote into DIR (from the
+ * processes' jit dumps), so DIR must stay whole until the summary has run.
  *
  * Each sample goes to one category by its stack (leaf first): in the kernel by what the kernel was
  * doing; on the main thread in user space by the same rules as scripts/cpuprofile-summary.ts (a
