@@ -101,7 +101,7 @@ export async function startUp(dir: string, extra: string[]): Promise<UpFleet> {
       return JSON.parse(r.stdout);
     },
     async close() {
-      if (up.exitCode === null) {
+      if (up.exitCode === null && up.signalCode === null) {
         up.kill('SIGTERM');
         await new Promise((r) => up.once('exit', r));
       }

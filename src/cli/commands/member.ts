@@ -25,11 +25,20 @@ export const memberCommands: CommandModule = (program: Command) => {
       if (store !== undefined) checkStoreUrl(store);
       const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger, raftConfig: { snapshotThreshold }, ...(store ? { store } : {}) });
       // A second signal (a process group and a supervisor both signalling) must not cut the close short.
+      // Started by a supervisor (`bkv up`): it is gone when the IPC channel closes, whether it
+      // stopped, crashed or was killed; stop with it rather than run on unsupervised.
+      let why = 'signal';
       await new Promise<void>((resolve) => {
         process.on('SIGINT', () => resolve());
         process.on('SIGTERM', () => resolve());
+        if (process.channel) {
+          process.channel.unref();
+          const gone = () => ((why = 'supervisor gone'), resolve());
+          process.once('disconnect', gone);
+          if (!process.connected) gone();
+        }
       });
-      logger.info({ member: m.id }, 'stopping');
+      logger.info({ member: m.id, why }, 'stopping');
       await m.close();
     });
 };

@@ -93,9 +93,12 @@ export class FleetSupervisor {
     delete env[STORE_ENV];
     if (this.opts.store) env[STORE_ENV] = memberStoreUrl(this.opts.store, id);
     const child = spawn(process.execPath, [...profilingArgs(), BKV_BIN, 'member', 'start', '--dir', paths.member(id), '--fleet', paths.fleet, ...(this.opts.memberArgs ?? [])], {
-      stdio: ['ignore', fd, fd],
+      // The IPC channel is how a member learns that this supervisor is gone (it closes when this
+      // process exits, however it exits): the member then stops instead of running on unsupervised.
+      stdio: ['ignore', fd, fd, 'ipc'],
       env,
     });
+    child.channel?.unref();
     closeSync(fd);
     const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? code)));
     const proc: MemberProc = { id, child, pid: child.pid ?? -1, startedAt: performance.now(), exited };

@@ -1,0 +1,97 @@
+/**
+ * One process at a time in a member's state directory. Two processes on the same log would undo
+ * each other's work: the second one's start-up truncates what it takes for a torn tail (the first
+ * one's append in progress) and removes what it takes for leftover temporary files (the first
+ * one's snapshot being written). A second `bkv member start` for a running member, or a `bkv up`
+ * started while the members of an earlier one still run, must therefore stop before it touches
+ * anything.
+ *
+ * The lock is a file, LOCK, holding the pid of the process that owns the directory. It is created
+ * atomically (a hard link of a complete file: the link exists whole or not at all) and removed on
+ * close. A LOCK whose process no longer exists (it was killed, the machine restarted) is stale and
+ * taken over. Within one process the lock is not checked (a test that reopens a directory it
+ * abandoned is that process's own business).
+ */
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BkvError } from '../../shared/errors.js';
+
+export const LOCK_FILE = 'LOCK';
+
+export interface StateDirLock {
+  readonly path: string;
+  /** Removes LOCK if this process still holds it. Idempotent. */
+  release(): void;
+}
+
+/** The pid LOCK names, or null when the file is missing or is not a pid. */
+function holderOf(path: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^(\d{1,10})\n?$/.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes `dir`'s lock for this process, or throws BkvError('CONFLICT') naming the process that
+ * holds it. `dir` must exist.
+ */
+export function lockStateDir(dir: string): StateDirLock {
+  const path = join(dir, LOCK_FILE);
+  const draft = join(dir, `${LOCK_FILE}.${process.pid}.draft`);
+  writeFileSync(draft, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(draft, path);
+        return held(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(dir, e);
+      }
+      const holder = holderOf(path);
+      if (holder === process.pid) return held(path);
+      if (holder !== null && alive(holder)) {
+        throw new BkvError(
+          'CONFLICT',
+          `the member state directory ${dir} is in use by process ${holder}; stop that process first (if it is not a bkv member, remove ${path})`,
+          { dir, pid: holder },
+        );
+      }
+      // Stale (its process is gone) or unreadable (a crash while it was being replaced): take it over.
+      rmSync(path, { force: true });
+    }
+    throw new BkvError('CONFLICT', `the member state directory ${dir} could not be locked: another process keeps taking its lock`, { dir });
+  } finally {
+    rmSync(draft, { force: true });
+  }
+}
+
+function held(path: string): StateDirLock {
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      if (holderOf(path) === process.pid) rmSync(path, { force: true });
+    },
+  };
+}
+
+function ioError(dir: string, e: unknown): BkvError {
+  return new BkvError('IO', `cannot lock the member state directory ${dir}: ${(e as Error).message}`, { dir });
+}

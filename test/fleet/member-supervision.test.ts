@@ -1,0 +1,63 @@
+/**
+ * A member process belongs to the `bkv up` that started it: a second process for the same member
+ * directory is refused before it touches anything, and the members stop when their supervisor is
+ * gone, however it went (here: SIGKILL, which leaves it no chance to stop them itself).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fleetPaths } from '../../src/host/fleet/provision.js';
+import { LOCK_FILE } from '../../src/host/fleet/state-dir-lock.js';
+import { BIN, startUp, waitFor, type UpFleet } from './fleet-store.js';
+
+let fleet: UpFleet | null = null;
+const dirs: string[] = [];
+afterEach(async () => {
+  await fleet?.close();
+  fleet = null;
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('member supervision', () => {
+  it('refuses a second process for a running member, and stops the members when bkv up is killed', { timeout: 90_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bkv-supervision-'));
+    dirs.push(dir);
+    fleet = await startUp(dir, []);
+    const f = fleet;
+    await f.leader();
+    const pids = await Promise.all(f.config.members.map((m) => f.pid(m.id)));
+    expect(pids.every((p) => p > 0)).toBe(true);
+    const stateDirs = f.config.members.map((m) => join(fleetPaths(dir).member(m.id), 'state'));
+    for (const s of stateDirs) expect(existsSync(join(s, LOCK_FILE))).toBe(true);
+
+    // The attacker's move, or an operator's slip: a second member process on member 1's directory.
+    const second = await promisify(execFile)(process.execPath, [BIN, 'member', 'start', '--dir', fleetPaths(dir).member(1), '--fleet', join(dir, 'fleet.json')], { timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code ?? -1, stderr: e.stderr ?? '' }),
+    );
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`in use by process ${pids[0]}`);
+    expect(await f.pid(1)).toBe(pids[0]);
+    await f.leader();
+
+    // The supervisor dies without a word: every member notices and stops, releasing its lock.
+    const exited = new Promise((r) => f.up.once('exit', r));
+    f.up.kill('SIGKILL');
+    await exited;
+    await waitFor('the members to stop', async () => pids.every((p) => !alive(p)), 30_000);
+    for (const s of stateDirs) expect(existsSync(join(s, LOCK_FILE))).toBe(false);
+  });
+});
