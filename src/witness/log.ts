@@ -10,8 +10,9 @@
  * not cover is checked too: every signature, counter-signature and logged deployment evidence must
  * still verify, and the static copies in `published/` must be the logged bytes (stored-evidence.ts).
  */
+import { lockDirectory, type DirLock } from '../node/dir-lock.js';
 import { writeFileDurable } from '../node/fs-durable.js';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 import { artifactDigest, fleetPublicKeys, parseFleetArtifact } from '../shared/fleet-formats/artifact.js';
@@ -100,9 +101,23 @@ export class WitnessLog {
     readonly signer: NoteSigner,
     private readonly fh: FileHandle,
     readonly now: () => number,
+    private readonly lock: DirLock,
   ) {}
 
   static async open(dir: string, opts: WitnessLogOptions = {}): Promise<WitnessLog> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // Before anything here is read or written (configuration, log, the cosigner's journal):
+    // another witness process may be running on this directory.
+    const lock = lockDirectory(dir, 'witness directory');
+    try {
+      return await WitnessLog.openLocked(dir, opts, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static async openLocked(dir: string, opts: WitnessLogOptions, lock: DirLock): Promise<WitnessLog> {
     const { config, signer, cosigner } = await loadWitnessIdentity(dir, opts);
     const path = join(dir, 'witness.log');
     let data: Buffer;
@@ -120,7 +135,7 @@ export class WitnessLog {
       await fh.truncate(good);
       await fh.sync();
     }
-    const log = new WitnessLog(dir, config, signer, fh, opts.now ?? Date.now);
+    const log = new WitnessLog(dir, config, signer, fh, opts.now ?? Date.now, lock);
     log.cosignRetryMs = opts.cosignRetryMs ?? 30_000;
     try {
       log.cosigner = await WitnessCosigner.open(dir, { logKeys: config.cosignLogs ?? [], cosigner, now: log.now });
@@ -555,5 +570,6 @@ export class WitnessLog {
     while (this.cosigning) await this.cosigning;
     await this.cosigner.close();
     await this.fh.close();
+    this.lock.release();
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fleetPaths } from '../../src/host/fleet/provision.js';
-import { LOCK_FILE } from '../../src/host/fleet/state-dir-lock.js';
+import { LOCK_FILE } from '../../src/node/dir-lock.js';
 import { BIN, startUp, waitFor, type UpFleet } from './fleet-store.js';
 
 let fleet: UpFleet | null = null;

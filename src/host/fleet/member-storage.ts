@@ -7,7 +7,7 @@
  *                              hard states; one fdatasync per persist
  *   snapshot-<sha256 hex>      sealed snapshots, each written atomically; only the referenced one is kept
  *   counter                    the monotonic counter (software build: a fixed-width file rewritten in place)
- *   LOCK                       the pid of the process that has the directory open (state-dir-lock.ts)
+ *   LOCK                       the pid of the process that has the directory open (src/node/dir-lock.ts)
  *
  * A persist is applied in the order the node requires: snapshot file, then one append of the
  * truncation marker, the frames and the new hard state followed by one fdatasync, then the
@@ -28,7 +28,7 @@ import { EMPTY_BOOT } from '../../trusted/consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../trusted/consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../../node/fs-durable.js';
 import { equalBytes } from '../../shared/bytes.js';
-import { lockStateDir, type StateDirLock } from './state-dir-lock.js';
+import { lockDirectory, type DirLock } from '../../node/dir-lock.js';
 
 /** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */
 const LEGACY_HARD_STATE = 'hard-state';
@@ -232,7 +232,7 @@ export class MemberStorage {
     readonly counter: FileCounter,
     log: FileHandle,
     logLength: number,
-    private readonly lock: StateDirLock,
+    private readonly lock: DirLock,
   ) {
     this.log = log;
     this.logLength = logLength;
@@ -241,7 +241,7 @@ export class MemberStorage {
   static async open(stateDir: string): Promise<MemberStorage> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     // Before anything is read or cleaned up: another process may be running on this directory.
-    const lock = lockStateDir(stateDir);
+    const lock = lockDirectory(stateDir, 'member state directory');
     try {
       return await MemberStorage.openLocked(stateDir, lock);
     } catch (e) {
@@ -250,7 +250,7 @@ export class MemberStorage {
     }
   }
 
-  private static async openLocked(stateDir: string, lock: StateDirLock): Promise<MemberStorage> {
+  private static async openLocked(stateDir: string, lock: DirLock): Promise<MemberStorage> {
     for (const name of await readdir(stateDir)) if (name.includes('.tmp')) await rm(join(stateDir, name), { force: true });
     const counter = new FileCounter(join(stateDir, COUNTER));
 

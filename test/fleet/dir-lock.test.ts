@@ -4,8 +4,9 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LOCK_FILE, lockStateDir } from '../../src/host/fleet/state-dir-lock.js';
+import { LOCK_FILE, lockDirectory } from '../../src/node/dir-lock.js';
 import { MemberStorage } from '../../src/host/fleet/member-storage.js';
+import { WitnessLog } from '../../src/witness/log.js';
 import { isBkvError } from '../../src/shared/errors.js';
 
 const dirs: string[] = [];
@@ -46,10 +47,10 @@ function conflictOf(fn: () => unknown): { code: string; pid?: unknown } {
   throw new Error('expected a conflict');
 }
 
-describe('lockStateDir', () => {
+describe('lockDirectory', () => {
   it('writes this pid into LOCK and removes it on release, leaving no draft behind', async () => {
     const dir = await stateDir();
-    const lock = lockStateDir(dir);
+    const lock = lockDirectory(dir, 'member state directory');
     expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
     expect(await readdir(dir)).toEqual([LOCK_FILE]);
     lock.release();
@@ -61,7 +62,7 @@ describe('lockStateDir', () => {
     const dir = await stateDir();
     const holder = otherProcess();
     await writeFile(join(dir, LOCK_FILE), `${holder}\n`);
-    expect(conflictOf(() => lockStateDir(dir))).toEqual({ code: 'CONFLICT', pid: holder });
+    expect(conflictOf(() => lockDirectory(dir, 'member state directory'))).toEqual({ code: 'CONFLICT', pid: holder });
     expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${holder}\n`);
     expect(await readdir(dir)).toEqual([LOCK_FILE]);
   });
@@ -70,7 +71,7 @@ describe('lockStateDir', () => {
     for (const stale of [`${deadPid()}\n`, 'garbage', '']) {
       const dir = await stateDir();
       await writeFile(join(dir, LOCK_FILE), stale);
-      const lock = lockStateDir(dir);
+      const lock = lockDirectory(dir, 'member state directory');
       expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
       lock.release();
     }
@@ -78,7 +79,7 @@ describe('lockStateDir', () => {
 
   it('does not remove a LOCK that another process took over in the meantime', async () => {
     const dir = await stateDir();
-    const lock = lockStateDir(dir);
+    const lock = lockDirectory(dir, 'member state directory');
     const other = otherProcess();
     await writeFile(join(dir, LOCK_FILE), `${other}\n`);
     lock.release();
@@ -120,5 +121,32 @@ describe('MemberStorage and the lock', () => {
     await mkdir(join(dir, 'log'));
     await expect(MemberStorage.open(dir)).rejects.toThrow();
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+  });
+});
+
+describe('WitnessLog and the lock', () => {
+  it('a second witness process on a running witness directory is refused and touches nothing', async () => {
+    const dir = await stateDir();
+    const log = await WitnessLog.open(dir);
+    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    await log.close();
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    // A running witness with an append in progress (a line not yet ended) and its journal.
+    const path = join(dir, 'witness.log');
+    await writeFile(path, 'an append in progress');
+    await writeFile(join(dir, LOCK_FILE), `${otherProcess()}\n`);
+    const before = await readdir(dir);
+    const journal = await readFile(join(dir, 'cosigned', 'journal'));
+    const config = await readFile(join(dir, 'config.json'), 'utf8');
+
+    const err = await WitnessLog.open(dir, { addOperatorKeys: ['AAAA'] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isBkvError(err) && err.code).toBe('CONFLICT');
+    expect(await readFile(path, 'utf8')).toBe('an append in progress');
+    expect((await readdir(dir)).sort()).toEqual(before.sort());
+    expect(await readFile(join(dir, 'cosigned', 'journal'))).toEqual(journal);
+    expect(await readFile(join(dir, 'config.json'), 'utf8')).toBe(config);
   });
 });

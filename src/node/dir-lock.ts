@@ -1,24 +1,24 @@
 /**
- * One process at a time in a member's state directory. Two processes on the same log would undo
- * each other's work: the second one's start-up truncates what it takes for a torn tail (the first
- * one's append in progress) and removes what it takes for leftover temporary files (the first
- * one's snapshot being written). A second `bkv member start` for a running member, or a `bkv up`
- * started while the members of an earlier one still run, must therefore stop before it touches
- * anything.
+ * One process at a time in a directory that holds an append-only log: a vault member's state
+ * directory, a witness's directory. Two processes on the same log would undo each other's work: the
+ * second one's start-up truncates what it takes for a torn tail (the first one's append in
+ * progress) and removes what it takes for leftover temporary files (the first one's snapshot being
+ * written); both then append. For a witness's cosigner that could even mean two different trees
+ * cosigned at one size. A second process must therefore stop before it touches anything.
  *
  * The lock is a file, LOCK, holding the pid of the process that owns the directory. It is created
  * atomically (a hard link of a complete file: the link exists whole or not at all) and removed on
- * close. A LOCK whose process no longer exists (it was killed, the machine restarted) is stale and
- * taken over. Within one process the lock is not checked (a test that reopens a directory it
+ * release. A LOCK whose process no longer exists (it was killed, the machine restarted) is stale
+ * and taken over. Within one process the lock is not checked (a test that reopens a directory it
  * abandoned is that process's own business).
  */
 import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BkvError } from '../../shared/errors.js';
+import { BkvError } from '../shared/errors.js';
 
 export const LOCK_FILE = 'LOCK';
 
-export interface StateDirLock {
+export interface DirLock {
   readonly path: string;
   /** Removes LOCK if this process still holds it. Idempotent. */
   release(): void;
@@ -48,9 +48,9 @@ function alive(pid: number): boolean {
 
 /**
  * Takes `dir`'s lock for this process, or throws BkvError('CONFLICT') naming the process that
- * holds it. `dir` must exist.
+ * holds it. `dir` must exist; `what` names it in messages ("member state directory").
  */
-export function lockStateDir(dir: string): StateDirLock {
+export function lockDirectory(dir: string, what: string): DirLock {
   const path = join(dir, LOCK_FILE);
   const draft = join(dir, `${LOCK_FILE}.${process.pid}.draft`);
   writeFileSync(draft, `${process.pid}\n`, { mode: 0o600 });
@@ -60,27 +60,27 @@ export function lockStateDir(dir: string): StateDirLock {
         linkSync(draft, path);
         return held(path);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(dir, e);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(what, dir, e);
       }
       const holder = holderOf(path);
       if (holder === process.pid) return held(path);
       if (holder !== null && alive(holder)) {
         throw new BkvError(
           'CONFLICT',
-          `the member state directory ${dir} is in use by process ${holder}; stop that process first (if it is not a bkv member, remove ${path})`,
+          `the ${what} ${dir} is in use by process ${holder}; stop that process first (if it is not a bkv process, remove ${path})`,
           { dir, pid: holder },
         );
       }
       // Stale (its process is gone) or unreadable (a crash while it was being replaced): take it over.
       rmSync(path, { force: true });
     }
-    throw new BkvError('CONFLICT', `the member state directory ${dir} could not be locked: another process keeps taking its lock`, { dir });
+    throw new BkvError('CONFLICT', `the ${what} ${dir} could not be locked: another process keeps taking its lock`, { dir });
   } finally {
     rmSync(draft, { force: true });
   }
 }
 
-function held(path: string): StateDirLock {
+function held(path: string): DirLock {
   let released = false;
   return {
     path,
@@ -92,6 +92,6 @@ function held(path: string): StateDirLock {
   };
 }
 
-function ioError(dir: string, e: unknown): BkvError {
-  return new BkvError('IO', `cannot lock the member state directory ${dir}: ${(e as Error).message}`, { dir });
+function ioError(what: string, dir: string, e: unknown): BkvError {
+  return new BkvError('IO', `cannot lock the ${what} ${dir}: ${(e as Error).message}`, { dir });
 }
