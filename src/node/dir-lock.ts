@@ -46,6 +46,12 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid of the live process, other than this one, that holds `dir`'s lock; null if none does. */
+export function lockHolder(dir: string): number | null {
+  const holder = holderOf(join(dir, LOCK_FILE));
+  return holder !== null && holder !== process.pid && alive(holder) ? holder : null;
+}
+
 /**
  * Takes `dir`'s lock for this process, or throws BkvError('CONFLICT') naming the process that
  * holds it. `dir` must exist; `what` names it in messages ("member state directory").

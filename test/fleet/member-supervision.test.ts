@@ -32,7 +32,7 @@ const alive = (pid: number) => {
 };
 
 describe('member supervision', () => {
-  it('refuses a second process for a running member, and stops the members when bkv up is killed', { timeout: 90_000 }, async () => {
+  it('refuses a second process for a running member or fleet, and stops the members when bkv up is killed', { timeout: 90_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bkv-supervision-'));
     dirs.push(dir);
     fleet = await startUp(dir, []);
@@ -51,6 +51,15 @@ describe('member supervision', () => {
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`in use by process ${pids[0]}`);
     expect(await f.pid(1)).toBe(pids[0]);
+
+    // A second `bkv up` on the running fleet's directory stops at once, before starting anything.
+    const up2 = await promisify(execFile)(process.execPath, [BIN, 'up', '--dir', dir, '--base-port', '0'], { timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code ?? -1, stderr: e.stderr ?? '' }),
+    );
+    expect(up2.code).toBe(1);
+    expect(up2.stderr).toMatch(/the fleet in .* is running: member \d+ is process \d+/);
+    expect(await Promise.all(f.config.members.map((m) => f.pid(m.id)))).toEqual(pids);
     await f.leader();
 
     // The supervisor dies without a word: every member notices and stops, releasing its lock.

@@ -6,7 +6,8 @@ import { parseFleetArtifact } from '../../shared/fleet-formats/artifact.js';
 import { BkvError } from '../../shared/errors.js';
 import { fleetGroups, readFleetConfig } from '../../host/fleet/config.js';
 import { startFleetGateway } from '../../host/fleet/fleet-gateway.js';
-import { createFleet, fleetPaths } from '../../host/fleet/provision.js';
+import { createFleet, fleetPaths, groupDir } from '../../host/fleet/provision.js';
+import { lockHolder } from '../../node/dir-lock.js';
 import { FleetSupervisor, memberStoreUrl } from '../../host/fleet/supervisor.js';
 import { prepareFleetMigration, waitForFleetImport } from '../../host/migration/fleet.js';
 import { displayStoreUrl } from '../../host/record-store/index.js';
@@ -51,6 +52,7 @@ export const upCommand: CommandModule = (program: Command) => {
       const out = makeOutput(!!o.json);
       const paths = fleetPaths(o.dir);
       let created = false;
+      if (existsSync(paths.fleet)) await refuseRunningFleet(o.dir, paths.fleet);
       if (!existsSync(paths.fleet)) {
         if (existsSync(o.dir) && (await readdir(o.dir)).length > 0) throw new BkvError('USAGE', `${o.dir} is neither empty nor a fleet directory`);
         const members = Number(o.members);
@@ -124,3 +126,26 @@ export const upCommand: CommandModule = (program: Command) => {
       await supervisor.stop();
     });
 };
+
+/**
+ * A fleet directory whose members are running (an earlier `bkv up` still up, or members started
+ * by hand): stop before anything is started, migrated or rewritten. Each member would refuse its
+ * state directory anyway (src/node/dir-lock.ts); this says so once, at once, instead of a
+ * supervisor restarting members that cannot start.
+ */
+async function refuseRunningFleet(dir: string, fleetPath: string): Promise<void> {
+  // A configuration this release cannot read yet is the migration's business; the members' own
+  // locks still hold.
+  const config = await readFleetConfig(fleetPath).catch(() => null);
+  if (config === null) return;
+  const groups = fleetGroups(config);
+  const paths = fleetPaths(dir);
+  for (const m of config.members) {
+    for (let g = 0; g < groups.total; g++) {
+      const pid = lockHolder(join(paths.member(m.id), groupDir(groups.multi, g), 'state'));
+      if (pid !== null) {
+        throw new BkvError('CONFLICT', `the fleet in ${dir} is running: member ${m.id} is process ${pid}; stop it (or the bkv up that started it) first`, { member: m.id, pid });
+      }
+    }
+  }
+}
