@@ -12,7 +12,7 @@
  * and taken over. Within one process the lock is not checked (a test that reopens a directory it
  * abandoned is that process's own business).
  */
-import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BkvError } from '../shared/errors.js';
 
@@ -77,8 +77,24 @@ export function lockDirectory(dir: string, what: string): DirLock {
           { dir, pid: holder },
         );
       }
-      // Stale (its process is gone) or unreadable (a crash while it was being replaced): take it over.
-      rmSync(path, { force: true });
+      // Stale (its process is gone) or unreadable: take it over. Move it aside first and check that
+      // what moved is what was read, since another process may have taken it over in between:
+      // then its lock goes back, and the next round reports it.
+      const aside = join(dir, `${LOCK_FILE}.${process.pid}.stale`);
+      try {
+        renameSync(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw ioError(what, dir, e);
+      }
+      if (holderOf(aside) !== holder) {
+        try {
+          linkSync(aside, path);
+        } catch {
+          // Someone holds it again already: the next round sees them.
+        }
+      }
+      rmSync(aside, { force: true });
     }
     throw new BkvError('CONFLICT', `the ${what} ${dir} could not be locked: another process keeps taking its lock`, { dir });
   } finally {

@@ -73,6 +73,7 @@ describe('lockDirectory', () => {
       await writeFile(join(dir, LOCK_FILE), stale);
       const lock = lockDirectory(dir, 'member state directory');
       expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+      expect(await readdir(dir)).toEqual([LOCK_FILE]);
       lock.release();
     }
   });

@@ -24,13 +24,13 @@ export const memberCommands: CommandModule = (program: Command) => {
       const store = o.store ?? process.env[STORE_ENV];
       if (store !== undefined) checkStoreUrl(store);
       const m = await startMember({ dir: o.dir, fleetPath: o.fleet, logger, raftConfig: { snapshotThreshold }, ...(store ? { store } : {}) });
-      // A second signal (a process group and a supervisor both signalling) must not cut the close short.
-      // Started by a supervisor (`bkv up`): it is gone when the IPC channel closes, whether it
-      // stopped, crashed or was killed; stop with it rather than run on unsupervised.
       let why = 'signal';
       await new Promise<void>((resolve) => {
+        // A second signal (a process group and a supervisor both signalling) must not cut the close short.
         process.on('SIGINT', () => resolve());
         process.on('SIGTERM', () => resolve());
+        // Started by a supervisor (`bkv up`): it is gone when the IPC channel closes, whether it
+        // stopped, crashed or was killed; stop with it rather than run on unsupervised.
         if (process.channel) {
           process.channel.unref();
           const gone = () => ((why = 'supervisor gone'), resolve());
