@@ -3,22 +3,29 @@
  * directory is refused before it touches anything, and the members stop when their supervisor is
  * gone, however it went (here: SIGKILL, which leaves it no chance to stop them itself).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fleetPaths } from '../../src/host/fleet/provision.js';
+import { createFleet, fleetPaths } from '../../src/host/fleet/provision.js';
+import { FleetSupervisor, fetchStatuses } from '../../src/host/fleet/supervisor.js';
 import { LOCK_FILE } from '../../src/node/dir-lock.js';
 import { BIN, startUp, waitFor, type UpFleet } from './fleet-store.js';
 
 let fleet: UpFleet | null = null;
+let supervisor: FleetSupervisor | null = null;
+let squatter: ChildProcess | null = null;
 const dirs: string[] = [];
 afterEach(async () => {
   await fleet?.close();
   fleet = null;
+  await supervisor?.stop();
+  supervisor = null;
+  squatter?.kill('SIGKILL');
+  squatter = null;
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
@@ -68,5 +75,33 @@ describe('member supervision', () => {
     await exited;
     await waitFor('the members to stop', async () => pids.every((p) => !alive(p)), 30_000);
     for (const s of stateDirs) expect(existsSync(join(s, LOCK_FILE))).toBe(false);
+  });
+
+  it('a member that cannot start is restarted after waits that double, and comes back once it can', { timeout: 90_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bkv-supervision-'));
+    dirs.push(dir);
+    const created = await createFleet(dir, { members: 3, basePort: 0 });
+    // Another process holds member 1's state directory: member 1 exits at once, every time.
+    squatter = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120_000)'], { stdio: 'ignore' });
+    const stateDir = join(fleetPaths(dir).member(1), 'state');
+    await writeFile(join(stateDir, LOCK_FILE), `${squatter.pid}\n`);
+    const events: string[] = [];
+    supervisor = new FleetSupervisor(dir, created.config, { restart: true, onEvent: (l) => events.push(l) });
+    supervisor.startAll();
+    const delays = () => events.filter((e) => e.startsWith('member 1 ')).flatMap((e) => /restarting in ([\d.]+) s/.exec(e)?.[1] ?? []).map(Number);
+    await waitFor('three failed starts of member 1', async () => delays().length >= 3, 30_000);
+    expect(delays().slice(0, 3)).toEqual([0.5, 1, 2]);
+    // The other two members ran all along (a quorum) and were never restarted.
+    expect(events.some((e) => /^member [23] /.test(e))).toBe(false);
+
+    squatter.kill('SIGKILL');
+    squatter = null;
+    const s = supervisor;
+    // Member 1 answers again, from a process that holds its directory now.
+    const pid1 = await waitFor('member 1 answering', async () => (await fetchStatuses(created.config, 1000)).get(1)?.pid, 30_000);
+    expect(await readFile(join(stateDir, LOCK_FILE), 'utf8')).toBe(`${pid1}\n`);
+    const restartsBefore = s.restarts.get(1) ?? 0;
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(s.restarts.get(1) ?? 0).toBe(restartsBefore);
   });
 });

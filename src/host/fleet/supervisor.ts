@@ -42,6 +42,12 @@ export function profilingArgs(execArgv: readonly string[] = process.execArgv): s
   return execArgv.filter((a) => /^--(cpu-prof|heap-prof|prof|perf-basic-prof|perf-prof|interpreted-frames-native-stack)(-[a-z-]+)?(=|$)/.test(a));
 }
 
+/** The wait before a member that exited is started again (restartDelay). */
+export const RESTART_DELAY_MS = 500;
+export const RESTART_DELAY_MAX_MS = 30_000;
+/** A member that exits by itself within this long of its start has failed to start. */
+export const QUICK_EXIT_MS = 10_000;
+
 export interface SupervisorOptions {
   /** Restart a member that exits while the supervisor is running (default false). */
   restart?: boolean;
@@ -68,6 +74,8 @@ export interface MemberProc {
 export class FleetSupervisor {
   readonly procs = new Map<number, MemberProc>();
   readonly restarts = new Map<number, number>();
+  /** Member id → exits in a row that came soon after a start, not by a signal (restartDelay). */
+  private readonly quickExits = new Map<number, number>();
   private stopping = false;
   private readonly logDir: string;
 
@@ -105,18 +113,35 @@ export class FleetSupervisor {
     this.procs.set(id, proc);
     void exited.then((how) => {
       if (this.procs.get(id) !== proc) return;
-      this.opts.onEvent?.(`member ${id} (pid ${proc.pid}) exited: ${how}`);
-      if (this.opts.restart && !this.stopping) {
-        this.restarts.set(id, (this.restarts.get(id) ?? 0) + 1);
-        setTimeout(() => {
-          if (!this.stopping) {
-            const p = this.start(id);
-            this.opts.onEvent?.(`member ${id} restarted (pid ${p.pid})`);
-          }
-        }, 500).unref();
+      if (!this.opts.restart || this.stopping) {
+        this.opts.onEvent?.(`member ${id} (pid ${proc.pid}) exited: ${how}`);
+        return;
       }
+      this.restarts.set(id, (this.restarts.get(id) ?? 0) + 1);
+      const delay = this.restartDelay(id, how, performance.now() - proc.startedAt);
+      this.opts.onEvent?.(`member ${id} (pid ${proc.pid}) exited: ${how}; restarting in ${delay / 1000} s`);
+      setTimeout(() => {
+        if (!this.stopping) {
+          const p = this.start(id);
+          this.opts.onEvent?.(`member ${id} restarted (pid ${p.pid})`);
+        }
+      }, delay).unref();
     });
     return proc;
+  }
+
+  /**
+   * How long to wait before restarting member `id`, which exited `how` after `ranMs`. A member
+   * killed by a signal (an operator, a fault test) comes back after RESTART_DELAY_MS. One that
+   * exited by itself soon after it started (its state directory in use by another process, a
+   * corrupt state, a port taken) would only fail again: each such exit in a row doubles the wait,
+   * up to RESTART_DELAY_MAX_MS, and a run of QUICK_EXIT_MS or more starts the count again.
+   */
+  private restartDelay(id: number, how: number | string | null, ranMs: number): number {
+    const quick = typeof how === 'number' && ranMs < QUICK_EXIT_MS;
+    const n = quick ? (this.quickExits.get(id) ?? 0) + 1 : 0;
+    this.quickExits.set(id, n);
+    return Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** Math.max(0, n - 1));
   }
 
   startAll(): void {
