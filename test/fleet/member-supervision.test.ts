@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFleet, fleetPaths } from '../../src/host/fleet/provision.js';
-import { FleetSupervisor, fetchStatuses } from '../../src/host/fleet/supervisor.js';
+import { FleetSupervisor } from '../../src/host/fleet/supervisor.js';
 import { LOCK_FILE } from '../../src/node/dir-lock.js';
 import { BIN, startUp, waitFor, type UpFleet } from './fleet-store.js';
 
@@ -39,45 +39,47 @@ const alive = (pid: number) => {
 };
 
 describe('member supervision', () => {
-  it('refuses a second process for a running member or fleet, and stops the members when bkv up is killed', { timeout: 90_000 }, async () => {
+  it('refuses a second process for a running member or fleet, and stops the members when bkv up is killed', { timeout: 150_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bkv-supervision-'));
     dirs.push(dir);
     fleet = await startUp(dir, []);
     const f = fleet;
-    await f.leader();
-    const pids = await Promise.all(f.config.members.map((m) => f.pid(m.id)));
-    expect(pids.every((p) => p > 0)).toBe(true);
     const stateDirs = f.config.members.map((m) => join(fleetPaths(dir).member(m.id), 'state'));
-    for (const s of stateDirs) expect(existsSync(join(s, LOCK_FILE))).toBe(true);
+    // Each member's pid, from the lock it holds (no request that a loaded machine could time out).
+    const holders = async () => Promise.all(stateDirs.map(async (s) => Number((await readFile(join(s, LOCK_FILE), 'utf8').catch(() => '')).trim()) || 0));
+    const pids = await waitFor('every member holding its directory', async () => {
+      const h = await holders();
+      return h.every((p) => p > 0 && alive(p)) ? h : null;
+    }, 60_000);
 
     // The attacker's move, or an operator's slip: a second member process on member 1's directory.
-    const second = await promisify(execFile)(process.execPath, [BIN, 'member', 'start', '--dir', fleetPaths(dir).member(1), '--fleet', join(dir, 'fleet.json')], { timeout: 30_000 }).then(
+    const second = await promisify(execFile)(process.execPath, [BIN, 'member', 'start', '--dir', fleetPaths(dir).member(1), '--fleet', join(dir, 'fleet.json')], { timeout: 60_000 }).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code?: number; stderr?: string }) => ({ code: e.code ?? -1, stderr: e.stderr ?? '' }),
     );
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`in use by process ${pids[0]}`);
-    expect(await f.pid(1)).toBe(pids[0]);
+    expect(await holders()).toEqual(pids);
 
     // A second `bkv up` on the running fleet's directory stops at once, before starting anything.
-    const up2 = await promisify(execFile)(process.execPath, [BIN, 'up', '--dir', dir, '--base-port', '0'], { timeout: 30_000 }).then(
+    const up2 = await promisify(execFile)(process.execPath, [BIN, 'up', '--dir', dir, '--base-port', '0'], { timeout: 60_000 }).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code?: number; stderr?: string }) => ({ code: e.code ?? -1, stderr: e.stderr ?? '' }),
     );
     expect(up2.code).toBe(1);
     expect(up2.stderr).toMatch(/the fleet in .* is running: member \d+ is process \d+/);
-    expect(await Promise.all(f.config.members.map((m) => f.pid(m.id)))).toEqual(pids);
-    await f.leader();
+    expect(await holders()).toEqual(pids);
+    expect(pids.every(alive)).toBe(true);
 
     // The supervisor dies without a word: every member notices and stops, releasing its lock.
     const exited = new Promise((r) => f.up.once('exit', r));
     f.up.kill('SIGKILL');
     await exited;
-    await waitFor('the members to stop', async () => pids.every((p) => !alive(p)), 30_000);
+    await waitFor('the members to stop', async () => pids.every((p) => !alive(p)), 60_000);
     for (const s of stateDirs) expect(existsSync(join(s, LOCK_FILE))).toBe(false);
   });
 
-  it('a member that cannot start is restarted after waits that double, and comes back once it can', { timeout: 90_000 }, async () => {
+  it('a member that cannot start is restarted after waits that double, and comes back once it can', { timeout: 150_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bkv-supervision-'));
     dirs.push(dir);
     const created = await createFleet(dir, { members: 3, basePort: 0 });
@@ -89,17 +91,20 @@ describe('member supervision', () => {
     supervisor = new FleetSupervisor(dir, created.config, { restart: true, onEvent: (l) => events.push(l) });
     supervisor.startAll();
     const delays = () => events.filter((e) => e.startsWith('member 1 ')).flatMap((e) => /restarting in ([\d.]+) s/.exec(e)?.[1] ?? []).map(Number);
-    await waitFor('three failed starts of member 1', async () => delays().length >= 3, 30_000);
+    await waitFor('three failed starts of member 1', async () => delays().length >= 3, 60_000);
     expect(delays().slice(0, 3)).toEqual([0.5, 1, 2]);
     // The other two members ran all along (a quorum) and were never restarted.
     expect(events.some((e) => /^member [23] /.test(e))).toBe(false);
 
+    const deadSquatter = squatter.pid;
     squatter.kill('SIGKILL');
     squatter = null;
     const s = supervisor;
-    // Member 1 answers again, from a process that holds its directory now.
-    const pid1 = await waitFor('member 1 answering', async () => (await fetchStatuses(created.config, 1000)).get(1)?.pid, 30_000);
-    expect(await readFile(join(stateDir, LOCK_FILE), 'utf8')).toBe(`${pid1}\n`);
+    // Member 1 runs again, and its process holds its directory now.
+    await waitFor('member 1 holding its directory', async () => {
+      const pid = Number((await readFile(join(stateDir, LOCK_FILE), 'utf8').catch(() => '')).trim());
+      return s.isRunning(1) && pid > 0 && pid !== deadSquatter && alive(pid);
+    }, 60_000);
     const restartsBefore = s.restarts.get(1) ?? 0;
     await new Promise((r) => setTimeout(r, 2000));
     expect(s.restarts.get(1) ?? 0).toBe(restartsBefore);
