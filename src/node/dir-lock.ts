@@ -102,6 +102,20 @@ export function lockDirectory(dir: string, what: string): DirLock {
   }
 }
 
+/**
+ * Opens something that lives in `dir` under `dir`'s lock: takes the lock, runs `open` with it (the
+ * opened thing releases it when it closes), and gives the lock back if `open` fails.
+ */
+export async function openLocked<T>(dir: string, what: string, open: (lock: DirLock) => Promise<T>): Promise<T> {
+  const lock = lockDirectory(dir, what);
+  try {
+    return await open(lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
 function held(path: string): DirLock {
   let released = false;
   return {

@@ -10,7 +10,7 @@
  * not cover is checked too: every signature, counter-signature and logged deployment evidence must
  * still verify, and the static copies in `published/` must be the logged bytes (stored-evidence.ts).
  */
-import { lockDirectory, type DirLock } from '../node/dir-lock.js';
+import { openLocked, type DirLock } from '../node/dir-lock.js';
 import { writeFileDurable } from '../node/fs-durable.js';
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -108,13 +108,7 @@ export class WitnessLog {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Before anything here is read or written (configuration, log, the cosigner's journal):
     // another witness process may be running on this directory.
-    const lock = lockDirectory(dir, 'witness directory');
-    try {
-      return await WitnessLog.openLocked(dir, opts, lock);
-    } catch (e) {
-      lock.release();
-      throw e;
-    }
+    return openLocked(dir, 'witness directory', (lock) => WitnessLog.openLocked(dir, opts, lock));
   }
 
   private static async openLocked(dir: string, opts: WitnessLogOptions, lock: DirLock): Promise<WitnessLog> {

@@ -47,6 +47,22 @@ function conflictOf(fn: () => unknown): { code: string; pid?: unknown } {
   throw new Error('expected a conflict');
 }
 
+/** What `p` rejects with; null if it resolves. */
+async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+}
+
+/** `open` takes `dir`'s lock for this process, and closing gives it back. */
+async function expectLockedWhileOpen(dir: string, open: () => Promise<{ close(): Promise<void> }>): Promise<void> {
+  const opened = await open();
+  expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+  await opened.close();
+  expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+}
+
 describe('lockDirectory', () => {
   it('writes this pid into LOCK and removes it on release, leaving no draft behind', async () => {
     const dir = await stateDir();
@@ -102,10 +118,7 @@ describe('MemberStorage and the lock', () => {
     const sizeBefore = (await stat(log)).size;
     await writeFile(join(dir, LOCK_FILE), `${otherProcess()}\n`);
 
-    const err = await MemberStorage.open(dir).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await rejectionOf(MemberStorage.open(dir));
     expect(isBkvError(err) && err.code).toBe('CONFLICT');
     expect((await stat(log)).size).toBe(sizeBefore);
     expect(await readFile(tmp, 'utf8')).toBe('half a snapshot');
@@ -113,10 +126,7 @@ describe('MemberStorage and the lock', () => {
 
   it('holds the lock while open and gives it back on close, so the next process may open', async () => {
     const dir = await stateDir();
-    const s = await MemberStorage.open(dir);
-    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
-    await s.close();
-    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    await expectLockedWhileOpen(dir, () => MemberStorage.open(dir));
     // A storage that fails to open (an unreadable log) gives the lock back too.
     await rm(join(dir, 'log'), { force: true });
     await mkdir(join(dir, 'log'));
@@ -128,10 +138,7 @@ describe('MemberStorage and the lock', () => {
 describe('WitnessLog and the lock', () => {
   it('a second witness process on a running witness directory is refused and touches nothing', async () => {
     const dir = await stateDir();
-    const log = await WitnessLog.open(dir);
-    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
-    await log.close();
-    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    await expectLockedWhileOpen(dir, () => WitnessLog.open(dir));
     // A running witness with an append in progress (a line not yet ended) and its journal.
     const path = join(dir, 'witness.log');
     await writeFile(path, 'an append in progress');
@@ -140,10 +147,7 @@ describe('WitnessLog and the lock', () => {
     const journal = await readFile(join(dir, 'cosigned', 'journal'));
     const config = await readFile(join(dir, 'config.json'), 'utf8');
 
-    const err = await WitnessLog.open(dir, { addOperatorKeys: ['AAAA'] }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await rejectionOf(WitnessLog.open(dir, { addOperatorKeys: ['AAAA'] }));
     expect(isBkvError(err) && err.code).toBe('CONFLICT');
     expect(await readFile(path, 'utf8')).toBe('an append in progress');
     expect((await readdir(dir)).sort()).toEqual(before.sort());

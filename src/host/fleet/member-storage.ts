@@ -28,7 +28,7 @@ import { EMPTY_BOOT } from '../../trusted/consensus/sealed-state.js';
 import type { BootState, PersistRecord } from '../../trusted/consensus/sealed-state.js';
 import { fsyncDir, writeFileDurable } from '../../node/fs-durable.js';
 import { equalBytes } from '../../shared/bytes.js';
-import { lockDirectory, type DirLock } from '../../node/dir-lock.js';
+import { openLocked, type DirLock } from '../../node/dir-lock.js';
 
 /** Version 2 kept the hard state in a file of its own; it is moved into the log at open. */
 const LEGACY_HARD_STATE = 'hard-state';
@@ -241,13 +241,7 @@ export class MemberStorage {
   static async open(stateDir: string): Promise<MemberStorage> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     // Before anything is read or cleaned up: another process may be running on this directory.
-    const lock = lockDirectory(stateDir, 'member state directory');
-    try {
-      return await MemberStorage.openLocked(stateDir, lock);
-    } catch (e) {
-      lock.release();
-      throw e;
-    }
+    return openLocked(stateDir, 'member state directory', (lock) => MemberStorage.openLocked(stateDir, lock));
   }
 
   private static async openLocked(stateDir: string, lock: DirLock): Promise<MemberStorage> {
