@@ -11,8 +11,10 @@
  *
  * The last line is `fleet-cpu-ratio recovery=<x> registration=<y>`: the members' and the gateway's
  * CPU per operation (empty fleet) over the bare OPAQUE server CPU per operation, both measured in
- * this run (the load generator's CPU is not counted). Before it, a recovery's latency at low load
- * (one at a time, `--serial` of them).
+ * this run (the load generator's CPU is not counted). Before it, each process's CPU over the same
+ * bare figure (leader, each follower, gateway: with members on machines of their own the leader's
+ * is what bounds a group's rate), and a recovery's latency at low load (one at a time, `--serial`
+ * of them).
  *
  * `--profile DIR` starts `bkv up` (gateway) with `--cpu-prof` into DIR (its supervisor passes the flag on
  * to the members it spawns), and
@@ -487,6 +489,11 @@ export async function main(): Promise<Record<string, number>> {
     );
   }
   console.log(`bare OPAQUE server CPU ms: ${b.regCpuMs.toFixed(3)} per registration, ${b.recCpuMs.toFixed(3)} per recovery`);
+  // With each member on a machine of its own (as deployed) a group's rate is bounded by its busiest
+  // process, the leader, not by the sum over the fleet: each role's CPU over the same bare figure.
+  const perRole = (c: { leader: number; follower: number; gateway: number }, bare: number) =>
+    `leader ${(c.leader / bare).toFixed(2)}, each follower ${(c.follower / bare).toFixed(2)}, gateway ${(c.gateway / bare).toFixed(2)}`;
+  console.log(`each process's CPU over the bare OPAQUE server CPU (empty fleet): recovery ${perRole(empty.cpuPerRec, b.recCpuMs)}; registration ${perRole(empty.cpuPerReg, b.regCpuMs)}`);
   const clientFinish = clientFinishMs();
   if (SERIAL > 0) {
     console.log(
