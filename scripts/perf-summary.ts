@@ -92,9 +92,11 @@ function main(): void {
   const args = process.argv.slice(2);
   const topAt = args.indexOf('--top');
   const top = topAt >= 0 ? Number(args.splice(topAt, 2)[1]) : 15;
+  const inclusiveAt = args.indexOf('--inclusive');
+  const inclusiveRole = inclusiveAt >= 0 ? args.splice(inclusiveAt, 2)[1] : undefined;
   const dir = args[0];
   if (!dir || !existsSync(join(dir, 'phases.json'))) {
-    console.error('usage: tsx scripts/perf-summary.ts DIR [--top N]   (DIR from bench/fleet.bench.ts --perf DIR)');
+    console.error('usage: tsx scripts/perf-summary.ts DIR [--top N] [--inclusive leader|follower|gateway]   (DIR from bench/fleet.bench.ts --perf DIR)');
     process.exit(2);
   }
   const phases = JSON.parse(readFileSync(join(dir, 'phases.json'), 'utf8')) as Phases;
@@ -108,6 +110,9 @@ function main(): void {
     const cats = new Map<string, Map<string, number>>();
     const procs = new Map<string, Set<string>>();
     const leaves = new Map<string, Map<string, number>>();
+    // JavaScript function (name and location) → main-thread samples with it anywhere on the stack, for --inclusive ROLE.
+    const inclusive = new Map<string, number>();
+    let inclusiveSamples = 0;
     for (const s of samples) {
       const role = phases.roles[s.pid];
       if (!role) continue;
@@ -117,6 +122,12 @@ function main(): void {
       c.set(cat, (c.get(cat) ?? 0) + 1);
       cats.set(role, c);
       (procs.get(role) ?? procs.set(role, new Set()).get(role)!).add(s.pid);
+      if (main && role === inclusiveRole) {
+        inclusiveSamples++;
+        const seen = new Set<string>();
+        for (const f of s.frames) if (f.sym.startsWith('JS:') && urlOf(f.sym)) seen.add(f.sym.replace(/^JS:[*~^+]?/, '').replace(/file:\/\/\S*?\/(dist|src|node_modules)\//, '$1/').slice(0, 140));
+        for (const k of seen) inclusive.set(k, (inclusive.get(k) ?? 0) + 1);
+      }
       if (main && s.frames[0]) {
         const l = leaves.get(role) ?? new Map<string, number>();
         const name = s.frames[0].sym.replace(/^JS:[*~^+]?/, '').slice(0, 120);
@@ -148,6 +159,12 @@ function main(): void {
       const sum = [...l.values()].reduce((a, b) => a + b, 0);
       console.log(`\n${phase}, ${r}: main thread, top ${top} leaf symbols (share of the main thread's samples)`);
       for (const [name, v] of [...l].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((100 * v) / sum).toFixed(1).padStart(5)} %  ${name}`);
+    }
+    if (inclusiveRole && inclusiveSamples > 0) {
+      console.log(`\n${phase}, ${inclusiveRole}: main thread, top ${top} JavaScript functions by inclusive CPU ms per operation (on the stack of a sample)`);
+      for (const [name, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+        console.log(`  ${msPerOp(v, inclusiveRole).toFixed(3).padStart(7)}  ${name}`);
+      }
     }
   }
 }
